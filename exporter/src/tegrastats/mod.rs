@@ -1,0 +1,1 @@
+//! tegrastats: parsing its lines and running it as a source.

@@ -1,0 +1,5 @@
+//! `shelly-bridge` binary.
+
+fn main() {
+    println!("shelly-bridge {}", env!("CARGO_PKG_VERSION"));
+}

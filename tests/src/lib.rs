@@ -1,0 +1,1 @@
+//! Harness for end-to-end tests that run both binaries together on loopback.
