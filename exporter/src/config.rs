@@ -178,6 +178,13 @@ pub struct ConfigServerConfig {
     pub timeout: Option<f64>,
 }
 
+impl Config {
+    /// The collection interval (also tegrastats `--interval`).
+    pub fn interval_duration(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.interval)
+    }
+}
+
 impl ConfigServerConfig {
     fn is_unset(&self) -> bool {
         self.url.is_none() && self.timeout.is_none()

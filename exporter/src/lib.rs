@@ -3,4 +3,5 @@
 
 pub mod collector;
 pub mod config;
+pub mod configserver;
 pub mod tegrastats;

@@ -5,6 +5,7 @@
 //! runs every collector of the [`CollectorSet`] and publishes one snapshot.
 
 pub mod jetson;
+pub mod shelly;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,1 @@
+//! Shelly collector: polls shelly-bridge (to be filled in).

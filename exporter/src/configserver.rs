@@ -1,0 +1,1 @@
+//! Config Server client and background sync (to be filled in).

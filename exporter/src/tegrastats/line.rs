@@ -1,0 +1,1 @@
+//! tegrastats line (to be filled in).

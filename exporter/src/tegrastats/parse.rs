@@ -1,0 +1,1 @@
+//! tegrastats parse (to be filled in).

@@ -1,0 +1,1 @@
+//! tegrastats source (to be filled in).
