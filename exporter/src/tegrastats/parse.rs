@@ -67,12 +67,19 @@ impl FromStr for Line {
 /// Parses one line (a trailing `\r`/`\n` is ignored). See the module docs for the outcomes.
 pub fn parse_line(raw: &str) -> Result<Line, ParseError> {
     let body = raw.trim_matches(|c: char| c == '\r' || c == '\n');
-    let tokens: Vec<&str> = body.split_ascii_whitespace().collect();
+    let mut tokens: Vec<&str> = Vec::with_capacity(96);
+    tokens.extend(body.split_ascii_whitespace());
     if tokens.is_empty() {
         return Err(ParseError::Empty);
     }
+    // Sized for the largest boards (14 temperatures or rails), so lists do not regrow.
     let mut p = Parser {
-        line: Line::default(),
+        line: Line {
+            engines: Vec::with_capacity(16),
+            temps: Vec::with_capacity(16),
+            rails: Vec::with_capacity(8),
+            ..Line::default()
+        },
         saw_ram: false,
     };
     let mut i = 0;
@@ -316,7 +323,12 @@ impl Parser {
             .take(4)
             .take_while(|t| **t == "fg" || **t == "bg" || t.ends_with('%'))
             .count();
-        self.bad("MTS", &rest[..used].join(" "));
+        let found = if used == 0 {
+            "MTS".to_owned()
+        } else {
+            rest[..used].join(" ")
+        };
+        self.bad("MTS", &found);
         used
     }
 
@@ -1081,6 +1093,13 @@ mod tests {
     }
 
     #[test]
+    fn line_endings_are_ignored() {
+        let crlf = parse("RAM 1/2MB APE 25\r\n");
+        clean(&crlf);
+        assert_eq!(crlf, parse("RAM 1/2MB APE 25"));
+    }
+
+    #[test]
     fn not_a_sample() {
         assert_eq!("".parse::<Line>(), Err(ParseError::Empty));
         assert_eq!(" \r\n".parse::<Line>(), Err(ParseError::Empty));
@@ -1161,5 +1180,144 @@ mod tests {
         ] {
             let _ = junk.parse::<Line>();
         }
+    }
+
+    /// xorshift64*: a fixed-seed generator, so a failure reproduces exactly.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % n.max(1) as u64).unwrap_or(0)
+        }
+    }
+
+    fn corpus_lines() -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/tegrastats");
+        let mut lines = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("corpus directory testdata/tegrastats") {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                lines.extend(text.lines().map(str::to_owned));
+            }
+        }
+        assert!(lines.len() >= 93, "corpus has {} lines", lines.len());
+        lines
+    }
+
+    /// Mutates a line: cut, delete, insert odd characters, repeat or swap tokens, blow up numbers.
+    fn mutate(rng: &mut Rng, line: &str) -> String {
+        const POOL: &[&str] = &[
+            "0",
+            "9",
+            "%",
+            "@",
+            "[",
+            "]",
+            ",",
+            "/",
+            "(",
+            ")",
+            "x",
+            "C",
+            "-",
+            ".",
+            " ",
+            "mW",
+            "MB",
+            "kB",
+            "off",
+            "\u{e9}",
+            "\u{0}",
+            "\u{65e5}",
+            "\r",
+            "\t",
+            "RAM",
+            "CPU",
+            "[",
+            "@[",
+            "99999999999999999999999",
+            "1e308",
+            "-256",
+            "NaN",
+            "inf",
+        ];
+        let mut chars: Vec<char> = line.chars().collect();
+        for _ in 0..=rng.below(4) {
+            let len = chars.len();
+            match rng.below(6) {
+                0 => chars.truncate(rng.below(len + 1)),
+                1 if len > 0 => {
+                    let at = rng.below(len);
+                    let n = 1 + rng.below(8);
+                    chars.drain(at..(at + n).min(len));
+                }
+                2 => {
+                    let at = rng.below(len + 1);
+                    let piece = POOL[rng.below(POOL.len())];
+                    chars.splice(at..at, piece.chars());
+                }
+                3 | 4 => {
+                    let text: String = chars.iter().collect();
+                    let mut tokens: Vec<&str> = text.split(' ').collect();
+                    let (a, b) = (rng.below(tokens.len()), rng.below(tokens.len()));
+                    if rng.below(2) == 0 {
+                        tokens.swap(a, b);
+                    } else {
+                        let t = tokens[a];
+                        tokens.insert(b, t);
+                    }
+                    chars = tokens.join(" ").chars().collect();
+                }
+                _ => {
+                    let digit = chars.iter().position(|c| c.is_ascii_digit());
+                    if let Some(at) = digit {
+                        chars.splice(at..at, "123456789012345678901234567890".chars());
+                    }
+                }
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    #[test]
+    fn mutated_corpus_lines_never_panic_nor_give_non_finite_values() {
+        use crate::collector::jetson::{read_line, Model};
+        let lines = corpus_lines();
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        let (mut ok, mut errors) = (0, 0);
+        for _ in 0..4000 {
+            let line = &lines[rng.below(lines.len())];
+            let mutated = mutate(&mut rng, line);
+            let _ = parse_line(&mutated);
+            for model in [Model::Orin, Model::Xavier, Model::Nano] {
+                match read_line(model, &mutated) {
+                    Ok(reading) => {
+                        ok += 1;
+                        for (name, value) in &reading.values {
+                            assert!(value.is_finite(), "{name} = {value} from {mutated:?}");
+                            assert!(
+                                name.starts_with("jetson_")
+                                    && name.bytes().all(|c| c.is_ascii_lowercase()
+                                        || c.is_ascii_digit()
+                                        || c == b'_'),
+                                "bad metric name {name:?} from {mutated:?}"
+                            );
+                        }
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+        }
+        // Most mutations leave a usable line; some must not (cut before RAM, RAM removed).
+        assert!(ok > errors, "ok {ok}, errors {errors}");
+        assert!(errors > 0, "no mutation produced an unusable line");
     }
 }

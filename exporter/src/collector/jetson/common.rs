@@ -58,6 +58,31 @@ fn put(out: &mut Values, name: impl Into<String>, value: f64) {
     }
 }
 
+/// `parts` joined: cheaper than formatting on this path, which runs for every value of every
+/// line.
+fn name(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
+/// Decimal text of a small index without allocating (cores, GPCs); larger ones are formatted.
+fn index(n: usize, buf: &mut String) -> &str {
+    const SMALL: [&str; 32] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+        "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31",
+    ];
+    match SMALL.get(n) {
+        Some(text) => text,
+        None => {
+            *buf = n.to_string();
+            buf
+        }
+    }
+}
+
 fn percent_of(used: f64, total: f64) -> Option<f64> {
     (total > 0.0).then(|| used / total * 100.0)
 }
@@ -101,24 +126,26 @@ fn cpu(line: &Line, out: &mut Values) {
     let mut sum = 0.0;
     let mut with_usage = 0u32;
     let mut complete = true;
+    let mut buf = String::new();
     for (n, core) in cores.iter().enumerate() {
+        let n = index(n, &mut buf);
         match core {
             Core::Online {
                 usage_percent,
                 freq_mhz,
             } => {
                 active += 1;
-                put(out, format!("jetson_cpu_core{n}_status"), 1.0);
+                put(out, name(&["jetson_cpu_core", n, "_status"]), 1.0);
                 if let Some(u) = usage_percent {
-                    put(out, format!("jetson_cpu_core{n}_usage_percent"), *u);
+                    put(out, name(&["jetson_cpu_core", n, "_usage_percent"]), *u);
                     sum += u;
                     with_usage += 1;
                 }
                 if let Some(f) = freq_mhz {
-                    put(out, format!("jetson_cpu_core{n}_freq_mhz"), *f);
+                    put(out, name(&["jetson_cpu_core", n, "_freq_mhz"]), *f);
                 }
             }
-            Core::Offline => put(out, format!("jetson_cpu_core{n}_status"), 0.0),
+            Core::Offline => put(out, name(&["jetson_cpu_core", n, "_status"]), 0.0),
             Core::Unreadable => complete = false,
         }
     }
@@ -149,8 +176,13 @@ fn gpu(line: &Line, out: &mut Values) {
         if let Some(u) = gpu.usage_percent {
             put(out, "jetson_gpu_usage_percent", u);
         }
+        let mut buf = String::new();
         for (n, f) in gpu.freqs_mhz.iter().enumerate() {
-            put(out, format!("jetson_gpu_freq{n}_mhz"), *f);
+            put(
+                out,
+                name(&["jetson_gpu_freq", index(n, &mut buf), "_mhz"]),
+                *f,
+            );
         }
     }
     // `GR3D2_FREQ` is the second GPC: its clock is freq1 (unless a bracket list gave one).
@@ -170,10 +202,10 @@ fn engines(line: &Line, out: &mut Values) {
     for engine in &line.engines {
         if let EngineState::On(load) = &engine.state {
             if let Some(u) = load.usage_percent {
-                put(out, format!("jetson_{}_usage_percent", engine.name), u);
+                put(out, name(&["jetson_", &engine.name, "_usage_percent"]), u);
             }
             if let Some(f) = load.freq_mhz {
-                put(out, format!("jetson_{}_freq_mhz", engine.name), f);
+                put(out, name(&["jetson_", &engine.name, "_freq_mhz"]), f);
             }
         }
     }
@@ -182,7 +214,7 @@ fn engines(line: &Line, out: &mut Values) {
 fn temperatures(line: &Line, out: &mut Values) {
     for t in &line.temps {
         if t.celsius > TEMP_SENTINEL_MAX {
-            put(out, format!("jetson_temp_{}_celsius", t.name), t.celsius);
+            put(out, name(&["jetson_temp_", &t.name, "_celsius"]), t.celsius);
         }
     }
 }
@@ -191,12 +223,12 @@ fn rails(line: &Line, out: &mut Values) {
     for r in &line.rails {
         put(
             out,
-            format!("jetson_power_{}_watts", r.name),
+            name(&["jetson_power_", &r.name, "_watts"]),
             r.current_mw / 1000.0,
         );
         put(
             out,
-            format!("jetson_power_{}_avg_watts", r.name),
+            name(&["jetson_power_", &r.name, "_avg_watts"]),
             r.average_mw / 1000.0,
         );
     }
