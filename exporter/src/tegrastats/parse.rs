@@ -43,6 +43,8 @@ const EXCERPT_CHARS: usize = 60;
 const MAX_NUMBER_LEN: usize = 20;
 /// At most this many space-separated tokens are joined while looking for a `CPU [` list's `]`.
 const MAX_CPU_TOKENS: usize = 64;
+/// Tokens kept on the stack before spilling to the heap (the longest real line has about 120).
+const STACK_TOKENS: usize = 160;
 /// At most this many clocks in a `@[a,b,...]` list (Thor prints three).
 const MAX_CLOCKS: usize = 8;
 
@@ -67,15 +69,34 @@ impl FromStr for Line {
 /// Parses one line (a trailing `\r`/`\n` is ignored). See the module docs for the outcomes.
 pub fn parse_line(raw: &str) -> Result<Line, ParseError> {
     let body = raw.trim_matches(|c: char| c == '\r' || c == '\n');
-    let mut tokens: Vec<&str> = Vec::with_capacity(96);
-    tokens.extend(body.split_ascii_whitespace());
+    // Tokens live on the stack: a real line has 40-120 of them, and one large heap buffer per
+    // line costs more than the rest of the parse (the allocator consolidates on big requests).
+    let mut stack = [""; STACK_TOKENS];
+    let mut heap = Vec::new();
+    let mut count = 0;
+    let mut words = body.split_ascii_whitespace();
+    for word in words.by_ref() {
+        if count == STACK_TOKENS {
+            heap.extend_from_slice(&stack);
+            heap.push(word);
+            break;
+        }
+        stack[count] = word;
+        count += 1;
+    }
+    heap.extend(words);
+    let tokens: &[&str] = if heap.is_empty() {
+        &stack[..count]
+    } else {
+        &heap
+    };
     if tokens.is_empty() {
         return Err(ParseError::Empty);
     }
     // Sized for the largest boards (14 temperatures or rails), so lists do not regrow.
     let mut p = Parser {
         line: Line {
-            engines: Vec::with_capacity(16),
+            engines: Vec::with_capacity(12),
             temps: Vec::with_capacity(16),
             rails: Vec::with_capacity(8),
             ..Line::default()
@@ -83,7 +104,7 @@ pub fn parse_line(raw: &str) -> Result<Line, ParseError> {
         saw_ram: false,
     };
     let mut i = 0;
-    if let Some(ts) = timestamp(&tokens) {
+    if let Some(ts) = timestamp(tokens) {
         p.line.timestamp = Some(ts);
         i = 2;
     }
@@ -1090,6 +1111,16 @@ mod tests {
         let line = parse("RAM 1/2MB FOO_FREQ 5 bar NEWENGINE0 off");
         assert_eq!(line.unknown, ["FOO_FREQ", "5", "bar", "NEWENGINE0", "off"]);
         assert!(line.bad.is_empty());
+    }
+
+    #[test]
+    fn lines_longer_than_the_token_stack_are_read_completely() {
+        let filler = "NVENC off ".repeat(STACK_TOKENS);
+        let line = parse(&format!("RAM 1/2MB {filler}cpu@41C VDD_IN 5/6"));
+        clean(&line);
+        assert_eq!(line.engines.len(), STACK_TOKENS);
+        assert_eq!(line.temps[0].celsius, 41.0);
+        assert_eq!(line.rails[0].average_mw, 6.0);
     }
 
     #[test]

@@ -39,22 +39,27 @@ pub(super) fn useful(name: &str) -> bool {
     rail_power || temperature || DEFAULT_METRICS.contains(&name)
 }
 
-/// Adds every value `line` carries to `out`.
-pub(super) fn values(line: &Line, out: &mut Values) {
-    memory(line, out);
-    cpu(line, out);
-    cpu_extras(line, out);
-    gpu(line, out);
-    engines(line, out);
-    temperatures(line, out);
-    rails(line, out);
+/// Every value `line` carries.
+pub(super) fn values(line: &Line) -> Values {
+    let mut out = Out(Values::new());
+    memory(line, &mut out);
+    cpu(line, &mut out);
+    cpu_extras(line, &mut out);
+    gpu(line, &mut out);
+    engines(line, &mut out);
+    temperatures(line, &mut out);
+    rails(line, &mut out);
+    out.0
 }
 
-fn put(out: &mut Values, name: impl Into<String>, value: f64) {
+/// The values found so far; a repeated name keeps the later value.
+struct Out(Values);
+
+fn put(out: &mut Out, name: impl Into<String>, value: f64) {
     // Every parsed number is finite and every ratio has a non-zero divisor; this keeps a future
     // mistake from ever exporting NaN or inf.
     if value.is_finite() {
-        out.insert(name.into(), value);
+        out.0.insert(name.into(), value);
     }
 }
 
@@ -87,7 +92,7 @@ fn percent_of(used: f64, total: f64) -> Option<f64> {
     (total > 0.0).then(|| used / total * 100.0)
 }
 
-fn memory(line: &Line, out: &mut Values) {
+fn memory(line: &Line, out: &mut Out) {
     if let Some(ram) = &line.ram {
         put(out, "jetson_ram_used_mb", ram.used_mb);
         put(out, "jetson_ram_total_mb", ram.total_mb);
@@ -118,7 +123,7 @@ fn memory(line: &Line, out: &mut Values) {
     }
 }
 
-fn cpu(line: &Line, out: &mut Values) {
+fn cpu(line: &Line, out: &mut Out) {
     let Some(cores) = &line.cpu else {
         return;
     };
@@ -161,7 +166,7 @@ fn cpu(line: &Line, out: &mut Values) {
     }
 }
 
-fn cpu_extras(line: &Line, out: &mut Values) {
+fn cpu_extras(line: &Line, out: &mut Out) {
     if let Some(limit) = line.edp_limit_mhz {
         put(out, "jetson_cpu_edp_limit_mhz", limit);
     }
@@ -171,7 +176,7 @@ fn cpu_extras(line: &Line, out: &mut Values) {
     }
 }
 
-fn gpu(line: &Line, out: &mut Values) {
+fn gpu(line: &Line, out: &mut Out) {
     if let Some(gpu) = &line.gpu {
         if let Some(u) = gpu.usage_percent {
             put(out, "jetson_gpu_usage_percent", u);
@@ -190,15 +195,14 @@ fn gpu(line: &Line, out: &mut Values) {
         if let Some(u) = gpc1.usage_percent {
             put(out, "jetson_gpu_gpc1_usage_percent", u);
         }
-        if let Some(f) = gpc1.freq_mhz {
-            if !out.contains_key("jetson_gpu_freq1_mhz") {
-                put(out, "jetson_gpu_freq1_mhz", f);
-            }
+        let bracket_has_freq1 = line.gpu.as_ref().is_some_and(|g| g.freqs_mhz.len() > 1);
+        if let (Some(f), false) = (gpc1.freq_mhz, bracket_has_freq1) {
+            put(out, "jetson_gpu_freq1_mhz", f);
         }
     }
 }
 
-fn engines(line: &Line, out: &mut Values) {
+fn engines(line: &Line, out: &mut Out) {
     for engine in &line.engines {
         if let EngineState::On(load) = &engine.state {
             if let Some(u) = load.usage_percent {
@@ -211,7 +215,7 @@ fn engines(line: &Line, out: &mut Values) {
     }
 }
 
-fn temperatures(line: &Line, out: &mut Values) {
+fn temperatures(line: &Line, out: &mut Out) {
     for t in &line.temps {
         if t.celsius > TEMP_SENTINEL_MAX {
             put(out, name(&["jetson_temp_", &t.name, "_celsius"]), t.celsius);
@@ -219,7 +223,7 @@ fn temperatures(line: &Line, out: &mut Values) {
     }
 }
 
-fn rails(line: &Line, out: &mut Values) {
+fn rails(line: &Line, out: &mut Out) {
     for r in &line.rails {
         put(
             out,
