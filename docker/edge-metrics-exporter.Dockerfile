@@ -3,8 +3,8 @@
 # Build context: a directory holding bin/<arch>/edge-metrics-exporter for each arch, e.g. dist/
 # after scripts/build-arm64.sh (ARCHS="amd64 arm64"). BuildKit/buildx sets TARGETARCH from
 # --platform; the classic builder does not, so pass --build-arg TARGETARCH=arm64 there:
-#   docker buildx build --platform linux/amd64,linux/arm64 -f docker/exporter.Dockerfile dist/
-#   docker build --build-arg TARGETARCH=arm64 -f docker/exporter.Dockerfile dist/
+#   docker buildx build --platform linux/amd64,linux/arm64 -f docker/edge-metrics-exporter.Dockerfile dist/
+#   docker build --build-arg TARGETARCH=arm64 -f docker/edge-metrics-exporter.Dockerfile dist/
 #
 # Runs as root ON PURPOSE: tegrastats reads root-only clocks, rails and debugfs and there is no
 # sudo in the image. Mount the host's tegrastats and the libraries it links (docs/DEPLOY.md):
