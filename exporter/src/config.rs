@@ -707,7 +707,12 @@ impl Checker<'_> {
                     if v.is_null() {
                         continue;
                     }
-                    self.non_empty_string(&[&key], &v, "edge-01")
+                    let example = if key == "hostname" {
+                        "edge-01"
+                    } else {
+                        "a-long-random-secret"
+                    };
+                    self.non_empty_string(&[&key], &v, example)
                 }
                 "tegrastats" => {
                     if v.is_null() {
@@ -1092,6 +1097,9 @@ fn is_metric_name(s: &str) -> bool {
 
 /// `Ok` for an http(s) URL with a host; else why not, as "must be ... URL".
 fn check_url(s: &str) -> Result<(), String> {
+    if !s.contains("://") {
+        return Err("must start with http:// or https://".to_string());
+    }
     match reqwest::Url::parse(s.trim()) {
         Ok(u) if !matches!(u.scheme(), "http" | "https") => Err(format!(
             "must be an http:// or https:// URL, not {}://",
@@ -1567,7 +1575,7 @@ mod tests {
         );
         let e = err_text("config_server:\n  url: not a url\n");
         assert!(
-            e.starts_with("config.yaml:2: config_server.url must be"),
+            e.starts_with("config.yaml:2: config_server.url must start with http:// or https://"),
             "{e}"
         );
         parse(
@@ -1672,7 +1680,10 @@ mod tests {
         let e = load(&dir.0.join("config.yaml"), &env)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("environment: CONFIG_SERVER_URL must be"), "{e}");
+        assert!(
+            e.contains("environment: CONFIG_SERVER_URL must start with http://"),
+            "{e}"
+        );
         assert!(
             e.contains("CONFIG_TIMEOUT must be a number of seconds"),
             "{e}"
