@@ -295,7 +295,7 @@ impl Config {
                 format!("cannot be represented: {e}"),
             )],
         })?;
-        from_value(value, origin, None).map(|_| ())
+        from_value(value, origin, None, false).map(|_| ())
     }
 }
 
@@ -602,7 +602,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
             )],
         }
     })?;
-    from_value(value, origin, Some(text))
+    from_value(value, origin, Some(text), true)
 }
 
 /// Builds a validated `Config` from a Config Server JSON body (the shape [`to_json`] makes).
@@ -612,12 +612,20 @@ pub fn from_json(value: serde_json::Value) -> Result<Config, ConfigError> {
         origin: origin.to_string(),
         problems: vec![Problem::new(None, "", format!("body is not usable: {e}"))],
     })?;
-    from_value(value, origin, None)
+    from_value(value, origin, None, true)
 }
 
-fn from_value(value: Value, origin: &str, text: Option<&str>) -> Result<Config, ConfigError> {
+/// `log`: say which unknown keys were kept and that a legacy list was converted (on loads,
+/// not on re-validation of a config already in memory).
+fn from_value(
+    value: Value,
+    origin: &str,
+    text: Option<&str>,
+    log: bool,
+) -> Result<Config, ConfigError> {
     let mut ck = Checker {
         text,
+        log,
         problems: Vec::new(),
     };
     let root = match value {
@@ -661,6 +669,7 @@ fn from_value(value: Value, origin: &str, text: Option<&str>) -> Result<Config, 
 
 struct Checker<'a> {
     text: Option<&'a str>,
+    log: bool,
     problems: Vec<Problem>,
 }
 
@@ -750,7 +759,7 @@ impl Checker<'_> {
         if self.problems.is_empty() {
             self.cross_checks(&out);
         }
-        if !unknown.is_empty() {
+        if self.log && !unknown.is_empty() {
             let hints: Vec<String> = unknown
                 .iter()
                 .map(|k| match suggest(k, &TOP_LEVEL_KEYS) {
