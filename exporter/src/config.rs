@@ -457,6 +457,12 @@ fn resolve_hostname_with(
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// The device id used with the Config Server (`/config/{device_id}`): the `hostname` label,
+/// as [`resolve_hostname`] gives it, so each device asks for its own config.
+pub fn device_id(cfg: &Config, env: &dyn Env) -> String {
+    resolve_hostname(cfg, env)
+}
+
 /// The kernel's hostname from `/proc/sys/kernel/hostname`, else `/etc/hostname`. In a
 /// container this is the container's name unless it shares the host's UTS namespace
 /// (`network_mode: host` / `hostNetwork: true`); set `EDGE_METRICS_HOSTNAME` otherwise.
@@ -631,12 +637,13 @@ fn from_value(
     let root = match value {
         Value::Mapping(m) => m,
         Value::Null => {
-            ck.report(
-                &[],
-                "is empty (write at least `device_type: jetson_orin`, or delete the file to \
-                 have defaults written)"
-                    .to_string(),
-            );
+            let fix = if text.is_some() {
+                "write at least `device_type: jetson_orin`, or delete the file to have defaults \
+                 written"
+            } else {
+                "send at least {\"device_type\": \"jetson_orin\"}"
+            };
+            ck.report(&[], format!("is empty ({fix})"));
             return Err(ck.into_error(origin));
         }
         other => {
@@ -1894,6 +1901,11 @@ mod tests {
                 api_token: None,
                 ..c
             }
+        );
+        let e = from_json(serde_json::Value::Null).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Config Server: is empty (send at least {\"device_type\": \"jetson_orin\"})"
         );
         let e = from_json(serde_json::json!({"interval": "1"}))
             .unwrap_err()
