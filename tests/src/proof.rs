@@ -364,6 +364,28 @@ pub fn http(
     read_response(&mut BufReader::new(s))
 }
 
+/// One request with exactly the given headers and body bytes (no Content-Length or
+/// Content-Type added), e.g. a chunked body.
+pub fn http_raw_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
+    s.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    s.set_write_timeout(Some(HTTP_TIMEOUT))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    read_response(&mut BufReader::new(s))
+}
+
 /// `GET path`.
 pub fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
     http(addr, "GET", path, &[], b"")
