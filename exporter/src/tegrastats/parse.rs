@@ -1100,6 +1100,24 @@ mod tests {
     }
 
     #[test]
+    fn offline_cores_keep_their_slot_anywhere_in_the_list() {
+        let line = parse("RAM 1/2MB CPU [3%@345,off,off,0%@345,1%@345,1%@345]");
+        clean(&line);
+        let cpu = line.cpu.unwrap();
+        assert_eq!(
+            (cpu.len(), &cpu[1], &cpu[2]),
+            (6, &Core::Offline, &Core::Offline)
+        );
+        assert_eq!(
+            cpu[3],
+            Core::Online {
+                usage_percent: Some(0.0),
+                freq_mhz: Some(345.0)
+            }
+        );
+    }
+
+    #[test]
     fn cpu_list_split_by_spaces_is_joined() {
         let line = parse("RAM 1/2MB CPU [1%, 2%, off]@100 APE 25");
         clean(&line);
@@ -1134,6 +1152,8 @@ mod tests {
     fn not_a_sample() {
         assert_eq!("".parse::<Line>(), Err(ParseError::Empty));
         assert_eq!(" \r\n".parse::<Line>(), Err(ParseError::Empty));
+        let err = "czw, 2 maj 2024, 17:51:57 UTC".parse::<Line>().unwrap_err();
+        assert!(matches!(err, ParseError::NotASample { .. }));
         let err = "Tue Jan 26 18:22:31 UTC 2021".parse::<Line>().unwrap_err();
         assert!(matches!(err, ParseError::NotASample { .. }));
         assert!(err.to_string().contains("no `RAM` field"), "{err}");
