@@ -43,7 +43,7 @@ const EXCERPT_CHARS: usize = 60;
 const MAX_NUMBER_LEN: usize = 20;
 /// At most this many space-separated tokens are joined while looking for a `CPU [` list's `]`.
 const MAX_CPU_TOKENS: usize = 64;
-/// Tokens kept on the stack before spilling to the heap (the longest real line has about 120).
+/// Tokens kept on the stack before spilling to the heap (the longest corpus line has 52).
 const STACK_TOKENS: usize = 160;
 /// At most this many clocks in a `@[a,b,...]` list (Thor prints three).
 const MAX_CLOCKS: usize = 8;
@@ -69,7 +69,7 @@ impl FromStr for Line {
 /// Parses one line (a trailing `\r`/`\n` is ignored). See the module docs for the outcomes.
 pub fn parse_line(raw: &str) -> Result<Line, ParseError> {
     let body = raw.trim_matches(|c: char| c == '\r' || c == '\n');
-    // Tokens live on the stack: a real line has 40-120 of them, and one large heap buffer per
+    // Tokens live on the stack: a real line has 20-60 of them, and one large heap buffer per
     // line costs more than the rest of the parse (the allocator consolidates on big requests).
     let mut stack = [""; STACK_TOKENS];
     let mut heap = Vec::new();
@@ -183,8 +183,8 @@ impl Parser {
         };
         let lfb = match annexed.annex {
             Annex::Absent => None,
-            Annex::Missing => {
-                self.bad("RAM lfb", "(lfb");
+            Annex::Bad(found) => {
+                self.bad("RAM lfb", found);
                 None
             }
             Annex::Present(text) => {
@@ -215,8 +215,8 @@ impl Parser {
         };
         let cached_mb = match annexed.annex {
             Annex::Absent => None,
-            Annex::Missing => {
-                self.bad("SWAP cached", "(cached");
+            Annex::Bad(found) => {
+                self.bad("SWAP cached", found);
                 None
             }
             Annex::Present(text) => {
@@ -247,8 +247,8 @@ impl Parser {
         };
         let lfb_kb = match annexed.annex {
             Annex::Absent => None,
-            Annex::Missing => {
-                self.bad("IRAM lfb", "(lfb");
+            Annex::Bad(found) => {
+                self.bad("IRAM lfb", found);
                 None
             }
             Annex::Present(text) => {
@@ -563,15 +563,15 @@ struct Annexed<'a> {
 enum Annex<'a> {
     /// The field printed no annex.
     Absent,
-    /// `(key` was printed but the value after it is missing or not closed by `)`.
-    Missing,
+    /// `(key` was printed but the value after it is missing or not closed by `)`: the text.
+    Bad(&'a str),
     /// The annex value, `)` removed.
     Present(&'a str),
 }
 
 /// Splits `value (key annex)` in both spacings: `a/bMB (lfb NxS)` and `a/bkB(lfb S)`.
 /// `None` when there is no value token at all.
-fn with_annex<'a>(rest: &[&'a str], key: &str) -> Option<Annexed<'a>> {
+fn with_annex<'a>(rest: &[&'a str], key: &'a str) -> Option<Annexed<'a>> {
     let first = *rest.first().filter(|t| t.contains('/'))?;
     let (value, annex_at) = match first.strip_suffix(key) {
         Some(value) => (value, 1),
@@ -584,16 +584,18 @@ fn with_annex<'a>(rest: &[&'a str], key: &str) -> Option<Annexed<'a>> {
             })
         }
     };
-    let annex = rest.get(annex_at).and_then(|t| t.strip_suffix(')'));
-    Some(match annex {
+    // The annex value is consumed even when unclosed, so a cut `(lfb 6x1` is one bad token.
+    Some(match rest.get(annex_at) {
         Some(text) => Annexed {
             value,
-            annex: Annex::Present(text),
+            annex: text
+                .strip_suffix(')')
+                .map_or(Annex::Bad(text), Annex::Present),
             used: annex_at + 1,
         },
         None => Annexed {
             value,
-            annex: Annex::Missing,
+            annex: Annex::Bad(key),
             used: annex_at,
         },
     })
@@ -1176,6 +1178,10 @@ mod tests {
         let line = parse("RAM 2690/6854MB (lfb 6x1");
         assert_eq!(line.ram.as_ref().unwrap().lfb, None);
         assert_eq!(line.bad.len(), 1);
+        assert!(line.unknown.is_empty(), "{:?}", line.unknown);
+        let line = parse("RAM 2690/6854MB (lfb");
+        assert_eq!(line.ram.as_ref().unwrap().used_mb, 2690.0);
+        assert_eq!((line.bad.len(), line.unknown.len()), (1, 0));
         let line = parse("RAM 1/2MB VDD_IN 5079mW/50");
         assert_eq!((line.rails.len(), line.bad.len()), (0, 1));
         let line = parse("RAM 1/2MB GR3D_FREQ 0%@[611,");
