@@ -281,12 +281,20 @@ impl Parser {
             self.bad("CPU", first);
             return Some(0);
         }
-        // NVIDIA documents `CPU [X%,Y%, , ]@Z`: a list may span several tokens.
-        let Some(last) = rest
+        // NVIDIA documents `CPU [X%,Y%, , ]@Z`: a list may span several tokens. Later pieces
+        // hold only list characters, so a list cut before its `]` does not swallow the fields
+        // after it (`GR3D_FREQ 0%@[510]` has a `]` of its own).
+        let list_piece = |t: &&str| {
+            t.bytes()
+                .all(|c| c.is_ascii_digit() || b"%@,.of]".contains(&c))
+        };
+        let closing = rest
             .iter()
             .take(MAX_CPU_TOKENS)
-            .position(|t| t.contains(']'))
-        else {
+            .enumerate()
+            .take_while(|(k, t)| *k == 0 || list_piece(t))
+            .find(|(_, t)| t.contains(']'));
+        let Some((last, _)) = closing else {
             self.bad("CPU", first);
             return Some(1);
         };
@@ -1188,6 +1196,10 @@ mod tests {
         assert_eq!((line.gpu, line.bad.len()), (None, 1));
         let line = parse("RAM 1/2MB APE");
         assert_eq!(line.bad.len(), 1);
+        let line = parse("RAM 1/2MB CPU [3%@1904,off EMC_FREQ 0%@1600 GR3D_FREQ 0%@[510]");
+        assert_eq!((&line.cpu, line.bad.len()), (&None, 1));
+        assert!(line.engine("emc").is_some() && line.gpu.is_some());
+        assert!(line.unknown.is_empty(), "{:?}", line.unknown);
         let line = parse("RAM 1/2MB CPU [3%@1904,x,off]");
         assert_eq!(line.cpu.unwrap()[1], Core::Unreadable);
         assert_eq!(line.bad.len(), 1);
