@@ -41,14 +41,17 @@ pub(super) fn useful(name: &str) -> bool {
 
 /// Every value `line` carries.
 pub(super) fn values(line: &Line) -> Values {
+    // Families go in roughly descending name order (temp > swap/ram > power > mts > lfb/iram
+    // > gpu > cpu > engines): a B-tree insert of a name below the others stops at the first
+    // key of each node, which saves most string comparisons.
     let mut out = Out(Values::new());
+    temperatures(line, &mut out);
     memory(line, &mut out);
-    cpu(line, &mut out);
+    rails(line, &mut out);
     cpu_extras(line, &mut out);
     gpu(line, &mut out);
+    cpu(line, &mut out);
     engines(line, &mut out);
-    temperatures(line, &mut out);
-    rails(line, &mut out);
     out.0
 }
 
@@ -132,7 +135,7 @@ fn cpu(line: &Line, out: &mut Out) {
     let mut with_usage = 0u32;
     let mut complete = true;
     let mut buf = String::new();
-    for (n, core) in cores.iter().enumerate() {
+    for (n, core) in cores.iter().enumerate().rev() {
         let n = index(n, &mut buf);
         match core {
             Core::Online {
@@ -140,12 +143,12 @@ fn cpu(line: &Line, out: &mut Out) {
                 freq_mhz,
             } => {
                 active += 1;
-                put(out, name(&["jetson_cpu_core", n, "_status"]), 1.0);
                 if let Some(u) = usage_percent {
                     put(out, name(&["jetson_cpu_core", n, "_usage_percent"]), *u);
                     sum += u;
                     with_usage += 1;
                 }
+                put(out, name(&["jetson_cpu_core", n, "_status"]), 1.0);
                 if let Some(f) = freq_mhz {
                     put(out, name(&["jetson_cpu_core", n, "_freq_mhz"]), *f);
                 }
