@@ -1385,6 +1385,23 @@ mod tests {
                 }
             }
         }
+        // Pure noise from the field alphabet, half of it behind a valid `RAM` field.
+        let alphabet: Vec<char> = "RAMSWPCUGDFQ_0123456789%@[],/()xkBmWCoff -.\u{e9}\t"
+            .chars()
+            .collect();
+        for k in 0..2000 {
+            let len = rng.below(120);
+            let mut noise: String = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect();
+            if k % 2 == 0 {
+                noise.insert_str(0, "RAM 1/2MB ");
+            }
+            let _ = parse_line(&noise);
+            if let Ok(reading) = read_line(Model::Orin, &noise) {
+                assert!(reading.values.values().all(|v| v.is_finite()), "{noise:?}");
+            }
+        }
         // Most mutations leave a usable line; some must not (cut before RAM, RAM removed).
         assert!(ok > errors, "ok {ok}, errors {errors}");
         assert!(errors > 0, "no mutation produced an unusable line");
