@@ -1230,19 +1230,20 @@ const SHELLY_DEFAULT_METRICS: [&str; 3] = [
     "power_current_amps",
 ];
 
-/// The metrics map of a fresh config for `model`.
-// Stand-in until `collector::jetson::default_metrics(Model)` lands on main: the spec's
-// per-model example metrics, enabled. Replace the body with a call to it.
-fn jetson_default_metrics(model: Model) -> BTreeMap<String, bool> {
-    let names: &[&str] = match model {
-        Model::Orin => &[
+/// The Jetson metrics a fresh config for `model` enables.
+// Stand-in until `collector::jetson::default_metrics(Model) -> Vec<&'static str>` lands on
+// main: the spec's per-model example metrics. Once it has, delete this function and call
+// `crate::collector::jetson::default_metrics` in `default_config` instead (same signature).
+fn jetson_default_metrics(model: Model) -> Vec<&'static str> {
+    match model {
+        Model::Orin => vec![
             "jetson_power_vdd_gpu_soc_watts",
             "jetson_power_vdd_cpu_cv_watts",
             "jetson_temp_cpu_celsius",
             "jetson_cpu_avg_usage_percent",
             "jetson_ram_used_percent",
         ],
-        Model::Xavier => &[
+        Model::Xavier => vec![
             "jetson_power_vdd_in_watts",
             "jetson_power_vdd_cpu_gpu_cv_watts",
             "jetson_power_vdd_soc_watts",
@@ -1252,7 +1253,7 @@ fn jetson_default_metrics(model: Model) -> BTreeMap<String, bool> {
             "jetson_swap_cached_mb",
             "jetson_ram_used_percent",
         ],
-        Model::Nano => &[
+        Model::Nano => vec![
             "jetson_power_pom_5v_in_watts",
             "jetson_power_pom_5v_cpu_watts",
             "jetson_power_pom_5v_gpu_watts",
@@ -1263,17 +1264,17 @@ fn jetson_default_metrics(model: Model) -> BTreeMap<String, bool> {
             "jetson_swap_cached_mb",
             "jetson_ram_used_percent",
         ],
-    };
-    names.iter().map(|n| (n.to_string(), true)).collect()
+    }
 }
 
 /// A fresh config for `device_type`: every key at its default, and the model's default
 /// metrics plus the Shelly metrics enabled.
 pub fn default_config(device_type: DeviceType) -> Config {
-    let mut metrics = jetson_default_metrics(Model::for_device(device_type));
-    for name in SHELLY_DEFAULT_METRICS {
-        metrics.insert(name.to_string(), true);
-    }
+    let metrics = jetson_default_metrics(Model::for_device(device_type))
+        .into_iter()
+        .chain(SHELLY_DEFAULT_METRICS)
+        .map(|name| (name.to_string(), true))
+        .collect();
     Config {
         device_type,
         metrics,
@@ -1861,6 +1862,22 @@ mod tests {
             )
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "interval: fast\n");
+    }
+
+    #[test]
+    fn default_config_is_valid_and_per_model() {
+        for d in DeviceType::ALL {
+            let c = default_config(d);
+            assert_eq!(c.device_type, d);
+            assert!(c.metrics.values().all(|on| *on), "{d}");
+            assert_eq!(c.metrics.get("power_total_watts"), Some(&true), "{d}");
+            c.validate("defaults").unwrap();
+        }
+        let nano = default_config(DeviceType::JetsonNano);
+        assert!(nano.metrics.contains_key("jetson_iram_used_percent"));
+        let orin = default_config(DeviceType::Jetson);
+        assert!(orin.metrics.contains_key("jetson_power_vdd_gpu_soc_watts"));
+        assert!(!orin.metrics.contains_key("jetson_iram_used_percent"));
     }
 
     #[test]
