@@ -1230,47 +1230,10 @@ const SHELLY_DEFAULT_METRICS: [&str; 3] = [
     "power_current_amps",
 ];
 
-/// The Jetson metrics a fresh config for `model` enables.
-// Stand-in until `collector::jetson::default_metrics(Model) -> Vec<&'static str>` lands on
-// main: the spec's per-model example metrics. Once it has, delete this function and call
-// `crate::collector::jetson::default_metrics` in `default_config` instead (same signature).
-fn jetson_default_metrics(model: Model) -> Vec<&'static str> {
-    match model {
-        Model::Orin => vec![
-            "jetson_power_vdd_gpu_soc_watts",
-            "jetson_power_vdd_cpu_cv_watts",
-            "jetson_temp_cpu_celsius",
-            "jetson_cpu_avg_usage_percent",
-            "jetson_ram_used_percent",
-        ],
-        Model::Xavier => vec![
-            "jetson_power_vdd_in_watts",
-            "jetson_power_vdd_cpu_gpu_cv_watts",
-            "jetson_power_vdd_soc_watts",
-            "jetson_temp_cpu_celsius",
-            "jetson_temp_aux_celsius",
-            "jetson_cpu_avg_usage_percent",
-            "jetson_swap_cached_mb",
-            "jetson_ram_used_percent",
-        ],
-        Model::Nano => vec![
-            "jetson_power_pom_5v_in_watts",
-            "jetson_power_pom_5v_cpu_watts",
-            "jetson_power_pom_5v_gpu_watts",
-            "jetson_temp_cpu_celsius",
-            "jetson_temp_thermal_celsius",
-            "jetson_cpu_avg_usage_percent",
-            "jetson_iram_used_percent",
-            "jetson_swap_cached_mb",
-            "jetson_ram_used_percent",
-        ],
-    }
-}
-
 /// A fresh config for `device_type`: every key at its default, and the model's default
 /// metrics plus the Shelly metrics enabled.
 pub fn default_config(device_type: DeviceType) -> Config {
-    let metrics = jetson_default_metrics(Model::for_device(device_type))
+    let metrics = crate::collector::jetson::default_metrics(Model::for_device(device_type))
         .into_iter()
         .chain(SHELLY_DEFAULT_METRICS)
         .map(|name| (name.to_string(), true))
