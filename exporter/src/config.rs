@@ -22,9 +22,11 @@ use serde_yaml::{Mapping, Value};
 
 use crate::collector::jetson::Model;
 
-/// Config path used when neither `--config` nor `LOCAL_CONFIG_PATH` is given. A directory, not
-/// a single file, should be mounted there: see [`save_atomic`].
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/edge-metrics/config.yaml";
+/// Config path used when neither `--config` nor `LOCAL_CONFIG_PATH` is given: `config.yaml`
+/// in the working directory, as the original exporter and the binary's `--help` have it.
+/// Deployments pass `/etc/edge-metrics/config.yaml` and mount that *directory* writable: see
+/// [`save_atomic`].
+pub const DEFAULT_CONFIG_PATH: &str = "config.yaml";
 /// Environment variable: config path when `--config` is not given.
 pub const ENV_LOCAL_CONFIG_PATH: &str = "LOCAL_CONFIG_PATH";
 /// Environment variable: `hostname` label when `hostname:` is not set in the config.
@@ -759,7 +761,20 @@ impl Checker<'_> {
                     legacy = Some(v);
                     continue;
                 }
-                _ => unknown.push(key.clone()),
+                _ => {
+                    // serde cannot carry a custom tag through the flattened `extra` map.
+                    if has_tag(&v) {
+                        self.report(
+                            &[&key],
+                            format!(
+                                "{key} holds a YAML tag (`!name value`), which config.yaml does \
+                                 not support (remove the tag or quote the value)"
+                            ),
+                        );
+                        continue;
+                    }
+                    unknown.push(key.clone())
+                }
             }
             out.insert(Value::String(key), v);
         }
@@ -1129,6 +1144,16 @@ fn check_url(s: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a YAML value holds a custom tag anywhere.
+fn has_tag(v: &Value) -> bool {
+    match v {
+        Value::Tagged(_) => true,
+        Value::Sequence(items) => items.iter().any(has_tag),
+        Value::Mapping(map) => map.iter().any(|(k, v)| has_tag(k) || has_tag(v)),
+        _ => false,
+    }
+}
+
 /// A short rendering of a YAML value for messages.
 fn show(v: &Value) -> String {
     match v {
@@ -1413,7 +1438,9 @@ pub fn merge_discovered<'a>(
 
 /// The JSON of `GET /config` and of a Config Server push: `device_type`, `interval`, `port`,
 /// `reload_port`, `shelly {enabled, server_url}`, `metrics {}`, the other keys, and the
-/// unknown keys kept from the file. `api_token` is never included: it is a secret.
+/// unknown keys kept from the file. `api_token` is never included: it is a secret. An unknown
+/// key JSON cannot hold (a mapping with non-text keys inside it) is left out of the JSON only;
+/// the file keeps it.
 pub fn to_json(config: &Config) -> serde_json::Value {
     let mut shown = config.clone();
     shown.api_token = None;
