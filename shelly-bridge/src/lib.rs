@@ -1,2 +1,126 @@
 //! shelly-bridge: keeps the outbound WebSocket connections of Shelly Gen2+ plugs and serves
 //! their readings over HTTP, fetched on demand by JSON-RPC.
+//!
+//! Layout: [`config`] (flags and env), [`rpc`] (frames and readings), [`device`] (one task per
+//! plug), [`registry`] (connected plugs), [`ws`] (plug listener), [`http`] (API), [`stats`]
+//! (own metrics), [`sim`] (the plug simulator behind `shelly-bridge simulate`),
+//! [`healthcheck`] (container health probe).
+
+pub mod config;
+pub mod device;
+pub mod healthcheck;
+pub mod http;
+pub mod registry;
+pub mod rpc;
+pub mod sim;
+pub mod stats;
+pub mod ws;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::BridgeConfig;
+use crate::device::Shared;
+
+/// A listener that could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for {what} on {addr} (is another process using the port? choose another with {hint})")]
+pub struct BindError {
+    /// Which listener.
+    pub what: &'static str,
+    /// The address asked for.
+    pub addr: std::net::SocketAddr,
+    /// The flag or variable that changes it.
+    pub hint: &'static str,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds both listeners, logs their addresses, and serves until `shutdown` is cancelled; then
+/// closes every plug connection (close frame 1001) and returns.
+pub async fn run(config: BridgeConfig, shutdown: CancellationToken) -> Result<(), BindError> {
+    let ws_listener = TcpListener::bind(config.ws_addr)
+        .await
+        .map_err(|source| BindError {
+            what: "plug WebSocket connections",
+            addr: config.ws_addr,
+            hint: "--ws-port / SHELLY_WS_PORT",
+            source,
+        })?;
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|source| BindError {
+            what: "the HTTP API",
+            addr: config.http_addr,
+            hint: "--http-port / SHELLY_HTTP_PORT",
+            source,
+        })?;
+    let ws_addr = ws_listener.local_addr().unwrap_or(config.ws_addr);
+    let http_addr = http_listener.local_addr().unwrap_or(config.http_addr);
+    tracing::info!(address = %ws_addr, "Listening for plug WebSocket connections.");
+    tracing::info!(address = %http_addr, "Serving the HTTP API.");
+    tracing::info!(
+        src = %config.src,
+        rpc_timeout_secs = config.rpc_timeout.as_secs_f64(),
+        ping_interval_secs = config.ping_interval.as_secs_f64(),
+        max_frame_bytes = config.max_frame_bytes,
+        "Bridge ready."
+    );
+
+    let shared = Arc::new(Shared {
+        config,
+        registry: Default::default(),
+        stats: Default::default(),
+    });
+    let tasks = TaskTracker::new();
+    let ws_task = tokio::spawn(ws::serve(
+        ws_listener,
+        shared.clone(),
+        shutdown.clone(),
+        tasks.clone(),
+    ));
+    let http_shutdown = shutdown.clone();
+    let http_task = tokio::spawn(
+        warp::serve(http::routes(shared.clone()))
+            .incoming(http_listener)
+            .graceful(async move { http_shutdown.cancelled().await })
+            .run(),
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!(
+        plugs = shared.registry.len(),
+        "Shutting down: closing plug connections."
+    );
+    let _ = ws_task.await;
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Some plug connections did not close within 5 s.");
+    }
+    if tokio::time::timeout(Duration::from_secs(5), http_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("The HTTP API did not stop within 5 s.");
+    }
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+/// The machine's hostname (for the default `src`), `localhost` if unknown.
+pub fn hostname(env: &std::collections::HashMap<String, String>) -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| env.get("HOSTNAME").cloned())
+        .unwrap_or_else(|| "localhost".to_string())
+}

@@ -1,5 +1,138 @@
-//! `shelly-bridge` binary.
+//! `shelly-bridge` binary: `shelly-bridge [serve] [flags]`, `shelly-bridge healthcheck
+//! [flags]`, `shelly-bridge simulate [flags]`.
 
-fn main() {
-    println!("shelly-bridge {}", env!("CARGO_PKG_VERSION"));
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use shelly_bridge::config::BridgeConfig;
+use tokio_util::sync::CancellationToken;
+
+const USAGE: &str = "\
+shelly-bridge: keeps Shelly Gen2+ outbound WebSocket connections and serves readings over HTTP
+
+Usage:
+  shelly-bridge [serve] [options]     run the bridge
+  shelly-bridge healthcheck [options] GET /health on 127.0.0.1; exit 0 when healthy
+  shelly-bridge simulate [options]    run simulated plugs (see `shelly-bridge simulate --help`)
+
+Options (flags win over environment variables):
+  --bind ADDR            both listeners' address     SHELLY_BIND          (0.0.0.0)
+  --ws-port N            plug WebSocket port, 0=any  SHELLY_WS_PORT       (8765)
+  --http-port N          HTTP API port, 0=any        SHELLY_HTTP_PORT     (8766)
+  --rpc-timeout SECS     wait for a plug's answer    SHELLY_RPC_TIMEOUT   (5)
+  --ping-interval SECS   ping; silent 2x => dropped  SHELLY_PING_INTERVAL (20)
+  --max-frame-bytes N    larger frames are dropped   SHELLY_MAX_FRAME_BYTES (65536)
+  --src NAME             our JSON-RPC src            SHELLY_BRIDGE_SRC    (shelly-bridge-<host>)
+Logging: RUST_LOG (default info).
+";
+
+fn init_tracing() {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let sub = match args.first().map(String::as_str) {
+        Some("serve") | Some("healthcheck") | Some("simulate") => args.remove(0),
+        Some("-h") | Some("--help") | Some("help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some("-V") | Some("--version") => {
+            println!("shelly-bridge {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        _ => "serve".to_string(),
+    };
+    if sub == "simulate" {
+        init_tracing();
+        return match shelly_bridge::sim::main(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.usage => {
+                eprintln!("shelly-bridge simulate: {e}");
+                ExitCode::from(64)
+            }
+            Err(e) => {
+                eprintln!("shelly-bridge simulate: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let hostname = shelly_bridge::hostname(&env);
+    let config = match BridgeConfig::from_args(&args, &env, &hostname) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shelly-bridge: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    if sub == "healthcheck" {
+        return match shelly_bridge::healthcheck::check(&config) {
+            Ok(200) => ExitCode::SUCCESS,
+            Ok(code) => {
+                eprintln!("shelly-bridge healthcheck: /health answered {code}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("shelly-bridge healthcheck: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_tracing();
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "Bridge failed.");
+            eprintln!("shelly-bridge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: BridgeConfig) -> anyhow::Result<()> {
+    // One thread: thousands of idle plugs need memory, not cores.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            signals.cancel();
+        });
+        shelly_bridge::run(config, shutdown).await?;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::warn!(%error, "Cannot watch SIGTERM; only Ctrl-C stops the bridge.");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received."),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received."),
+    }
 }

@@ -1,0 +1,381 @@
+//! One task per plug connection: reads frames, sends requests, matches replies, pings.
+//!
+//! HTTP handlers reach a plug only through this task's mailbox (a [`Call`]); the task owns the
+//! socket and the table of requests in flight. When the task ends, for whatever reason, the
+//! table is dropped and every waiting caller learns "connection lost" (HTTP 502). A caller that
+//! gave up (timeout, HTTP 504) leaves a closed reply channel behind: its late answer is counted
+//! and dropped.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::BridgeConfig;
+use crate::registry::{Call, CallError, Entry, Reading, Registry};
+use crate::rpc::{self, Frame, Metering};
+use crate::stats::Stats;
+
+/// State shared by all connection tasks and the HTTP API.
+#[derive(Debug)]
+pub struct Shared {
+    /// Settings.
+    pub config: BridgeConfig,
+    /// Connected plugs.
+    pub registry: Registry,
+    /// Own metrics.
+    pub stats: Stats,
+}
+
+/// How long an unidentified connection waits for a frame with `src` before asking
+/// `Shelly.GetDeviceInfo`.
+const IDENTIFY_AFTER: Duration = Duration::from_secs(2);
+
+type Reply = oneshot::Sender<Result<Reading, CallError>>;
+
+enum Pending {
+    /// A reading request; `None` metering means `Shelly.GetStatus` (component not yet known).
+    Read {
+        reply: Reply,
+        metering: Option<Metering>,
+        sent: Instant,
+    },
+    /// `Shelly.GetDeviceInfo` sent to learn who the plug is.
+    Identify,
+}
+
+struct Conn {
+    conn: u64,
+    remote: SocketAddr,
+    alias: Option<String>,
+    device_id: Option<String>,
+    metering: Option<Metering>,
+    next_id: u64,
+    pending: HashMap<u64, Pending>,
+    last_seen: Instant,
+    replaced: CancellationToken,
+}
+
+/// Why a connection ended, for the log.
+#[derive(Debug)]
+enum End {
+    Closed,
+    Error(WsError),
+    PingTimeout,
+    Replaced,
+    Shutdown,
+    SendStalled,
+}
+
+impl Conn {
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn identify(&mut self, src: &str, shared: &Shared, calls: &mpsc::Sender<Call>) {
+        if self.device_id.is_some() {
+            return;
+        }
+        self.device_id = Some(src.to_string());
+        let replaced = shared.registry.register(
+            src,
+            Entry {
+                conn: self.conn,
+                alias: self.alias.clone(),
+                calls: calls.clone(),
+                replaced: self.replaced.clone(),
+                remote: self.remote,
+            },
+        );
+        shared.stats.plug_registered();
+        tracing::info!(
+            device_id = %src,
+            alias = self.alias.as_deref().unwrap_or("-"),
+            remote = %self.remote,
+            replaced,
+            "Plug connected."
+        );
+    }
+
+    /// Handles one text frame. Returns the rejection reason, if rejected.
+    fn on_text(
+        &mut self,
+        text: &str,
+        shared: &Shared,
+        calls: &mpsc::Sender<Call>,
+    ) -> Option<&'static str> {
+        if text.len() > shared.config.max_frame_bytes {
+            return Some("too_large");
+        }
+        let frame = match rpc::parse_frame(text) {
+            Ok(f) => f,
+            Err(e) => return Some(e.reason()),
+        };
+        match frame.src() {
+            Some(src) => self.identify(src, shared, calls),
+            None if self.device_id.is_none() => return Some("no_src"),
+            None => {}
+        }
+        match frame {
+            Frame::Notification { method, params, .. } => {
+                if method == "NotifyFullStatus" {
+                    self.metering = rpc::choose_metering(&params);
+                    tracing::debug!(
+                        device_id = self.device_id.as_deref().unwrap_or("-"),
+                        component = self.metering.map(|m| m.key()).unwrap_or_default(),
+                        "Full status received."
+                    );
+                }
+            }
+            Frame::Request { method, .. } => {
+                tracing::debug!(%method, "Ignored a request from the plug.");
+            }
+            Frame::Response { id, outcome, .. } => self.on_response(id, outcome, shared),
+        }
+        None
+    }
+
+    fn on_response(
+        &mut self,
+        id: Option<u64>,
+        outcome: Result<Value, rpc::RpcErrorObject>,
+        shared: &Shared,
+    ) {
+        let Some(pending) = id.and_then(|id| self.pending.remove(&id)) else {
+            tracing::debug!(?id, "Dropped a reply that matches no request in flight.");
+            shared.stats.late_reply();
+            return;
+        };
+        let device_id = self.device_id.clone().unwrap_or_default();
+        match pending {
+            Pending::Identify => {}
+            Pending::Read {
+                reply,
+                metering,
+                sent,
+            } => {
+                let rtt = sent.elapsed();
+                if reply.is_closed() {
+                    tracing::debug!(device_id = %device_id, ?id, "Dropped a late reply.");
+                    shared.stats.late_reply();
+                    return;
+                }
+                let method = metering
+                    .map_or("Shelly.GetStatus", |m| m.method())
+                    .to_string();
+                let result = match outcome {
+                    Err(e) => Err(CallError::Rpc {
+                        device_id,
+                        method,
+                        code: e.code,
+                        message: e.message,
+                    }),
+                    Ok(value) => self.reading_from(metering, value, device_id, method, rtt),
+                };
+                // The caller may have given up meanwhile: then there is nobody to tell.
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn reading_from(
+        &mut self,
+        metering: Option<Metering>,
+        value: Value,
+        device_id: String,
+        method: String,
+        rtt: Duration,
+    ) -> Result<Reading, CallError> {
+        let bad = |detail: String| CallError::BadReply {
+            device_id: device_id.clone(),
+            method: method.clone(),
+            detail,
+        };
+        let (m, status) = match metering {
+            Some(m) => (m, value),
+            None => {
+                // Full status asked because no NotifyFullStatus named the component.
+                let Some(m) = rpc::choose_metering(&value) else {
+                    return Err(bad(
+                        "the status has no switch, pm1, em, em1 or cover component, so this \
+                         device has no power reading"
+                            .into(),
+                    ));
+                };
+                self.metering = Some(m);
+                let status = value.get(m.key()).cloned().unwrap_or(Value::Null);
+                (m, status)
+            }
+        };
+        let metrics = rpc::readings(m, &status).map_err(|e| bad(e.to_string()))?;
+        Ok(Reading {
+            device_id: device_id.clone(),
+            alias: self.alias.clone(),
+            component: m.key(),
+            metrics,
+            rtt,
+        })
+    }
+}
+
+/// Runs one accepted plug connection until it closes, goes silent, is replaced or the bridge
+/// shuts down.
+pub async fn run_connection<S>(
+    mut ws: WebSocketStream<S>,
+    conn: u64,
+    remote: SocketAddr,
+    alias: Option<String>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Small mailbox: callers wait their turn instead of piling up memory.
+    let (calls_tx, mut calls_rx) = mpsc::channel::<Call>(8);
+    let mut c = Conn {
+        conn,
+        remote,
+        alias,
+        device_id: None,
+        metering: None,
+        next_id: 1,
+        pending: HashMap::new(),
+        last_seen: Instant::now(),
+        replaced: CancellationToken::new(),
+    };
+    let cfg = &shared.config;
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + cfg.ping_interval,
+        cfg.ping_interval,
+    );
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let identify = tokio::time::sleep(IDENTIFY_AFTER);
+    tokio::pin!(identify);
+    let mut identify_armed = true;
+    let replaced = c.replaced.clone();
+    let send_limit = cfg.rpc_timeout.max(Duration::from_secs(1));
+
+    let end = loop {
+        tokio::select! {
+            frame = ws.next() => {
+                let msg = match frame {
+                    None => break End::Closed,
+                    Some(Err(e)) => {
+                        if matches!(e, WsError::Capacity(_)) {
+                            shared.stats.rejected("too_large");
+                        }
+                        break End::Error(e);
+                    }
+                    Some(Ok(m)) => m,
+                };
+                c.last_seen = Instant::now();
+                match msg {
+                    Message::Text(t) => {
+                        if let Some(reason) = c.on_text(t.as_str(), &shared, &calls_tx) {
+                            shared.stats.rejected(reason);
+                            tracing::debug!(
+                                remote = %c.remote,
+                                device_id = c.device_id.as_deref().unwrap_or("-"),
+                                reason,
+                                bytes = t.len(),
+                                "Rejected a frame from a plug."
+                            );
+                        }
+                    }
+                    Message::Binary(b) => {
+                        shared.stats.rejected("binary");
+                        tracing::debug!(remote = %c.remote, bytes = b.len(), "Rejected a binary frame.");
+                    }
+                    Message::Close(_) => break End::Closed,
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                }
+            }
+            Some(call) = calls_rx.recv() => {
+                let id = c.take_id();
+                let (method, params) = match c.metering {
+                    Some(m) => (m.method(), Some(json!({"id": m.id()}))),
+                    None => ("Shelly.GetStatus", None),
+                };
+                let frame = rpc::request_frame(id, &cfg.src, method, params);
+                c.pending.insert(id, Pending::Read { reply: call.reply, metering: c.metering, sent: Instant::now() });
+                match tokio::time::timeout(send_limit, ws.send(Message::Text(frame.into()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break End::Error(e),
+                    Err(_) => break End::SendStalled,
+                }
+            }
+            _ = ping.tick() => {
+                // Forget callers that gave up; their late answers will be dropped.
+                c.pending.retain(|_, p| match p {
+                    Pending::Read { reply, .. } => !reply.is_closed(),
+                    Pending::Identify => true,
+                });
+                if c.last_seen.elapsed() >= cfg.ping_interval * 2 {
+                    shared.stats.ping_timeout();
+                    break End::PingTimeout;
+                }
+                match tokio::time::timeout(send_limit, ws.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break End::Error(e),
+                    Err(_) => break End::SendStalled,
+                }
+            }
+            () = &mut identify, if identify_armed => {
+                identify_armed = false;
+                if c.device_id.is_none() {
+                    let id = c.take_id();
+                    c.pending.insert(id, Pending::Identify);
+                    let frame = rpc::request_frame(id, &cfg.src, "Shelly.GetDeviceInfo", None);
+                    if let Err(e) = ws.send(Message::Text(frame.into())).await {
+                        break End::Error(e);
+                    }
+                }
+            }
+            () = replaced.cancelled() => break End::Replaced,
+            () = shutdown.cancelled() => break End::Shutdown,
+        }
+    };
+
+    let (code, reason) = match &end {
+        End::Replaced => (CloseCode::Policy, "replaced by a newer connection"),
+        End::Shutdown => (CloseCode::Away, "bridge shutting down"),
+        End::PingTimeout | End::SendStalled => (CloseCode::Away, "no answer to ping"),
+        _ => (CloseCode::Normal, ""),
+    };
+    if !matches!(end, End::Closed | End::Error(_)) {
+        let close = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(close)).await;
+    }
+    let in_flight = c.pending.len();
+    drop(c.pending);
+    if let Some(id) = &c.device_id {
+        if shared.registry.unregister(id, c.conn) || c.replaced.is_cancelled() {
+            shared.stats.plug_unregistered();
+        }
+        match &end {
+            End::Error(e) => {
+                tracing::info!(device_id = %id, error = %e, in_flight, "Plug disconnected.")
+            }
+            other => {
+                tracing::info!(device_id = %id, reason = ?other, in_flight, "Plug disconnected.")
+            }
+        }
+    } else {
+        tracing::debug!(remote = %remote, reason = ?end, "Unidentified connection ended.");
+    }
+}
