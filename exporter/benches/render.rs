@@ -96,6 +96,7 @@ fn main() {
         source: &source,
         last_reading: Some(SystemTime::now()),
         counters: &counters,
+        pushes: (0, 0),
     };
     let body = render(&input);
     for _ in 0..200 {
