@@ -200,3 +200,14 @@ async fn handle_signals(handle: OwnerHandle, shutdown: CancellationToken) {
     }
     shutdown.cancel();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_loopback_binds_skip_the_open_api_warning() {
+        assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
+        assert!(!is_loopback("0.0.0.0") && !is_loopback("::") && !is_loopback("192.0.2.1"));
+    }
+}

@@ -600,3 +600,70 @@ fn new_tick(period: Duration) -> tokio::time::Interval {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn owner_on_replay(created: bool) -> (Owner, OwnerHandle, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.tegrastats.replay = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../testdata/tegrastats/orin-agx-jp5.log"),
+        );
+        cfg.shelly.enabled = false;
+        cfg.metrics.insert("jetson_temp_cpu_celsius".into(), false);
+        let (owner, handle) = Owner::new(
+            OwnerInit {
+                config_path: dir.path().join("config.yaml"),
+                config: cfg,
+                origin: ConfigOrigin::Local,
+                created,
+                env: EnvMap::new(),
+                server: None,
+            },
+            Arc::new(Counters::default()),
+        );
+        (owner, handle, dir)
+    }
+
+    async fn first_sample(owner: &Owner) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while owner.source.handle().latest().is_none() {
+            assert!(Instant::now() < deadline, "no tegrastats sample");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fresh_install_enables_the_model_defaults_and_keeps_user_choices() {
+        let (mut owner, handle, dir) = owner_on_replay(true);
+        first_sample(&owner).await;
+        owner.cycle().await;
+        let metrics = &handle.running.borrow().config.metrics;
+        assert_eq!(metrics.get("jetson_ram_used_mb"), Some(&true));
+        assert_eq!(
+            metrics.get("jetson_power_vdd_gpu_soc_avg_watts"),
+            Some(&false)
+        );
+        // The user's explicit false stays although the default would be true.
+        assert_eq!(metrics.get("jetson_temp_cpu_celsius"), Some(&false));
+        let saved = std::fs::read_to_string(dir.path().join("config.yaml")).unwrap();
+        assert_eq!(&config::parse(&saved, "saved").unwrap().metrics, metrics);
+        assert!(handle.snapshot.borrow().body.starts_with(b"# HELP"));
+        owner.source.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_existing_install_adds_discoveries_as_false() {
+        let (mut owner, handle, _dir) = owner_on_replay(false);
+        first_sample(&owner).await;
+        owner.cycle().await;
+        let metrics = handle.running.borrow().config.metrics.clone();
+        assert!(metrics.len() > 10);
+        assert!(metrics.values().all(|on| !on), "{metrics:?}");
+        owner.source.stop().await;
+    }
+}
