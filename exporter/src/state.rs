@@ -324,6 +324,10 @@ impl Owner {
         });
         let mut period = self.running.config.interval_duration();
         let mut tick = new_tick(period);
+        // Until the first reading arrives, a sample triggers a cycle at once, so /metrics and
+        // /health do not wait a whole (possibly long) interval after start-up.
+        let mut first = self.source.handle();
+        let mut waiting_first = first.latest().is_none();
         loop {
             tokio::select! {
                 biased;
@@ -332,6 +336,10 @@ impl Owner {
                     Some(command) => self.handle(command).await,
                     None => break,
                 },
+                () = first.changed(), if waiting_first => {
+                    waiting_first = false;
+                    self.cycle().await;
+                }
                 _ = tick.tick() => self.cycle().await,
             }
             let now = self.running.config.interval_duration();

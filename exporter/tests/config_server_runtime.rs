@@ -178,15 +178,20 @@ fn start_up_and_reload_use_the_server_and_changes_are_pushed() {
     // A change is pushed in the background.
     let r = exp.post_json("/metrics/enable", r#"{"jetson_ram_used_mb": false}"#);
     assert_eq!(r.status, 200);
+    // Discovery pushes too; wait for the push that carries the change.
     let pushed = wait_for(Duration::from_secs(5), "a PUT with the change", || {
         server
             .requests()
             .into_iter()
             .rev()
-            .find_map(|(m, p, body)| (m == "PUT" && p == "/config/edge-01").then_some(body))
+            .find_map(|(m, p, body)| {
+                let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+                (m == "PUT"
+                    && p == "/config/edge-01"
+                    && json["metrics"]["jetson_ram_used_mb"] == false)
+                    .then_some(json)
+            })
     });
-    let pushed: serde_json::Value = serde_json::from_str(&pushed).unwrap();
-    assert_eq!(pushed["metrics"]["jetson_ram_used_mb"], false);
     assert!(pushed.get("api_token").is_none());
     wait_for(Duration::from_secs(5), "pushes_total success", || {
         exp.scrape()
