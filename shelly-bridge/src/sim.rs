@@ -688,7 +688,8 @@ impl Plug {
             o.insert(format!("{ph}_voltage"), n(v, 1, l));
             o.insert(format!("{ph}_act_power"), n(p, 1, l));
             o.insert(format!("{ph}_aprt_power"), n(s, 1, l));
-            o.insert(format!("{ph}_pf"), n(self.cfg.pf, 2, l));
+            // Energy meters sign the power factor like the active power (export < 0).
+            o.insert(format!("{ph}_pf"), n(self.cfg.pf.copysign(p), 2, l));
             o.insert(format!("{ph}_freq"), n(self.freq(), 1, l));
         }
         o.insert("n_current".into(), Value::Null);
@@ -720,7 +721,7 @@ impl Plug {
         let s = p.abs() / self.cfg.pf;
         json!({
             "id": id, "current": n(s / v, 3, l), "voltage": n(v, 1, l), "act_power": n(p, 1, l),
-            "aprt_power": n(s, 1, l), "pf": n(self.cfg.pf, 2, l), "freq": n(self.freq(), 1, l),
+            "aprt_power": n(s, 1, l), "pf": n(self.cfg.pf.copysign(p), 2, l), "freq": n(self.freq(), 1, l),
             "calibration": "factory",
         })
     }
