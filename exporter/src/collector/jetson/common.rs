@@ -1,0 +1,203 @@
+//! What every model shares: one parsed [`Line`] → metric values named as the spec's patterns.
+//!
+//! tegrastats output describes itself (every field carries its name), so the mapping from a
+//! line to values is the same for all models; a generic `jetson` device running Orin rules on a
+//! Nano still gets its IRAM and bracket-less GPU clock. Models differ in which of these names a
+//! fresh install enables (see `orin.rs`, `xavier.rs`, `nano.rs`).
+//!
+//! Decisions (documented in docs/METRICS.md):
+//! - temperatures at or below -256 °C are the "zone unreadable" sentinel and are dropped;
+//! - an offline core exports `status 0` and no usage/frequency series;
+//! - `cpu_avg_usage_percent` averages online cores only and is absent when none is online or
+//!   when a core entry did not parse (then `cpu_active_cores` is absent too);
+//! - an engine printed `off` exports nothing;
+//! - percentages are not derived from a zero total.
+
+use crate::collector::Values;
+use crate::tegrastats::line::{Core, EngineState, Line};
+
+/// Values at or below this are tegrastats' "could not read the zone" sentinel (`-256C`).
+pub(super) const TEMP_SENTINEL_MAX: f64 = -256.0;
+
+/// Names every model enables in a fresh config (besides rail power and temperatures).
+pub(super) const DEFAULT_METRICS: &[&str] = &[
+    "jetson_cpu_active_cores",
+    "jetson_cpu_avg_usage_percent",
+    "jetson_gpu_usage_percent",
+    "jetson_ram_total_mb",
+    "jetson_ram_used_mb",
+    "jetson_ram_used_percent",
+];
+
+/// The model-independent part of the useful set: current rail power (not the running
+/// average), every temperature, and [`DEFAULT_METRICS`].
+pub(super) fn useful(name: &str) -> bool {
+    let rail_power = name.starts_with("jetson_power_")
+        && name.ends_with("_watts")
+        && !name.ends_with("_avg_watts");
+    let temperature = name.starts_with("jetson_temp_") && name.ends_with("_celsius");
+    rail_power || temperature || DEFAULT_METRICS.contains(&name)
+}
+
+/// Adds every value `line` carries to `out`.
+pub(super) fn values(line: &Line, out: &mut Values) {
+    memory(line, out);
+    cpu(line, out);
+    cpu_extras(line, out);
+    gpu(line, out);
+    engines(line, out);
+    temperatures(line, out);
+    rails(line, out);
+}
+
+fn put(out: &mut Values, name: impl Into<String>, value: f64) {
+    // Every parsed number is finite and every ratio has a non-zero divisor; this keeps a future
+    // mistake from ever exporting NaN or inf.
+    if value.is_finite() {
+        out.insert(name.into(), value);
+    }
+}
+
+fn percent_of(used: f64, total: f64) -> Option<f64> {
+    (total > 0.0).then(|| used / total * 100.0)
+}
+
+fn memory(line: &Line, out: &mut Values) {
+    if let Some(ram) = &line.ram {
+        put(out, "jetson_ram_used_mb", ram.used_mb);
+        put(out, "jetson_ram_total_mb", ram.total_mb);
+        if let Some(p) = percent_of(ram.used_mb, ram.total_mb) {
+            put(out, "jetson_ram_used_percent", p);
+        }
+        if let Some(lfb) = &ram.lfb {
+            put(out, "jetson_lfb_blocks", lfb.blocks);
+            put(out, "jetson_lfb_total_mb", lfb.blocks * lfb.block_mb);
+        }
+    }
+    if let Some(swap) = &line.swap {
+        put(out, "jetson_swap_used_mb", swap.used_mb);
+        put(out, "jetson_swap_total_mb", swap.total_mb);
+        if let Some(cached) = swap.cached_mb {
+            put(out, "jetson_swap_cached_mb", cached);
+        }
+    }
+    if let Some(iram) = &line.iram {
+        put(out, "jetson_iram_used_kb", iram.used_kb);
+        put(out, "jetson_iram_total_kb", iram.total_kb);
+        if let Some(p) = percent_of(iram.used_kb, iram.total_kb) {
+            put(out, "jetson_iram_used_percent", p);
+        }
+        if let Some(lfb) = iram.lfb_kb {
+            put(out, "jetson_iram_lfb_kb", lfb);
+        }
+    }
+}
+
+fn cpu(line: &Line, out: &mut Values) {
+    let Some(cores) = &line.cpu else {
+        return;
+    };
+    let mut active = 0u32;
+    let mut sum = 0.0;
+    let mut with_usage = 0u32;
+    let mut complete = true;
+    for (n, core) in cores.iter().enumerate() {
+        match core {
+            Core::Online {
+                usage_percent,
+                freq_mhz,
+            } => {
+                active += 1;
+                put(out, format!("jetson_cpu_core{n}_status"), 1.0);
+                if let Some(u) = usage_percent {
+                    put(out, format!("jetson_cpu_core{n}_usage_percent"), *u);
+                    sum += u;
+                    with_usage += 1;
+                }
+                if let Some(f) = freq_mhz {
+                    put(out, format!("jetson_cpu_core{n}_freq_mhz"), *f);
+                }
+            }
+            Core::Offline => put(out, format!("jetson_cpu_core{n}_status"), 0.0),
+            Core::Unreadable => complete = false,
+        }
+    }
+    if complete {
+        put(out, "jetson_cpu_active_cores", f64::from(active));
+        if with_usage > 0 && with_usage == active {
+            put(
+                out,
+                "jetson_cpu_avg_usage_percent",
+                sum / f64::from(with_usage),
+            );
+        }
+    }
+}
+
+fn cpu_extras(line: &Line, out: &mut Values) {
+    if let Some(limit) = line.edp_limit_mhz {
+        put(out, "jetson_cpu_edp_limit_mhz", limit);
+    }
+    if let Some(mts) = &line.mts {
+        put(out, "jetson_mts_fg_percent", mts.fg_percent);
+        put(out, "jetson_mts_bg_percent", mts.bg_percent);
+    }
+}
+
+fn gpu(line: &Line, out: &mut Values) {
+    if let Some(gpu) = &line.gpu {
+        if let Some(u) = gpu.usage_percent {
+            put(out, "jetson_gpu_usage_percent", u);
+        }
+        for (n, f) in gpu.freqs_mhz.iter().enumerate() {
+            put(out, format!("jetson_gpu_freq{n}_mhz"), *f);
+        }
+    }
+    // `GR3D2_FREQ` is the second GPC: its clock is freq1 (unless a bracket list gave one).
+    if let Some(gpc1) = &line.gpu_gpc1 {
+        if let Some(u) = gpc1.usage_percent {
+            put(out, "jetson_gpu_gpc1_usage_percent", u);
+        }
+        if let Some(f) = gpc1.freq_mhz {
+            if !out.contains_key("jetson_gpu_freq1_mhz") {
+                put(out, "jetson_gpu_freq1_mhz", f);
+            }
+        }
+    }
+}
+
+fn engines(line: &Line, out: &mut Values) {
+    for engine in &line.engines {
+        if let EngineState::On(load) = &engine.state {
+            if let Some(u) = load.usage_percent {
+                put(out, format!("jetson_{}_usage_percent", engine.name), u);
+            }
+            if let Some(f) = load.freq_mhz {
+                put(out, format!("jetson_{}_freq_mhz", engine.name), f);
+            }
+        }
+    }
+}
+
+fn temperatures(line: &Line, out: &mut Values) {
+    for t in &line.temps {
+        if t.celsius > TEMP_SENTINEL_MAX {
+            put(out, format!("jetson_temp_{}_celsius", t.name), t.celsius);
+        }
+    }
+}
+
+fn rails(line: &Line, out: &mut Values) {
+    for r in &line.rails {
+        put(
+            out,
+            format!("jetson_power_{}_watts", r.name),
+            r.current_mw / 1000.0,
+        );
+        put(
+            out,
+            format!("jetson_power_{}_avg_watts", r.name),
+            r.average_mw / 1000.0,
+        );
+    }
+}

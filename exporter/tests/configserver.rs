@@ -1,0 +1,471 @@
+//! Config Server client against a real HTTP server on 127.0.0.1 (warp, ephemeral port):
+//! fetch (ok, refused, slow, 404, 500, garbage, invalid config), push, and the background
+//! sync's retry, coalescing and shutdown.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edge_metrics_exporter::config::{self, Config, DeviceType};
+use edge_metrics_exporter::configserver::{spawn_sync, Backoff, Client, ConfigServerError};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use warp::Filter;
+
+/// A server task, aborted on drop.
+struct Server {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_on<F, R>(listener: tokio::net::TcpListener, routes: F) -> Server
+where
+    F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+    R: warp::Reply,
+{
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(warp::serve(routes).incoming(listener).run());
+    Server { addr, task }
+}
+
+async fn serve<F, R>(routes: F) -> Server
+where
+    F: Filter<Extract = (R,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+    R: warp::Reply,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_on(listener, routes).await
+}
+
+/// `GET /config/:id` answering `status` with `body`.
+async fn get_server(status: u16, body: &'static str) -> Server {
+    let route = warp::get()
+        .and(warp::path!("config" / String))
+        .map(move |_id: String| {
+            warp::reply::with_status(body, warp::http::StatusCode::from_u16(status).unwrap())
+        });
+    serve(route).await
+}
+
+/// A port on which nothing listens (bound, then released).
+async fn free_port() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+fn client(url: &str) -> Client {
+    Client::new(url, Duration::from_secs(2)).unwrap()
+}
+
+fn xavier() -> Config {
+    config::parse(
+        "device_type: jetson_xavier\ninterval: 2\nshelly:\n  enabled: false\nmetrics:\n  jetson_temp_aux_celsius: true\nsite: lab\n",
+        "test",
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn fetch_ok_returns_the_validated_config() {
+    let body = serde_json::to_string(&config::to_json(&xavier())).unwrap();
+    let body: &'static str = Box::leak(body.into_boxed_str());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let route = warp::get()
+        .and(warp::path!("api" / "config" / String))
+        .map(move |id: String| {
+            seen2.lock().unwrap().push(id);
+            warp::reply::with_header(body, "content-type", "application/json")
+        });
+    let server = serve(route).await;
+    let c = client(&format!("{}/api", server.url()));
+    let cfg = c.fetch("orin 01").await.unwrap();
+    assert_eq!(cfg, xavier());
+    assert_eq!(cfg.extra["site"], serde_yaml::Value::from("lab"));
+    assert_eq!(*seen.lock().unwrap(), vec!["orin%2001".to_string()]);
+}
+
+#[tokio::test]
+async fn fetch_from_a_server_that_is_down_is_a_connect_error() {
+    let addr = free_port().await;
+    let started = Instant::now();
+    let err = client(&format!("http://{addr}"))
+        .fetch("dev")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConfigServerError::Connect { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("cannot reach the Config Server"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn fetch_from_a_slow_server_times_out_within_the_timeout() {
+    let route = warp::path!("config" / String).and_then(|_id: String| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok::<_, warp::Rejection>("{}")
+    });
+    let server = serve(route).await;
+    let timeout = Duration::from_millis(300);
+    let c = Client::new(&server.url(), timeout).unwrap();
+    let started = Instant::now();
+    let err = c.fetch("dev").await.unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, ConfigServerError::Timeout { .. }), "{err:?}");
+    assert!(took >= timeout, "gave up early: {took:?}");
+    assert!(took < timeout + Duration::from_millis(700), "took {took:?}");
+    assert!(
+        err.to_string().contains("did not answer within 0.3s"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn fetch_404_says_the_device_has_no_config() {
+    let server = get_server(404, "no such device").await;
+    let err = client(&server.url()).fetch("jetson-7").await.unwrap_err();
+    assert!(matches!(err, ConfigServerError::NotFound { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("Config Server has no config for device \"jetson-7\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn fetch_500_reports_status_and_body() {
+    let server = get_server(500, "database\nis down").await;
+    let err = client(&server.url()).fetch("dev").await.unwrap_err();
+    match &err {
+        ConfigServerError::Status { status, body, .. } => {
+            assert_eq!(*status, 500);
+            assert_eq!(body, "database is down");
+        }
+        other => panic!("want Status, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn fetch_garbage_body_is_an_error() {
+    let server = get_server(200, "<html>proxy login</html>").await;
+    let err = client(&server.url()).fetch("dev").await.unwrap_err();
+    assert!(matches!(err, ConfigServerError::Garbage { .. }), "{err:?}");
+    assert!(err.to_string().contains("<html>proxy login"), "{err}");
+}
+
+#[tokio::test]
+async fn fetch_invalid_config_reports_every_problem() {
+    let server = get_server(
+        200,
+        r#"{"device_type":"jetson_tx2","interval":0,"metrics":{"jetson_ram_used_mb":"yes"}}"#,
+    )
+    .await;
+    let err = client(&server.url()).fetch("dev").await.unwrap_err();
+    assert!(matches!(err, ConfigServerError::Invalid { .. }), "{err:?}");
+    let s = err.to_string();
+    for want in [
+        "Config Server: Unsupported device type: jetson_tx2; supported: jetson_orin, jetson_xavier, jetson_nano, jetson",
+        "interval must be at least 0.1, got 0",
+        "metrics.jetson_ram_used_mb must be true or false, got \"yes\"",
+    ] {
+        assert!(s.contains(want), "{want} not in {s}");
+    }
+}
+
+type Puts = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// `PUT /config/:id` recording each JSON body; answers 204.
+fn put_route(
+    puts: Puts,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
+    warp::put()
+        .and(warp::path!("config" / String))
+        .and(warp::body::json())
+        .map(move |id: String, body: serde_json::Value| {
+            puts.lock().unwrap().push((id, body));
+            warp::http::StatusCode::NO_CONTENT
+        })
+}
+
+#[tokio::test]
+async fn push_sends_the_full_config_without_the_token() {
+    let puts: Puts = Arc::default();
+    let server = serve(put_route(Arc::clone(&puts))).await;
+    let mut cfg = xavier();
+    cfg.api_token = Some("secret".into());
+    client(&server.url()).push("xavier-02", &cfg).await.unwrap();
+    let got = puts.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "xavier-02");
+    assert_eq!(got[0].1, config::to_json(&cfg));
+    assert_eq!(got[0].1["interval"].to_string(), "2");
+    assert!(got[0].1.get("api_token").is_none());
+    // What was pushed reads back as the same config (minus the token).
+    let back = config::from_json(got[0].1.clone()).unwrap();
+    assert_eq!(
+        back,
+        Config {
+            api_token: None,
+            ..cfg
+        }
+    );
+}
+
+#[tokio::test]
+async fn push_rejected_by_server_is_a_status_error() {
+    let route = warp::put()
+        .map(|| warp::reply::with_status("read-only", warp::http::StatusCode::FORBIDDEN));
+    let server = serve(route).await;
+    let err = client(&server.url())
+        .push("d", &xavier())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ConfigServerError::Status { status: 403, .. }),
+        "{err:?}"
+    );
+}
+
+/// Waits until `check` holds, polling every 10 ms, at most `limit`.
+async fn wait_for(limit: Duration, what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn with_interval(secs: f64) -> Arc<Config> {
+    Arc::new(Config {
+        interval: secs,
+        ..config::default_config(DeviceType::JetsonOrin)
+    })
+}
+
+#[tokio::test]
+async fn sync_retries_until_the_server_comes_back_and_sends_only_the_newest() {
+    let addr = free_port().await;
+    let c = Client::new(&format!("http://{addr}"), Duration::from_millis(500))
+        .unwrap()
+        .with_backoff(Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+        });
+    let stats = c.stats();
+    let (tx, rx) = watch::channel(with_interval(1.0));
+    let shutdown = CancellationToken::new();
+    let task = spawn_sync(c, "orin-01".into(), rx, shutdown.clone());
+
+    // The initial value is not a change: nothing is pushed for it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!((stats.pushes_ok(), stats.pushes_failed()), (0, 0));
+
+    // Two changes while the server is down: both attempts fail, the newest is kept.
+    tx.send(with_interval(2.0)).unwrap();
+    wait_for(Duration::from_secs(3), "a failed push", || {
+        stats.pushes_failed() >= 1
+    })
+    .await;
+    tx.send(with_interval(3.0)).unwrap();
+    wait_for(Duration::from_secs(3), "another failed push", || {
+        stats.pushes_failed() >= 2
+    })
+    .await;
+    assert!(stats.pending());
+    assert_eq!(stats.pushes_ok(), 0);
+
+    // The server comes back on the same port.
+    let puts: Puts = Arc::default();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let _server = serve_on(listener, put_route(Arc::clone(&puts))).await;
+    wait_for(Duration::from_secs(3), "the push after recovery", || {
+        stats.pushes_ok() == 1
+    })
+    .await;
+    assert!(!stats.pending());
+    {
+        let got = puts.lock().unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, "orin-01");
+        assert_eq!(got[0].1["interval"], serde_json::json!(3));
+    }
+
+    // The next change goes out promptly (backoff was reset by the success).
+    tx.send(with_interval(0.5)).unwrap();
+    wait_for(Duration::from_secs(3), "the next push", || {
+        stats.pushes_ok() == 2
+    })
+    .await;
+    assert_eq!(
+        puts.lock().unwrap()[1].1["interval"],
+        serde_json::json!(0.5)
+    );
+
+    // No change, no push.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(puts.lock().unwrap().len(), 2);
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("sync task ends on shutdown")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sync_coalesces_a_burst_of_changes() {
+    // The server answers slowly, so changes pile up behind the first push.
+    let puts: Puts = Arc::default();
+    let p2 = Arc::clone(&puts);
+    let route = warp::put()
+        .and(warp::path!("config" / String))
+        .and(warp::body::json())
+        .and_then(move |id: String, body: serde_json::Value| {
+            let p = Arc::clone(&p2);
+            async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                p.lock().unwrap().push((id, body));
+                Ok::<_, warp::Rejection>(warp::http::StatusCode::OK)
+            }
+        });
+    let server = serve(route).await;
+    let c = client(&server.url());
+    let stats = c.stats();
+    let (tx, rx) = watch::channel(with_interval(1.0));
+    let shutdown = CancellationToken::new();
+    let task = spawn_sync(c, "d".into(), rx, shutdown.clone());
+    tx.send(with_interval(2.0)).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for i in 3..=10 {
+        tx.send(with_interval(f64::from(i))).unwrap();
+    }
+    wait_for(Duration::from_secs(5), "two pushes", || {
+        stats.pushes_ok() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got: Vec<serde_json::Value> = puts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| b["interval"].clone())
+        .collect();
+    assert_eq!(got, vec![serde_json::json!(2), serde_json::json!(10)]);
+    assert_eq!(stats.pushes_failed(), 0);
+
+    // Shutdown during a slow push returns promptly.
+    tx.send(with_interval(11.0)).unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let started = Instant::now();
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(1), task)
+        .await
+        .expect("sync task ends on shutdown")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn sync_ends_when_the_sender_is_dropped_after_delivering() {
+    let puts: Puts = Arc::default();
+    let server = serve(put_route(Arc::clone(&puts))).await;
+    let (tx, rx) = watch::channel(with_interval(1.0));
+    let task = spawn_sync(
+        client(&server.url()),
+        "d".into(),
+        rx,
+        CancellationToken::new(),
+    );
+    tx.send(with_interval(4.0)).unwrap();
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(3), task)
+        .await
+        .expect("sync task ends once the sender is gone")
+        .unwrap();
+    let got = puts.lock().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1["interval"], serde_json::json!(4));
+}
+
+/// Collects formatted log lines (the test runtime is single-threaded, so a thread-local
+/// default subscriber sees the sync task too).
+#[derive(Clone, Default)]
+struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn sync_logs_a_failure_once_per_change_of_state() {
+    let logs = LogBuf::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let addr = free_port().await;
+    let c = Client::new(&format!("http://{addr}"), Duration::from_millis(500))
+        .unwrap()
+        .with_backoff(Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(20),
+        });
+    let stats = c.stats();
+    let (tx, rx) = watch::channel(with_interval(1.0));
+    let shutdown = CancellationToken::new();
+    let task = spawn_sync(c, "d".into(), rx, shutdown.clone());
+    tx.send(with_interval(2.0)).unwrap();
+    wait_for(Duration::from_secs(3), "five failures", || {
+        stats.pushes_failed() >= 5
+    })
+    .await;
+
+    let puts: Puts = Arc::default();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let _server = serve_on(listener, put_route(Arc::clone(&puts))).await;
+    wait_for(Duration::from_secs(3), "recovery", || {
+        stats.pushes_ok() == 1
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let warns: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warns.len(), 1, "{text}");
+    assert!(warns[0].contains("Config Server push failed; retrying in the background."));
+    assert!(
+        warns[0].contains("cannot reach the Config Server"),
+        "{}",
+        warns[0]
+    );
+    let infos: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Config Server push succeeded again."))
+        .collect();
+    assert_eq!(infos.len(), 1, "{text}");
+}
