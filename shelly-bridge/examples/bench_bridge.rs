@@ -30,6 +30,17 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+/// RSS with its split: anonymous (heap, stacks: the bridge's own) and file-backed (code of the
+/// binary and libc, shared with other processes).
+fn rss(pid: u32) -> String {
+    format!(
+        "RSS {} (anon {}, file {})",
+        mib(rss_kib(pid, "VmRSS:")),
+        mib(rss_kib(pid, "RssAnon:")),
+        mib(rss_kib(pid, "RssFile:"))
+    )
+}
+
 async fn count(client: &reqwest::Client, http: &str) -> u64 {
     match client.get(format!("{http}/devices")).send().await {
         Ok(r) => r
@@ -102,7 +113,7 @@ async fn main() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     println!("bridge binary: {bin}");
-    println!("bridge idle, no plugs: RSS {}", mib(rss_kib(pid, "VmRSS:")));
+    println!("bridge idle, no plugs: {}", rss(pid));
 
     let sim = |url: String, n: u64| {
         Kill(
@@ -138,7 +149,7 @@ async fn main() {
             .bytes()
             .await;
     }
-    println!("bridge with 1 plug:    RSS {}", mib(rss_kib(pid, "VmRSS:")));
+    println!("bridge with 1 plug:    {}", rss(pid));
 
     let rest = plugs.saturating_sub(1);
     if rest > 0 {
@@ -147,14 +158,14 @@ async fn main() {
         println!("{plugs} plugs connected in {:.2} s", took.as_secs_f64());
         tokio::time::sleep(Duration::from_secs(1)).await;
         println!(
-            "bridge with {plugs} idle plugs: RSS {} (peak {})",
-            mib(rss_kib(pid, "VmRSS:")),
+            "bridge with {plugs} idle plugs: {} (peak {})",
+            rss(pid),
             mib(rss_kib(pid, "VmHWM:"))
         );
         run_latency(&client, &http, rest, requests).await;
         println!(
-            "bridge after the requests: RSS {} (peak {})",
-            mib(rss_kib(pid, "VmRSS:")),
+            "bridge after the requests: {} (peak {})",
+            rss(pid),
             mib(rss_kib(pid, "VmHWM:"))
         );
     } else {
