@@ -6,6 +6,9 @@
 //!   log printed if the test failed.
 //! - [`http_get`]: a tiny blocking HTTP/1.1 client (loopback only).
 //! - [`wait_for`]: bounded polling.
+//! - [`proof`]: process and raw-HTTP helpers for fault tests.
+
+pub mod proof;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
