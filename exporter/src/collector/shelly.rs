@@ -48,7 +48,8 @@ pub struct ShellyCollector {
 
 impl ShellyCollector {
     /// Spawns the poller (needs a Tokio runtime) and returns the collector reading from it.
-    /// The poller stops when `shutdown` is cancelled.
+    /// The poller stops when `shutdown` is cancelled or when every clone of the collector has
+    /// been dropped (e.g. replaced after a reload).
     pub fn start(
         cfg: &ShellyConfig,
         interval: Duration,
@@ -233,6 +234,11 @@ async fn poll(
         tokio::select! {
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
+        }
+        // Every collector handle is gone (replaced by a reload): nobody reads this poller.
+        if Arc::strong_count(&state) == 1 {
+            tracing::debug!("Shelly poller stopped: its collector was dropped.");
+            return;
         }
         let r = tokio::select! {
             r = fetch(&client, &url) => r,
@@ -473,6 +479,29 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("shelly.server_url"), "{e}");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn dropping_the_collector_stops_its_poller() {
+        let fake = Arc::new(Mutex::new(Fake {
+            status: 200,
+            body: ok_body(1.0),
+            ..Default::default()
+        }));
+        let stop = CancellationToken::new();
+        let (addr, _srv) = fake_bridge(fake.clone(), stop.clone()).await;
+        let c = ShellyCollector::start(&cfg(addr, None), Duration::from_millis(20), stop.clone());
+        wait_for(&c, |r| r.is_ok()).await.unwrap();
+        drop(c);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let polls = fake.lock().unwrap().paths.len();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            fake.lock().unwrap().paths.len(),
+            polls,
+            "poller still running"
+        );
         stop.cancel();
     }
 
