@@ -272,9 +272,10 @@ impl SimConfig {
             .cloned()
             .or_else(|| env.get("SHELLY_SIM_URL").cloned())
             .ok_or_else(|| usage("--url is required, e.g. --url ws://127.0.0.1:8765/jetson-01"))?;
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        if !url.starts_with("ws://") {
             return Err(usage(format!(
-                "--url must start with ws:// or wss://, got `{url}`"
+                "--url must start with ws:// (the simulator speaks plain WebSocket; wss:// is not \
+                 supported), got `{url}`"
             )));
         }
         let profile_name = opts.get("profile").map_or("plug-s-gen3", String::as_str);
