@@ -152,12 +152,12 @@ services:
     read_only: true
     cap_drop: [ALL]
     restart: unless-stopped
-    command: ["simulate", "--url", "ws://127.0.0.1:$ws_port/e2e-plug"]
+    command: ["simulate", "--url", "ws://127.0.0.1:$ws_port/e2e-plug", "--backoff-max-ms", "2000"]
     healthcheck:
       disable: true
 YAML
 export EXPORTER_IMAGE=edge-metrics-exporter:test-arm64 BRIDGE_IMAGE=shelly-bridge:test-arm64
-export EDGE_METRICS_CONFIG_DIR="$tmp/config" EXPORTER_MGMT_PORT="$mgmt_port"
+export EDGE_METRICS_CONFIG_DIR="$tmp/config"
 export SHELLY_WS_PORT="$ws_port" SHELLY_HTTP_PORT="$http_port"
 export TEGRASTATS_BIN="$tmp/tegrastats" TEGRA_LOADER="$aarch64_lib/ld-linux-aarch64.so.1"
 export TEGRA_LIB_DIR="$aarch64_lib" TEGRA_USRLIB_DIR="$tmp/usrlib" TEGRA_LD_CACHE="$tmp/ld.so.cache"
@@ -252,7 +252,7 @@ sed -e "s/^port: 9102$/port: $demo_metrics/" -e "s/^reload_port: 9101$/reload_po
     -e "s|server_url: http://localhost:8766|server_url: http://localhost:$http_port|" \
     docker/demo/config.yaml >"$tmp/demo-config/config.yaml"
 export EXPORTER_IMAGE=edge-metrics-exporter:test-amd64 BRIDGE_IMAGE=shelly-bridge:test-amd64
-export EDGE_METRICS_CONFIG_DIR="$tmp/demo-config" EXPORTER_MGMT_PORT="$demo_mgmt"
+export EDGE_METRICS_CONFIG_DIR="$tmp/demo-config"
 export DEMO_REPLAY_DIR="$root/testdata/tegrastats"
 compose_files=(-f compose.yaml -f compose.demo.yaml)
 project="${project}demo"
