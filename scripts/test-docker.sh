@@ -204,7 +204,7 @@ promql_nonempty() {
 }
 promql_show() {
     curl -fsS --max-time 5 -G "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode "query=$1" \
-        | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print("; ".join(f"{x[\"metric\"]} = {x[\"value\"][1]}" for x in r)[:300])'
+        | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print("; ".join("%s = %s" % (x["metric"], x["value"][1]) for x in r)[:300])'
 }
 for q in \
     'jetson_temp_cpu_celsius' \
@@ -258,8 +258,9 @@ compose_files=(-f compose.yaml -f compose.demo.yaml)
 project="${project}demo"
 docker-compose -p "$project" "${compose_files[@]}" config -q
 docker-compose -p "$project" "${compose_files[@]}" up -d --no-build
-services="$(docker-compose -p "$project" "${compose_files[@]}" ps --services)"
-grep -qx exporter <<<"$services" && fail "the demo started the Jetson exporter (tegrastats mounts)"
+running="$("$DOCKER" ps --filter "label=com.docker.compose.project=$project" --format '{{.Label "com.docker.compose.service"}}' | sort | tr '\n' ' ')"
+log "demo services running: $running"
+[ "$running" = "exporter-demo plug shelly-bridge " ] || fail "demo should run exporter-demo, plug and shelly-bridge (not the Jetson exporter), got: $running"
 metrics_port="$demo_metrics"
 wait_for "demo: replayed tegrastats data" 60 has_metric jetson_temp_cpu_celsius 'hostname="edge-demo"'
 wait_for "demo: simulated plug power" 60 has_metric power_total_watts 'hostname="edge-demo"'
