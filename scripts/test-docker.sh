@@ -152,12 +152,12 @@ services:
     read_only: true
     cap_drop: [ALL]
     restart: unless-stopped
-    command: ["simulate", "--url", "ws://127.0.0.1:$ws_port/e2e-plug"]
+    command: ["simulate", "--url", "ws://127.0.0.1:$ws_port/e2e-plug", "--backoff-max-ms", "2000"]
     healthcheck:
       disable: true
 YAML
 export EXPORTER_IMAGE=edge-metrics-exporter:test-arm64 BRIDGE_IMAGE=shelly-bridge:test-arm64
-export EDGE_METRICS_CONFIG_DIR="$tmp/config" EXPORTER_MGMT_PORT="$mgmt_port"
+export EDGE_METRICS_CONFIG_DIR="$tmp/config"
 export SHELLY_WS_PORT="$ws_port" SHELLY_HTTP_PORT="$http_port"
 export TEGRASTATS_BIN="$tmp/tegrastats" TEGRA_LOADER="$aarch64_lib/ld-linux-aarch64.so.1"
 export TEGRA_LIB_DIR="$aarch64_lib" TEGRA_USRLIB_DIR="$tmp/usrlib" TEGRA_LD_CACHE="$tmp/ld.so.cache"
@@ -204,7 +204,7 @@ promql_nonempty() {
 }
 promql_show() {
     curl -fsS --max-time 5 -G "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode "query=$1" \
-        | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print("; ".join(f"{x[\"metric\"]} = {x[\"value\"][1]}" for x in r)[:300])'
+        | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print("; ".join("%s = %s" % (x["metric"], x["value"][1]) for x in r)[:300])'
 }
 for q in \
     'jetson_temp_cpu_celsius' \
@@ -252,14 +252,15 @@ sed -e "s/^port: 9102$/port: $demo_metrics/" -e "s/^reload_port: 9101$/reload_po
     -e "s|server_url: http://localhost:8766|server_url: http://localhost:$http_port|" \
     docker/demo/config.yaml >"$tmp/demo-config/config.yaml"
 export EXPORTER_IMAGE=edge-metrics-exporter:test-amd64 BRIDGE_IMAGE=shelly-bridge:test-amd64
-export EDGE_METRICS_CONFIG_DIR="$tmp/demo-config" EXPORTER_MGMT_PORT="$demo_mgmt"
+export EDGE_METRICS_CONFIG_DIR="$tmp/demo-config"
 export DEMO_REPLAY_DIR="$root/testdata/tegrastats"
 compose_files=(-f compose.yaml -f compose.demo.yaml)
 project="${project}demo"
 docker-compose -p "$project" "${compose_files[@]}" config -q
 docker-compose -p "$project" "${compose_files[@]}" up -d --no-build
-services="$(docker-compose -p "$project" "${compose_files[@]}" ps --services)"
-grep -qx exporter <<<"$services" && fail "the demo started the Jetson exporter (tegrastats mounts)"
+running="$("$DOCKER" ps --filter "label=com.docker.compose.project=$project" --format '{{.Label "com.docker.compose.service"}}' | sort | tr '\n' ' ')"
+log "demo services running: $running"
+[ "$running" = "exporter-demo plug shelly-bridge " ] || fail "demo should run exporter-demo, plug and shelly-bridge (not the Jetson exporter), got: $running"
 metrics_port="$demo_metrics"
 wait_for "demo: replayed tegrastats data" 60 has_metric jetson_temp_cpu_celsius 'hostname="edge-demo"'
 wait_for "demo: simulated plug power" 60 has_metric power_total_watts 'hostname="edge-demo"'
