@@ -174,10 +174,18 @@ impl ProcessStats {
         static BTIME_LINE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
         let btime = BTIME_LINE.get_or_init(|| {
             let text = std::fs::read_to_string("/proc/stat").ok()?;
-            text.lines().find(|l| l.starts_with("btime ")).map(str::to_string)
+            text.lines()
+                .find(|l| l.starts_with("btime "))
+                .map(str::to_string)
         });
         let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
-        Self::parse(&stat, &status, limits.as_deref(), btime.as_deref()?, open_fds)
+        Self::parse(
+            &stat,
+            &status,
+            limits.as_deref(),
+            btime.as_deref()?,
+            open_fds,
+        )
     }
 
     /// Parses the procfs texts (separate from reading, for tests).
