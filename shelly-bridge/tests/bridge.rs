@@ -575,3 +575,22 @@ async fn bad_flags_exit_64_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SHELLY_RPC_TIMEOUT"));
 }
+
+#[tokio::test]
+async fn loose_numbers_and_nulls_are_read_and_null_fields_left_out() {
+    let b = Bridge::start(&[]);
+    let mut plug = Plug::connect(&b.ws, "/n", PLUG, Some(plug_full_status())).await;
+    b.wait_devices(&["n"]).await;
+    let answer = r#"{"id":0, "apower":12 ,"voltage":null,"current":0.000,"freq":50,
+        "aenergy":{"total":0.000,"by_minute":[0.000,0.000,0.000],"minute_ts":1769947860},
+        "temperature":{"tC":null,"tF":null},"new_firmware_field":{"x":[1,2]}}"#;
+    let (s, v, _) = read_one(&b, &mut plug, "/metrics/n", answer).await;
+    assert_eq!(s, 200, "{v}");
+    let m = v["metrics"].as_object().unwrap();
+    assert_eq!(m["power_total_watts"], 12.0);
+    assert_eq!(m["power_current_amps"], 0.0);
+    assert_eq!(m["power_frequency_hertz"], 50.0);
+    assert_eq!(m["power_energy_watt_hours_total"], 0.0);
+    assert!(!m.contains_key("power_voltage_volts"), "{v}");
+    assert!(!m.contains_key("power_temperature_celsius"), "{v}");
+}
