@@ -43,6 +43,7 @@ Options:
   --reply-delay-ms N     answer every request after N ms
   --no-reply             read requests but never answer them
   --error CODE:MSG       answer reading requests with this RPC error
+  --bad-json             answer the first reading request of each connection with broken JSON
   --drop-after SECS      close each connection after SECS (then re-dial)
   --reconnect always|never   re-dial after a lost connection (default always)
   --backoff-min-ms N     first re-dial delay (default 1000), doubled per failure
@@ -174,6 +175,8 @@ pub struct SimConfig {
     pub no_reply: bool,
     /// Answer readings with this error.
     pub error: Option<(i64, String)>,
+    /// Answer the first reading request per connection with broken JSON.
+    pub bad_json: bool,
     /// Close each connection after this long.
     pub drop_after: Option<Duration>,
     /// Re-dial after loss.
@@ -201,7 +204,7 @@ impl SimConfig {
         let mut i = 0;
         while i < args.len() {
             let a = &args[i];
-            if a == "--no-reply" {
+            if a == "--no-reply" || a == "--bad-json" {
                 flags.push(a.clone());
                 i += 1;
                 continue;
@@ -220,7 +223,7 @@ impl SimConfig {
                 i += 2;
             }
         }
-        const KNOWN: [&str; 22] = [
+        const KNOWN: [&str; 23] = [
             "url",
             "profile",
             "count",
@@ -243,6 +246,7 @@ impl SimConfig {
             "notify-interval",
             "run-for",
             "no-reply",
+            "bad-json",
         ];
         if let Some(k) = opts.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(usage(format!("unknown option --{k}; see --help")));
@@ -375,6 +379,7 @@ impl SimConfig {
             loose,
             reply_delay: Duration::from_millis(num(&opts, "reply-delay-ms", 0)?),
             no_reply: flags.iter().any(|f| f == "--no-reply"),
+            bad_json: flags.iter().any(|f| f == "--bad-json"),
             error,
             drop_after: secs("drop-after")?,
             reconnect,
@@ -481,6 +486,8 @@ struct Plug {
     source: &'static str,
     /// A `NotifyStatus` to send after the current reply (relay changes).
     notify_after_reply: Option<String>,
+    /// `--bad-json` already used on this connection.
+    bad_json_done: bool,
 }
 
 fn unix_now() -> f64 {
@@ -554,6 +561,7 @@ impl Plug {
                 | 1),
             source: "init",
             notify_after_reply: None,
+            bad_json_done: false,
             cfg,
         }
     }
@@ -1031,6 +1039,7 @@ async fn session<S>(plug: &mut Plug, ws: tokio_tungstenite::WebSocketStream<S>) 
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    plug.bad_json_done = false;
     let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
     let hello = tokio::time::sleep(plug.cfg.hello_delay);
@@ -1133,6 +1142,17 @@ fn handle_request(plug: &mut Plug, text: &str) -> Option<(String, bool)> {
     reply.insert("src".into(), json!(plug.id));
     if let Some(src) = obj.get("src").filter(|s| s.is_string()) {
         reply.insert("dst".into(), src.clone());
+    }
+    let is_reading = method.to_ascii_lowercase().ends_with(".getstatus")
+        && !method.eq_ignore_ascii_case("Sys.GetStatus")
+        && !method.eq_ignore_ascii_case("Ws.GetStatus");
+    if plug.cfg.bad_json && is_reading && !plug.bad_json_done {
+        plug.bad_json_done = true;
+        let text = format!(
+            "{{\"id\":{},\"src\":\"{}\",\"result\":{{\"apower\":1",
+            reply["id"], plug.id
+        );
+        return Some((text, false));
     }
     let answer = plug.answer(&method, &params);
     let is_reboot = answer.is_ok() && method.eq_ignore_ascii_case("Shelly.Reboot");

@@ -594,3 +594,48 @@ async fn loose_numbers_and_nulls_are_read_and_null_fields_left_out() {
     assert!(!m.contains_key("power_voltage_volts"), "{v}");
     assert!(!m.contains_key("power_temperature_celsius"), "{v}");
 }
+
+#[tokio::test]
+async fn a_truncated_reply_naming_our_id_is_500_at_once_and_the_next_call_works() {
+    let b = Bridge::start(&[]);
+    let mut plug = Plug::connect(&b.ws, "/t", PLUG, Some(plug_full_status())).await;
+    b.wait_devices(&["t"]).await;
+    let t = Instant::now();
+    let http = tokio::spawn({
+        let url = format!("{}/metrics/t", b.http);
+        let c = b.client.clone();
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    });
+    let req = plug.next_request().await;
+    plug.send_text(format!(
+        r#"{{"id":{},"src":"{PLUG}","result":{{"apower":1"#,
+        req["id"]
+    ));
+    let (s, v) = http.await.unwrap();
+    assert_eq!(s, 500, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("not valid JSON"),
+        "{v}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "answered only after {:?}",
+        t.elapsed()
+    );
+    let (s, _, _) = read_one(
+        &b,
+        &mut plug,
+        "/metrics/t",
+        &corpus("switch-getstatus-result-plus-1pm.json"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        b.own_metric("shelly_bridge_frames_rejected_total{reason=\"not_json\"}")
+            .await,
+        1.0
+    );
+}
