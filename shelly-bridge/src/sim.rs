@@ -49,6 +49,7 @@ Options:
   --backoff-min-ms N     first re-dial delay (default 1000), doubled per failure
   --backoff-max-ms N     re-dial delay cap (default 60000)
   --hello-delay-ms N     delay before NotifyFullStatus (default 50)
+  --clock synced|unsynced  unsynced: ts is the uptime and sys has no unixtime (default synced)
   --notify-interval SECS energy NotifyStatus period (default 60; 0 = none)
   --run-for SECS         exit 0 after SECS (default: run until SIGINT/SIGTERM)
 ";
@@ -177,6 +178,8 @@ pub struct SimConfig {
     pub error: Option<(i64, String)>,
     /// Answer the first reading request per connection with broken JSON.
     pub bad_json: bool,
+    /// Device clock not synced: `ts` is the uptime, no `sys.unixtime`.
+    pub unsynced: bool,
     /// Close each connection after this long.
     pub drop_after: Option<Duration>,
     /// Re-dial after loss.
@@ -223,7 +226,7 @@ impl SimConfig {
                 i += 2;
             }
         }
-        const KNOWN: [&str; 23] = [
+        const KNOWN: [&str; 24] = [
             "url",
             "profile",
             "count",
@@ -247,6 +250,7 @@ impl SimConfig {
             "run-for",
             "no-reply",
             "bad-json",
+            "clock",
         ];
         if let Some(k) = opts.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(usage(format!("unknown option --{k}; see --help")));
@@ -380,6 +384,15 @@ impl SimConfig {
             reply_delay: Duration::from_millis(num(&opts, "reply-delay-ms", 0)?),
             no_reply: flags.iter().any(|f| f == "--no-reply"),
             bad_json: flags.iter().any(|f| f == "--bad-json"),
+            unsynced: match opts.get("clock").map(String::as_str) {
+                None | Some("synced") => false,
+                Some("unsynced") => true,
+                Some(v) => {
+                    return Err(usage(format!(
+                        "--clock must be synced or unsynced, got `{v}`"
+                    )))
+                }
+            },
             error,
             drop_after: secs("drop-after")?,
             reconnect,
@@ -749,13 +762,28 @@ impl Plug {
     }
 
     fn sys_status(&self) -> Value {
-        let unix = unix_now();
-        json!({
-            "mac": self.mac, "restart_required": false, "unixtime": unix as u64,
+        let mut v = json!({
+            "mac": self.mac, "restart_required": false,
             "uptime": self.booted.elapsed().as_secs(), "ram_size": 262_144, "ram_free": 150_000,
             "fs_size": 458_752, "fs_free": 147_456, "cfg_rev": 7, "kvs_rev": 0,
             "schedule_rev": 0, "webhook_rev": 0, "available_updates": {},
-        })
+        });
+        // Before SNTP sync a real device has no wall clock: no unixtime/time at all.
+        if !self.cfg.unsynced {
+            v["unixtime"] = json!(unix_now() as u64);
+        }
+        v
+    }
+
+    /// `ts` of notifications: Unix time with 2 decimals, or the uptime when unsynced (the
+    /// real captured NotifyFullStatus says `"ts":5.01`).
+    fn ts(&self) -> f64 {
+        let t = if self.cfg.unsynced {
+            self.booted.elapsed().as_secs_f64()
+        } else {
+            unix_now()
+        };
+        (t * 100.0).round() / 100.0
     }
 
     fn full_status(&mut self) -> Value {
@@ -910,7 +938,7 @@ impl Plug {
                             self.cfg.loose,
                         );
                     }
-                    let ts = (unix_now() * 100.0).round() / 100.0;
+                    let ts = self.ts();
                     self.notify_after_reply = Some(render(&json!({"src": self.id, "dst": "ws",
                         "method": "NotifyStatus", "params": {"ts": ts, "switch:0": delta}})));
                 }
@@ -936,7 +964,7 @@ impl Plug {
 
     fn notify_full_status(&mut self) -> String {
         let mut params = self.full_status();
-        params["ts"] = json!((unix_now() * 100.0).round() / 100.0);
+        params["ts"] = json!(self.ts());
         render(
             &json!({"src": self.id, "dst": "ws", "method": "NotifyFullStatus", "params": params}),
         )
@@ -953,7 +981,7 @@ impl Plug {
         if self.cfg.profile.newer_fields() {
             comp["ret_aenergy"] = self.energy_obj(self.ret_energy_wh, [0.0; 3]);
         }
-        let ts = (unix_now() * 100.0).round() / 100.0;
+        let ts = self.ts();
         Some(render(
             &json!({"src": self.id, "dst": "ws", "method": "NotifyStatus",
                             "params": {"ts": ts, key: comp}}),
@@ -1226,6 +1254,22 @@ mod tests {
         assert_eq!(note["dst"], "ws");
         assert_eq!(note["params"]["switch:0"]["output"], false);
         assert_eq!(note["params"]["switch:0"]["apower"], 0.0);
+    }
+
+    #[test]
+    fn unsynced_clock_reports_uptime_and_no_unixtime() {
+        let mut p = Plug::new(cfg(&["--clock", "unsynced"]), 0);
+        let v: Value = serde_json::from_str(&p.notify_full_status()).unwrap();
+        assert!(
+            v["params"]["ts"].as_f64().unwrap() < 100.0,
+            "{}",
+            v["params"]["ts"]
+        );
+        assert!(v["params"]["sys"].get("unixtime").is_none());
+        let mut p = Plug::new(cfg(&[]), 0);
+        let v: Value = serde_json::from_str(&p.notify_full_status()).unwrap();
+        assert!(v["params"]["ts"].as_f64().unwrap() > 1.7e9);
+        assert!(v["params"]["sys"]["unixtime"].as_u64().is_some());
     }
 
     #[test]

@@ -111,7 +111,14 @@ async fn relay_off_reads_zero_because_the_plug_is_asked_each_time() {
     let b = Bridge::start(&[]);
     let _sim = Sim::start(
         &format!("{}/r", b.ws),
-        &["--relay", "off", "--notify-interval", "0"],
+        &[
+            "--relay",
+            "off",
+            "--notify-interval",
+            "0",
+            "--clock",
+            "unsynced",
+        ],
     );
     b.wait_devices(&["r"]).await;
     let (s, v) = b.get("/metrics/r").await;
