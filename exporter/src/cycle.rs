@@ -59,6 +59,8 @@ pub struct RenderInput<'a> {
     pub last_reading: Option<SystemTime>,
     /// Runtime counters.
     pub counters: &'a Counters,
+    /// Config Server pushes (succeeded, failed).
+    pub pushes: (u64, u64),
 }
 
 /// Renders the whole `/metrics` body.
@@ -72,6 +74,7 @@ pub fn render(input: &RenderInput<'_>) -> String {
             source: input.source,
             last_reading: input.last_reading,
             counters: input.counters,
+            pushes: input.pushes,
         },
     );
     out

@@ -60,7 +60,19 @@ pub fn help_for(name: &str) -> String {
         "power_total_watts" => "Total AC power drawn at the wall plug (Shelly)".into(),
         "power_voltage_volts" => "AC voltage at the wall plug (Shelly)".into(),
         "power_current_amps" => "AC current drawn at the wall plug (Shelly)".into(),
-        _ => jetson::help_text(name),
+        "power_frequency_hertz" => "AC frequency at the wall plug (Shelly)".into(),
+        "power_factor" => "Power factor at the wall plug (Shelly)".into(),
+        "power_apparent_voltamperes" => "Apparent power at the wall plug (Shelly)".into(),
+        "power_energy_watt_hours_total" => {
+            "Energy drawn through the wall plug in Wh (Shelly)".into()
+        }
+        "power_returned_energy_watt_hours_total" => {
+            "Energy fed back through the wall plug in Wh (Shelly)".into()
+        }
+        "power_temperature_celsius" => "Temperature of the wall plug (Shelly)".into(),
+        "power_switch_on" => "Whether the wall plug's relay is on (1) or off (0) (Shelly)".into(),
+        n if n.starts_with("jetson_") => jetson::help_text(n),
+        n => format!("Wall-plug reading {n} (Shelly)"),
     }
 }
 
@@ -77,10 +89,19 @@ pub fn write_header(out: &mut String, name: &str, help: &str, kind: &str) {
     out.push('\n');
 }
 
-/// Writes one gauge family per value, each with `labels` (from [`device_labels`]).
+/// The family type: `_total` names are counters (energy meters), everything else a gauge.
+pub fn type_for(name: &str) -> &'static str {
+    if name.ends_with("_total") {
+        "counter"
+    } else {
+        "gauge"
+    }
+}
+
+/// Writes one family per value, each with `labels` (from [`device_labels`]).
 pub fn write_device_values(out: &mut String, values: &Values, labels: &str) {
     for (name, v) in values {
-        write_header(out, name, &help_for(name), "gauge");
+        write_header(out, name, &help_for(name), type_for(name));
         out.push_str(name);
         out.push_str(labels);
         out.push(' ');
@@ -124,6 +145,19 @@ mod tests {
             lines[2],
             "jetson_temp_cpu_celsius{device_type=\"jetson_orin\",hostname=\"edge-01\"} 45.25"
         );
+    }
+
+    #[test]
+    fn energy_meters_are_counters_and_every_name_has_help() {
+        assert_eq!(type_for("power_energy_watt_hours_total"), "counter");
+        assert_eq!(type_for("power_total_watts"), "gauge");
+        for name in [
+            "power_switch_on",
+            "power_new_reading",
+            "jetson_temp_cpu_celsius",
+        ] {
+            assert!(!help_for(name).is_empty());
+        }
     }
 
     #[test]

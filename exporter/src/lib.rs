@@ -26,7 +26,9 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::selfmetrics::Counters;
-use crate::state::{api_token, Command, ConfigOrigin, EnvMap, Owner, OwnerHandle, OwnerInit};
+use crate::state::{
+    api_token, Command, ConfigOrigin, ConfigServer, EnvMap, Owner, OwnerHandle, OwnerInit,
+};
 use crate::tegrastats::source::{SourceError, SourceSpec};
 
 /// How long servers and the owner get to finish after shutdown starts.
@@ -96,7 +98,19 @@ fn is_loopback(host: &str) -> bool {
 }
 
 /// Runs the exporter until `shutdown` fires or SIGTERM/SIGINT arrives.
-pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<(), RunError> {
+    // The Config Server comes first when configured; the local file is the fallback.
+    let server = ConfigServer::from_config(&opts.config, &opts.env);
+    if let Some(server) = &server {
+        if let Some(fetched) = server.fetch().await {
+            opts.config = fetched;
+            opts.origin = ConfigOrigin::Server;
+            // Keep a local copy, so a start with the server down uses the latest config.
+            if let Err(error) = config::save_atomic(&opts.config_path, &opts.config) {
+                warn!(error = %config::error_chain(&error), "Could not keep a local copy of the Config Server's config.");
+            }
+        }
+    }
     let cfg = &opts.config;
     SourceSpec::from_config(&cfg.tegrastats, cfg.interval_duration()).check()?;
     let metrics_listener = bind("metrics", &cfg.bind_address, cfg.port, "port").await?;
@@ -127,6 +141,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
             origin: opts.origin,
             created: opts.created,
             env: opts.env,
+            server,
         },
         counters,
     );
@@ -184,4 +199,15 @@ async fn handle_signals(handle: OwnerHandle, shutdown: CancellationToken) {
         }
     }
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_loopback_binds_skip_the_open_api_warning() {
+        assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
+        assert!(!is_loopback("0.0.0.0") && !is_loopback("::") && !is_loopback("192.0.2.1"));
+    }
 }

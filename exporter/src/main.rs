@@ -2,7 +2,7 @@
 //! exit codes (64: unusable configuration, 1: anything else).
 //!
 //! ```text
-//! edge-metrics-exporter [--config PATH]          (else LOCAL_CONFIG_PATH, else ./config.yaml)
+//! edge-metrics-exporter [--config PATH]          (else LOCAL_CONFIG_PATH, else /etc/edge-metrics/config.yaml)
 //! edge-metrics-exporter healthcheck [--url URL]  (GET the management /health, exit 0 on 200)
 //! edge-metrics-exporter --version | --help
 //! ```
@@ -10,10 +10,11 @@
 use std::io::{IsTerminal, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+
 use std::process::ExitCode;
 use std::time::Duration;
 
-use edge_metrics_exporter::config::{self, Config};
+use edge_metrics_exporter::config;
 use edge_metrics_exporter::state::{error_chain, ConfigOrigin, EnvMap};
 use edge_metrics_exporter::{run, RunOptions};
 use tokio_util::sync::CancellationToken;
@@ -27,7 +28,8 @@ Usage:
   edge-metrics-exporter --version | --help
 
 Options:
-  --config PATH   config.yaml to use (default: $LOCAL_CONFIG_PATH, else ./config.yaml);
+  --config PATH   config.yaml to use (default: $LOCAL_CONFIG_PATH, else
+                  /etc/edge-metrics/config.yaml);
                   written with defaults when missing
   --url URL       health URL to check (default: http://127.0.0.1:<reload_port>/health)
 
@@ -90,10 +92,7 @@ fn main() -> ExitCode {
         }
     };
     let env: EnvMap = std::env::vars().collect();
-    let config_path = args
-        .config
-        .or_else(|| env.get("LOCAL_CONFIG_PATH").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("config.yaml"));
+    let config_path = config::config_path(args.config.as_deref(), &env);
     match args.mode {
         Mode::Version => {
             println!("edge-metrics-exporter {}", env!("CARGO_PKG_VERSION"));
@@ -118,33 +117,12 @@ fn init_tracing() {
         .init();
 }
 
-/// Reads config.yaml, or writes the defaults when it is missing (then `created`).
-fn load_config(path: &Path) -> Result<(Config, bool), String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => config::parse(&text, &path.display().to_string())
-            .map(|c| (c, false))
-            .map_err(|e| error_chain(&e)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cfg = Config::default();
-            config::save_atomic(path, &cfg).map_err(|e| {
-                format!(
-                    "{}. Create the directory or point --config / LOCAL_CONFIG_PATH at a writable place",
-                    error_chain(&e)
-                )
-            })?;
-            tracing::info!(path = %path.display(), "No config file; wrote the defaults.");
-            Ok((cfg, true))
-        }
-        Err(e) => Err(format!("cannot read config {}: {e}", path.display())),
-    }
-}
-
 fn serve(config_path: PathBuf, env: EnvMap) -> ExitCode {
     init_tracing();
-    let (config, created) = match load_config(&config_path) {
-        Ok(found) => found,
-        Err(message) => {
-            eprintln!("{message}");
+    let (config, created) = match config::load(&config_path, &env) {
+        Ok(loaded) => (loaded.config, loaded.created),
+        Err(error) => {
+            eprintln!("{}", error_chain(&error));
             return ExitCode::from(EXIT_CONFIG);
         }
     };

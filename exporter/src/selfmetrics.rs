@@ -23,10 +23,6 @@ pub struct Counters {
     pub config_writes_ok: AtomicU64,
     /// config.yaml writes that failed.
     pub config_writes_failed: AtomicU64,
-    /// Config Server pushes that succeeded.
-    pub pushes_ok: AtomicU64,
-    /// Config Server pushes that failed.
-    pub pushes_failed: AtomicU64,
 }
 
 /// What one render of the self-metrics needs.
@@ -39,6 +35,8 @@ pub struct SelfInput<'a> {
     pub last_reading: Option<SystemTime>,
     /// Runtime counters.
     pub counters: &'a Counters,
+    /// Config Server pushes (succeeded, failed).
+    pub pushes: (u64, u64),
 }
 
 fn family(out: &mut String, name: &str, help: &str, kind: &str, labels: &str, v: f64) {
@@ -139,16 +137,8 @@ pub fn write_self_metrics(out: &mut String, input: &SelfInput<'_>) {
     );
     let pushes = format!("{P}config_server_pushes_total");
     write_header(out, &pushes, "Config Server pushes by result", "counter");
-    let _ = writeln!(
-        out,
-        "{pushes}{{result=\"success\"}} {}",
-        input.counters.pushes_ok.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "{pushes}{{result=\"error\"}} {}",
-        input.counters.pushes_failed.load(Ordering::Relaxed)
-    );
+    let _ = writeln!(out, "{pushes}{{result=\"success\"}} {}", input.pushes.0);
+    let _ = writeln!(out, "{pushes}{{result=\"error\"}} {}", input.pushes.1);
     if let Some(p) = ProcessStats::read() {
         p.write(out);
     }

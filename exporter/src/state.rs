@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::collector::device::{device_collector, model_for};
 use crate::collector::{jetson, CollectorSet};
 use crate::config::{self, Config};
+use crate::configserver;
 use crate::cycle::{self, Health, RenderInput};
 use crate::exposition::device_labels;
 use crate::selfmetrics::Counters;
@@ -120,42 +121,52 @@ pub enum CommandError {
 /// Environment values the runtime reads (passed as a map, never read from the process here).
 pub type EnvMap = BTreeMap<String, String>;
 
-/// `hostname` key, else `EDGE_METRICS_HOSTNAME`, else the system hostname.
-pub fn resolve_hostname(cfg: &Config, env: &EnvMap) -> String {
-    if let Some(h) = cfg.hostname.as_deref().filter(|h| !h.trim().is_empty()) {
-        return h.trim().to_string();
-    }
-    if let Some(h) = env
-        .get("EDGE_METRICS_HOSTNAME")
-        .filter(|h| !h.trim().is_empty())
-    {
-        return h.trim().to_string();
-    }
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
-}
-
-/// The management API token: `api_token` key, else `EDGE_METRICS_API_TOKEN`.
+/// The management API token for the running config (config key, else environment).
 pub fn api_token(cfg: &Config, env: &EnvMap) -> Option<String> {
-    cfg.api_token
-        .clone()
-        .or_else(|| env.get("EDGE_METRICS_API_TOKEN").cloned())
-        .filter(|t| !t.is_empty())
+    config::api_token(cfg, env)
 }
 
-/// The message of an error and all its sources, on one line.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
+pub use crate::config::error_chain;
+
+/// The Config Server client and the device id it is asked for.
+#[derive(Clone)]
+pub struct ConfigServer {
+    /// The client.
+    pub client: configserver::Client,
+    /// `/config/{device_id}`: the hostname label.
+    pub device_id: String,
+}
+
+impl ConfigServer {
+    /// The client for `cfg`, when a Config Server is configured (`config_server.url` or
+    /// `CONFIG_SERVER_URL`). A URL the client refuses is logged and ignored.
+    pub fn from_config(cfg: &Config, env: &EnvMap) -> Option<ConfigServer> {
+        let settings = config::config_server(cfg, env)?;
+        match configserver::Client::new(&settings.url, settings.timeout) {
+            Ok(client) => Some(ConfigServer {
+                client,
+                device_id: config::device_id(cfg, env),
+            }),
+            Err(error) => {
+                warn!(error = %error_chain(&error), "Config Server disabled; using the local file only.");
+                None
+            }
+        }
     }
-    text
+
+    /// Fetches this device's config; `None` (logged) when the server is down, slow or wrong.
+    pub async fn fetch(&self) -> Option<Config> {
+        match self.client.fetch(&self.device_id).await {
+            Ok(cfg) => {
+                info!(device_id = %self.device_id, "Fetched the configuration from the Config Server.");
+                Some(cfg)
+            }
+            Err(error) => {
+                warn!(device_id = %self.device_id, error = %error_chain(&error), "Config Server unavailable; using the local config.");
+                None
+            }
+        }
+    }
 }
 
 /// What the owner starts from.
@@ -170,6 +181,8 @@ pub struct OwnerInit {
     pub created: bool,
     /// The environment.
     pub env: EnvMap,
+    /// The Config Server, when configured.
+    pub server: Option<ConfigServer>,
 }
 
 /// Channels to the owner.
@@ -215,6 +228,10 @@ pub struct Owner {
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     pending_write: bool,
     commands: Option<mpsc::Receiver<Command>>,
+    server: Option<ConfigServer>,
+    /// Feeds the Config Server sync task.
+    sync_tx: watch::Sender<Arc<Config>>,
+    sync_stats: Option<Arc<configserver::SyncStats>>,
 }
 
 impl Owner {
@@ -231,7 +248,7 @@ impl Owner {
         };
         let labels = device_labels(
             running.config.device_type.as_str(),
-            &resolve_hostname(&running.config, &env),
+            &config::resolve_hostname(&running.config, env.as_ref()),
         );
         let health = Health {
             status: "degraded",
@@ -249,6 +266,7 @@ impl Owner {
             health,
         }));
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (sync_tx, _) = watch::channel(Arc::new(running.config.clone()));
         let mut owner = Owner {
             config_path: init.config_path,
             running,
@@ -263,6 +281,9 @@ impl Owner {
             snapshot_tx,
             pending_write: false,
             commands: None,
+            sync_stats: init.server.as_ref().map(|s| s.client.stats()),
+            server: init.server,
+            sync_tx,
         };
         owner.build_collectors();
         let handle = OwnerHandle {
@@ -293,8 +314,20 @@ impl Owner {
             .commands
             .take()
             .expect("invariant: Owner::new stores the command receiver and run consumes self");
+        let sync = self.server.as_ref().map(|server| {
+            configserver::spawn_sync(
+                server.client.clone(),
+                server.device_id.clone(),
+                self.sync_tx.subscribe(),
+                shutdown.clone(),
+            )
+        });
         let mut period = self.running.config.interval_duration();
         let mut tick = new_tick(period);
+        // Until the first reading arrives, a sample triggers a cycle at once, so /metrics and
+        // /health do not wait a whole (possibly long) interval after start-up.
+        let mut first = self.source.handle();
+        let mut waiting_first = first.latest().is_none();
         loop {
             tokio::select! {
                 biased;
@@ -303,6 +336,10 @@ impl Owner {
                     Some(command) => self.handle(command).await,
                     None => break,
                 },
+                () = first.changed(), if waiting_first => {
+                    waiting_first = false;
+                    self.cycle().await;
+                }
                 _ = tick.tick() => self.cycle().await,
             }
             let now = self.running.config.interval_duration();
@@ -313,6 +350,9 @@ impl Owner {
         }
         commands.close();
         self.source.stop().await;
+        if let Some(sync) = sync {
+            let _ = sync.await;
+        }
         info!("Collection stopped.");
     }
 
@@ -406,6 +446,11 @@ impl Owner {
     }
 
     async fn load_for_reload(&self) -> Result<(Config, ConfigOrigin), String> {
+        if let Some(server) = &self.server {
+            if let Some(cfg) = server.fetch().await {
+                return Ok((cfg, ConfigOrigin::Server));
+            }
+        }
         let path = self.config_path.clone();
         let text = tokio::fs::read_to_string(&path)
             .await
@@ -459,15 +504,31 @@ impl Owner {
         }
         self.labels = device_labels(
             self.running.config.device_type.as_str(),
-            &resolve_hostname(&self.running.config, &self.env),
+            &config::resolve_hostname(&self.running.config, self.env.as_ref()),
         );
         self.publish_running();
+        if origin == ConfigOrigin::Server {
+            // Keep a local copy, so a start with the server down uses the latest config.
+            if self.save(&self.running.config).await.is_err() {
+                self.pending_write = true;
+            }
+        } else {
+            self.push_to_server();
+        }
         info!(source = origin.as_str(), "Configuration reloaded.");
         self.cycle().await;
         Ok(ReloadDone {
             origin,
             metrics_count: self.running.metrics_count(),
         })
+    }
+
+    /// Hands the running config to the background Config Server sync (no-op without one).
+    fn push_to_server(&self) {
+        if self.server.is_some() {
+            self.sync_tx
+                .send_replace(Arc::new(self.running.config.clone()));
+        }
     }
 
     fn publish_running(&self) {
@@ -478,20 +539,22 @@ impl Owner {
     pub async fn cycle(&mut self) {
         let collected = cycle::collect(&self.set);
         self.seen.extend(collected.values.keys().cloned());
-        let new = cycle::discover(&self.running.config.metrics, &collected.values);
+        let model = model_for(self.running.config.device_type);
+        let mut next = self.running.config.clone();
+        let fresh = self.fresh;
+        let new = config::merge_discovered(
+            &mut next,
+            collected.values.keys().map(String::as_str),
+            |name| fresh && default_enabled(model, name),
+        );
         if !new.is_empty() {
-            let model = model_for(self.running.config.device_type);
-            let mut next = self.running.config.clone();
-            for name in &new {
-                let on = self.fresh && default_enabled(model, name);
-                next.metrics.insert(name.clone(), on);
-            }
-            info!(count = new.len(), names = %new.join(","), fresh = self.fresh, "Discovered new metrics.");
+            info!(count = new.len(), names = %new.join(","), fresh, "Discovered new metrics.");
             if self.save(&next).await.is_err() {
                 self.pending_write = true;
             }
             self.running.config = next;
             self.publish_running();
+            self.push_to_server();
         } else if self.pending_write {
             let cfg = self.running.config.clone();
             if self.save(&cfg).await.is_ok() {
@@ -508,6 +571,10 @@ impl Owner {
             source: &stats,
             last_reading: latest.map(|s| s.wall),
             counters: &self.counters,
+            pushes: self
+                .sync_stats
+                .as_ref()
+                .map_or((0, 0), |s| (s.pushes_ok(), s.pushes_failed())),
         });
         let (status, reason) = cycle::health_status(&collected.statuses);
         let health = Health {
@@ -540,4 +607,71 @@ fn new_tick(period: Duration) -> tokio::time::Interval {
     let mut tick = tokio::time::interval(period.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn owner_on_replay(created: bool) -> (Owner, OwnerHandle, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.tegrastats.replay = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../testdata/tegrastats/orin-agx-jp5.log"),
+        );
+        cfg.shelly.enabled = false;
+        cfg.metrics.insert("jetson_temp_cpu_celsius".into(), false);
+        let (owner, handle) = Owner::new(
+            OwnerInit {
+                config_path: dir.path().join("config.yaml"),
+                config: cfg,
+                origin: ConfigOrigin::Local,
+                created,
+                env: EnvMap::new(),
+                server: None,
+            },
+            Arc::new(Counters::default()),
+        );
+        (owner, handle, dir)
+    }
+
+    async fn first_sample(owner: &Owner) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while owner.source.handle().latest().is_none() {
+            assert!(Instant::now() < deadline, "no tegrastats sample");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fresh_install_enables_the_model_defaults_and_keeps_user_choices() {
+        let (mut owner, handle, dir) = owner_on_replay(true);
+        first_sample(&owner).await;
+        owner.cycle().await;
+        let metrics = &handle.running.borrow().config.metrics;
+        assert_eq!(metrics.get("jetson_ram_used_mb"), Some(&true));
+        assert_eq!(
+            metrics.get("jetson_power_vdd_gpu_soc_avg_watts"),
+            Some(&false)
+        );
+        // The user's explicit false stays although the default would be true.
+        assert_eq!(metrics.get("jetson_temp_cpu_celsius"), Some(&false));
+        let saved = std::fs::read_to_string(dir.path().join("config.yaml")).unwrap();
+        assert_eq!(&config::parse(&saved, "saved").unwrap().metrics, metrics);
+        assert!(handle.snapshot.borrow().body.starts_with(b"# HELP"));
+        owner.source.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_existing_install_adds_discoveries_as_false() {
+        let (mut owner, handle, _dir) = owner_on_replay(false);
+        first_sample(&owner).await;
+        owner.cycle().await;
+        let metrics = handle.running.borrow().config.metrics.clone();
+        assert!(metrics.len() > 10);
+        assert!(metrics.values().all(|on| !on), "{metrics:?}");
+        owner.source.stop().await;
+    }
 }

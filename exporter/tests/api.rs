@@ -47,7 +47,7 @@ fn endpoints_answer_field_for_field() {
     );
     assert_eq!(c["port"], 0);
     assert_eq!(c["reload_port"], 0);
-    assert_eq!(c["shelly"]["enabled"], true);
+    assert_eq!(c["shelly"]["enabled"], false);
     assert_eq!(c["shelly"]["server_url"], "http://localhost:8766");
     assert_eq!(c["metrics"]["jetson_ram_used_mb"], true);
 

@@ -66,7 +66,12 @@ fn missing_config_is_written_with_defaults_from_local_config_path() {
     let out = run_to_end(command().env("LOCAL_CONFIG_PATH", &cfg));
     let text = std::fs::read_to_string(&cfg).expect("defaults written");
     let written = edge_metrics_exporter::config::parse(&text, "config.yaml").unwrap();
-    assert_eq!(written, edge_metrics_exporter::config::Config::default());
+    assert_eq!(
+        written,
+        edge_metrics_exporter::config::default_config(
+            edge_metrics_exporter::config::DeviceType::JetsonOrin
+        )
+    );
     if !std::path::Path::new("/usr/bin/tegrastats").exists() {
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&out.stderr)

@@ -156,8 +156,10 @@ fn discovered_metrics_are_added_as_false_and_user_choices_kept() {
     });
     assert!(on_disk.contains("jetson_ram_used_mb: false"), "{on_disk}");
     assert!(on_disk.contains("made_up_user_metric: true"), "{on_disk}");
-    let list = exp.api("GET", "/metrics/list", &[], None).json();
-    assert_eq!(list["metrics"]["jetson_ram_total_mb"], false);
+    wait_for(Duration::from_secs(5), "discovery in /metrics/list", || {
+        let list = exp.api("GET", "/metrics/list", &[], None).json();
+        (list["metrics"]["jetson_ram_total_mb"] == false).then_some(())
+    });
     assert_eq!(exp.scrape().sample(USED), None);
 }
 
@@ -181,8 +183,15 @@ fn a_new_rail_is_discovered_when_tegrastats_starts_printing_it() {
                 .then_some(())
         },
     );
-    let list = exp.api("GET", "/metrics/list", &[], None).json();
-    assert_eq!(list["metrics"]["jetson_power_vdd_test_rail_watts"], false);
+    // Written to disk first, then published: wait for the API to show it too.
+    wait_for(
+        Duration::from_secs(5),
+        "the new rail in /metrics/list",
+        || {
+            let list = exp.api("GET", "/metrics/list", &[], None).json();
+            (list["metrics"]["jetson_power_vdd_test_rail_watts"] == false).then_some(())
+        },
+    );
     let r = exp.post_json(
         "/metrics/enable",
         r#"{"jetson_power_vdd_test_rail_watts": true}"#,

@@ -568,3 +568,179 @@ pub fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
         }
     }
 }
+
+/// The value of the first sample of `name` (any labels) in Prometheus text.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            return None;
+        }
+        l.rsplit(' ').next()?.parse().ok()
+    })
+}
+
+/// `GET /metrics` on `addr`, returning the text (panics on a non-200).
+pub fn scrape(addr: SocketAddr) -> String {
+    let r = get(addr, "/metrics").expect("GET /metrics answers");
+    assert_eq!(r.status, 200, "GET /metrics: {}", r.text());
+    r.text()
+}
+
+/// Writes an executable `/bin/sh` script at `path` (for stand-in tegrastats programs).
+pub fn write_script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("script is writable");
+    set_mode(path, 0o755);
+}
+
+/// `chmod mode path`.
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Pids of `pid`'s direct children and, for each, whether it is a zombie.
+pub fn children(pid: u32) -> Vec<(u32, bool)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...; comm may hold spaces, so split after the last ')'.
+        let Some(tail) = stat.rsplit_once(')').map(|(_, t)| t) else {
+            continue;
+        };
+        let mut f = tail.split_whitespace();
+        let state = f.next().unwrap_or("");
+        if f.next().and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            out.push((child, state == "Z"));
+        }
+    }
+    out
+}
+
+/// Sends `signal` (e.g. "KILL") to `pid` with kill(1).
+pub fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status();
+}
+
+/// Writes an exporter config.yaml in `dir` with loopback ports 0, the given `tegrastats:`
+/// section body (indented two spaces) and extra top-level YAML; returns its path.
+pub fn exporter_config(dir: &Path, tegrastats: &str, extra: &str) -> PathBuf {
+    let path = dir.join("config.yaml");
+    let text = format!(
+        "device_type: jetson_orin\ninterval: 0.2\nport: 0\nreload_port: 0\n\
+         bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: proof\n\
+         tegrastats:\n  {tegrastats}\n{extra}"
+    );
+    std::fs::write(&path, text).expect("config is writable");
+    path
+}
+
+/// A running exporter and its two bound addresses.
+#[derive(Debug)]
+pub struct Exporter {
+    /// The process.
+    pub proc: Proc,
+    /// Prometheus `/metrics`.
+    pub metrics: SocketAddr,
+    /// The management API.
+    pub api: SocketAddr,
+}
+
+impl Exporter {
+    /// Starts the exporter on `config`, logging into `log_dir`, and waits for both addresses.
+    pub fn start(config: &Path, log_dir: &Path) -> Exporter {
+        let mut proc = Proc::start(
+            "exporter",
+            &bin(EXPORTER),
+            &["--config", config.to_str().expect("utf-8 path")],
+            &[],
+            log_dir,
+        );
+        let metrics = proc.wait_addr("\"metrics\"");
+        let api = proc.wait_addr("\"management\"");
+        Exporter { proc, metrics, api }
+    }
+
+    /// Waits until `/metrics` has a sample of `name`; returns its value.
+    pub fn wait_sample(&self, name: &str, timeout: Duration) -> f64 {
+        wait_until(timeout, &format!("a sample of {name}"), || {
+            sample(&scrape(self.metrics), name)
+        })
+    }
+
+    /// GET /health as JSON.
+    pub fn health(&self) -> serde_json::Value {
+        get(self.api, "/health")
+            .expect("GET /health answers")
+            .json()
+    }
+}
+
+/// A running bridge and its two bound addresses.
+#[derive(Debug)]
+pub struct Bridge {
+    /// The process.
+    pub proc: Proc,
+    /// Where plugs dial.
+    pub ws: SocketAddr,
+    /// The HTTP API.
+    pub http: SocketAddr,
+}
+
+impl Bridge {
+    /// Starts the bridge on loopback with `extra` flags (ports 0 unless given there).
+    pub fn start(log_dir: &Path, name: &str, extra: &[&str]) -> Bridge {
+        let mut args = vec!["--bind", "127.0.0.1"];
+        if !extra.contains(&"--ws-port") {
+            args.extend(["--ws-port", "0"]);
+        }
+        if !extra.contains(&"--http-port") {
+            args.extend(["--http-port", "0"]);
+        }
+        args.extend_from_slice(extra);
+        let mut proc = Proc::start(name, &bin(BRIDGE), &args, &[], log_dir);
+        let ws = proc.wait_addr("plug WebSocket");
+        let http = proc.wait_addr("HTTP API");
+        Bridge { proc, ws, http }
+    }
+
+    /// Starts a simulated plug dialling this bridge as `alias`, with `extra` simulate flags.
+    pub fn plug(&self, log_dir: &Path, alias: &str, extra: &[&str]) -> Proc {
+        let url = format!("ws://{}/{alias}", self.ws);
+        let mut args = vec![
+            "simulate",
+            "--url",
+            &url,
+            "--backoff-min-ms",
+            "100",
+            "--backoff-max-ms",
+            "500",
+            "--run-for",
+            "300",
+        ];
+        args.extend_from_slice(extra);
+        Proc::start(&format!("plug-{alias}"), &bin(BRIDGE), &args, &[], log_dir)
+    }
+
+    /// Waits until `/devices` lists `n` plugs.
+    pub fn wait_devices(&self, n: u64, timeout: Duration) -> serde_json::Value {
+        wait_until(timeout, &format!("{n} plugs listed"), || {
+            let d = get(self.http, "/devices").ok()?.json();
+            (d["count"] == n).then_some(d)
+        })
+    }
+}

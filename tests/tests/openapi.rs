@@ -538,7 +538,7 @@ fn bridge_api_matches_its_document() {
     assert_eq!(r.status, 200);
 
     // One healthy plug: by default, by alias, by device id.
-    let _a = plug(&tmp, ws, "a", &[]);
+    let mut a = plug(&tmp, ws, "a", &[]);
     let devices = wait_devices(http, 1);
     let id = devices["plugs"][0]["device_id"]
         .as_str()
@@ -557,9 +557,11 @@ fn bridge_api_matches_its_document() {
             r.text()
         );
     }
+    a.kill();
+    wait_devices(http, 0);
 
-    // A plug that answers with an RPC error → 500; two plugs and none named → 409.
-    let _b = plug(
+    // A plug that answers with an RPC error → 500; with a second plug and none named → 409.
+    let mut b = plug(
         &tmp,
         ws,
         "b",
@@ -570,17 +572,32 @@ fn bridge_api_matches_its_document() {
             "AABBCCDDEE01",
         ],
     );
+    wait_devices(http, 1);
+    for path in ["/metrics", "/metrics/b"] {
+        let r = call(&mut doc, http, "GET", path, &[], b"");
+        assert_eq!(r.status, 500, "{path}: {}", r.text());
+    }
+    let mut c = plug(&tmp, ws, "c", &["--no-reply", "--mac", "AABBCCDDEE02"]);
     wait_devices(http, 2);
-    let r = call(&mut doc, http, "GET", "/metrics/b", &[], b"");
-    assert_eq!(r.status, 500, "{}", r.text());
     let r = call(&mut doc, http, "GET", "/metrics", &[], b"");
     assert_eq!(r.status, 409, "{}", r.text());
+    b.kill();
+    wait_devices(http, 1);
 
-    // A plug that never answers → 504 after the RPC timeout; one that drops its connection
-    // while a request waits → 502. Both run at once to keep the test short.
-    let _c = plug(&tmp, ws, "c", &["--no-reply", "--mac", "AABBCCDDEE02"]);
-    wait_devices(http, 3);
-    let timed_out = std::thread::spawn(move || proof::get(http, "/metrics/c").unwrap());
+    // A plug that never answers → 504 after the RPC timeout (both paths at once).
+    let waits: Vec<_> = ["/metrics", "/metrics/c"]
+        .into_iter()
+        .map(|path| std::thread::spawn(move || (path, proof::get(http, path).unwrap())))
+        .collect();
+    for w in waits {
+        let (path, r) = w.join().unwrap();
+        doc.check("GET", path, &r);
+        assert_eq!(r.status, 504, "{path}: {}", r.text());
+    }
+    c.kill();
+    wait_devices(http, 0);
+
+    // A plug whose connection drops while requests wait → 502 (both paths at once).
     let _d = plug(
         &tmp,
         ws,
@@ -595,13 +612,16 @@ fn bridge_api_matches_its_document() {
             "AABBCCDDEE03",
         ],
     );
-    wait_devices(http, 4);
-    let r = call(&mut doc, http, "GET", "/metrics/d", &[], b"");
-    assert_eq!(r.status, 502, "{}", r.text());
-    let r = timed_out.join().unwrap();
-    doc.check("GET", "/metrics/c", &r);
-    assert_eq!(r.status, 504, "{}", r.text());
-    // With two or more plugs, GET /metrics with one left still works after the others go.
+    wait_devices(http, 1);
+    let waits: Vec<_> = ["/metrics", "/metrics/d"]
+        .into_iter()
+        .map(|path| std::thread::spawn(move || (path, proof::get(http, path).unwrap())))
+        .collect();
+    for w in waits {
+        let (path, r) = w.join().unwrap();
+        doc.check("GET", path, &r);
+        assert_eq!(r.status, 502, "{path}: {}", r.text());
+    }
 
     for (method, path) in [
         ("GET", "/"),

@@ -19,6 +19,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use super::error::{handle_rejection, ApiError};
+use crate::config;
 use crate::state::{api_token, Command, CommandError, OwnerHandle};
 
 /// Largest accepted request body.
@@ -95,7 +96,7 @@ fn config(handle: OwnerHandle) -> impl Filter<Extract = (Response,), Error = Rej
     warp::path!("config")
         .and(warp::get())
         .and(authorized(handle.clone()))
-        .map(move || json(&handle.running.borrow().config))
+        .map(move || json(&config::to_json(&handle.running.borrow().config)))
 }
 
 #[derive(Serialize)]

@@ -188,6 +188,13 @@ impl TegraHandle {
     pub fn latest(&self) -> Option<Arc<Sample>> {
         self.latest.borrow().clone()
     }
+
+    /// Waits until a new sample is published (pending forever once the source is gone).
+    pub async fn changed(&mut self) {
+        if self.latest.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// A running source task and what it shares.

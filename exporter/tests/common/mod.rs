@@ -97,7 +97,7 @@ pub struct Setup {
 
 impl Setup {
     /// A setup replaying `corpus`, with `extra` YAML appended to the base config (which binds
-    /// 127.0.0.1 port 0 for both servers, hostname edge-01, the fake tegrastats).
+    /// 127.0.0.1 port 0 for both servers, hostname edge-01, Shelly off, the fake tegrastats).
     pub fn new(corpus: &Path, extra: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let fake = dir.path().join("tegrastats");
@@ -121,7 +121,7 @@ impl Setup {
     /// The base config plus `extra`.
     pub fn config_text(&self, extra: &str) -> String {
         format!(
-            "device_type: jetson_orin\ninterval: 1\nport: 0\nreload_port: 0\nbind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: edge-01\ntegrastats:\n  path: {}\n{extra}",
+            "device_type: jetson_orin\ninterval: 1\nport: 0\nreload_port: 0\nbind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: edge-01\nshelly:\n  enabled: false\ntegrastats:\n  path: {}\n{extra}",
             self.fake.display()
         )
     }
