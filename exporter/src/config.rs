@@ -22,9 +22,11 @@ use serde_yaml::{Mapping, Value};
 
 use crate::collector::jetson::Model;
 
-/// Config path used when neither `--config` nor `LOCAL_CONFIG_PATH` is given. A directory, not
-/// a single file, should be mounted there: see [`save_atomic`].
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/edge-metrics/config.yaml";
+/// Config path used when neither `--config` nor `LOCAL_CONFIG_PATH` is given: `config.yaml`
+/// in the working directory, as the original exporter and the binary's `--help` have it.
+/// Deployments pass `/etc/edge-metrics/config.yaml` and mount that *directory* writable: see
+/// [`save_atomic`].
+pub const DEFAULT_CONFIG_PATH: &str = "config.yaml";
 /// Environment variable: config path when `--config` is not given.
 pub const ENV_LOCAL_CONFIG_PATH: &str = "LOCAL_CONFIG_PATH";
 /// Environment variable: `hostname` label when `hostname:` is not set in the config.
@@ -759,7 +761,20 @@ impl Checker<'_> {
                     legacy = Some(v);
                     continue;
                 }
-                _ => unknown.push(key.clone()),
+                _ => {
+                    // serde cannot carry a custom tag through the flattened `extra` map.
+                    if has_tag(&v) {
+                        self.report(
+                            &[&key],
+                            format!(
+                                "{key} holds a YAML tag (`!name value`), which config.yaml does \
+                                 not support (remove the tag or quote the value)"
+                            ),
+                        );
+                        continue;
+                    }
+                    unknown.push(key.clone())
+                }
             }
             out.insert(Value::String(key), v);
         }
@@ -1129,6 +1144,16 @@ fn check_url(s: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a YAML value holds a custom tag anywhere.
+fn has_tag(v: &Value) -> bool {
+    match v {
+        Value::Tagged(_) => true,
+        Value::Sequence(items) => items.iter().any(has_tag),
+        Value::Mapping(map) => map.iter().any(|(k, v)| has_tag(k) || has_tag(v)),
+        _ => false,
+    }
+}
+
 /// A short rendering of a YAML value for messages.
 fn show(v: &Value) -> String {
     match v {
@@ -1230,50 +1255,14 @@ const SHELLY_DEFAULT_METRICS: [&str; 3] = [
     "power_current_amps",
 ];
 
-/// The metrics map of a fresh config for `model`.
-// Stand-in until `collector::jetson::default_metrics(Model)` lands on main: the spec's
-// per-model example metrics, enabled. Replace the body with a call to it.
-fn jetson_default_metrics(model: Model) -> BTreeMap<String, bool> {
-    let names: &[&str] = match model {
-        Model::Orin => &[
-            "jetson_power_vdd_gpu_soc_watts",
-            "jetson_power_vdd_cpu_cv_watts",
-            "jetson_temp_cpu_celsius",
-            "jetson_cpu_avg_usage_percent",
-            "jetson_ram_used_percent",
-        ],
-        Model::Xavier => &[
-            "jetson_power_vdd_in_watts",
-            "jetson_power_vdd_cpu_gpu_cv_watts",
-            "jetson_power_vdd_soc_watts",
-            "jetson_temp_cpu_celsius",
-            "jetson_temp_aux_celsius",
-            "jetson_cpu_avg_usage_percent",
-            "jetson_swap_cached_mb",
-            "jetson_ram_used_percent",
-        ],
-        Model::Nano => &[
-            "jetson_power_pom_5v_in_watts",
-            "jetson_power_pom_5v_cpu_watts",
-            "jetson_power_pom_5v_gpu_watts",
-            "jetson_temp_cpu_celsius",
-            "jetson_temp_thermal_celsius",
-            "jetson_cpu_avg_usage_percent",
-            "jetson_iram_used_percent",
-            "jetson_swap_cached_mb",
-            "jetson_ram_used_percent",
-        ],
-    };
-    names.iter().map(|n| (n.to_string(), true)).collect()
-}
-
 /// A fresh config for `device_type`: every key at its default, and the model's default
 /// metrics plus the Shelly metrics enabled.
 pub fn default_config(device_type: DeviceType) -> Config {
-    let mut metrics = jetson_default_metrics(Model::for_device(device_type));
-    for name in SHELLY_DEFAULT_METRICS {
-        metrics.insert(name.to_string(), true);
-    }
+    let metrics = crate::collector::jetson::default_metrics(Model::for_device(device_type))
+        .into_iter()
+        .chain(SHELLY_DEFAULT_METRICS)
+        .map(|name| (name.to_string(), true))
+        .collect();
     Config {
         device_type,
         metrics,
@@ -1449,7 +1438,9 @@ pub fn merge_discovered<'a>(
 
 /// The JSON of `GET /config` and of a Config Server push: `device_type`, `interval`, `port`,
 /// `reload_port`, `shelly {enabled, server_url}`, `metrics {}`, the other keys, and the
-/// unknown keys kept from the file. `api_token` is never included: it is a secret.
+/// unknown keys kept from the file. `api_token` is never included: it is a secret. An unknown
+/// key JSON cannot hold (a mapping with non-text keys inside it) is left out of the JSON only;
+/// the file keeps it.
 pub fn to_json(config: &Config) -> serde_json::Value {
     let mut shown = config.clone();
     shown.api_token = None;
@@ -1861,6 +1852,22 @@ mod tests {
             )
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "interval: fast\n");
+    }
+
+    #[test]
+    fn default_config_is_valid_and_per_model() {
+        for d in DeviceType::ALL {
+            let c = default_config(d);
+            assert_eq!(c.device_type, d);
+            assert!(c.metrics.values().all(|on| *on), "{d}");
+            assert_eq!(c.metrics.get("power_total_watts"), Some(&true), "{d}");
+            c.validate("defaults").unwrap();
+        }
+        let nano = default_config(DeviceType::JetsonNano);
+        assert!(nano.metrics.contains_key("jetson_iram_used_percent"));
+        let orin = default_config(DeviceType::Jetson);
+        assert!(orin.metrics.contains_key("jetson_power_vdd_gpu_soc_watts"));
+        assert!(!orin.metrics.contains_key("jetson_iram_used_percent"));
     }
 
     #[test]

@@ -1,7 +1,213 @@
 //! edge-metrics-exporter: runs the host's tegrastats, parses it with per-model collectors and
 //! serves Prometheus metrics plus a JSON management API.
+//!
+//! [`run`] is what `main` and tests drive: bind both servers (logging `Listening.` with the
+//! bound address), start the tegrastats source and the state owner, serve until SIGTERM/SIGINT
+//! or the shutdown token, then stop everything within a grace period.
 
 pub mod collector;
 pub mod config;
 pub mod configserver;
+pub mod cycle;
+pub mod exposition;
+pub mod http;
+pub mod selfmetrics;
+pub mod state;
 pub mod tegrastats;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::selfmetrics::Counters;
+use crate::state::{
+    api_token, Command, ConfigOrigin, ConfigServer, EnvMap, Owner, OwnerHandle, OwnerInit,
+};
+use crate::tegrastats::source::{SourceError, SourceSpec};
+
+/// How long servers and the owner get to finish after shutdown starts.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// What [`run`] starts from.
+pub struct RunOptions {
+    /// config.yaml (written on changes).
+    pub config_path: PathBuf,
+    /// The configuration loaded at start-up.
+    pub config: Config,
+    /// Where it came from.
+    pub origin: ConfigOrigin,
+    /// Whether start-up created config.yaml.
+    pub created: bool,
+    /// The process environment, as a map.
+    pub env: EnvMap,
+}
+
+/// Why the exporter could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The tegrastats source cannot start.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A server could not bind its address.
+    #[error("cannot listen on {address} for the {server} server: {source}. Free the port or change `{key}` in the config")]
+    Bind {
+        /// `metrics` or `management`.
+        server: &'static str,
+        /// The address asked for.
+        address: String,
+        /// The config key that sets the port.
+        key: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+async fn bind(
+    server: &'static str,
+    host: &str,
+    port: u16,
+    key: &'static str,
+) -> Result<TcpListener, RunError> {
+    let result = match host.parse::<IpAddr>() {
+        Ok(ip) => TcpListener::bind(SocketAddr::new(ip, port)).await,
+        Err(_) => TcpListener::bind((host, port)).await,
+    };
+    let listener = result.map_err(|source| RunError::Bind {
+        server,
+        address: format!("{host}:{port}"),
+        key,
+        source,
+    })?;
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| format!("{host}:{port}"));
+    info!(server, address = %address, "Listening.");
+    Ok(listener)
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Runs the exporter until `shutdown` fires or SIGTERM/SIGINT arrives.
+pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<(), RunError> {
+    // The Config Server comes first when configured; the local file is the fallback.
+    let server = ConfigServer::from_config(&opts.config, &opts.env);
+    if let Some(server) = &server {
+        if let Some(fetched) = server.fetch().await {
+            opts.config = fetched;
+            opts.origin = ConfigOrigin::Server;
+            // Keep a local copy, so a start with the server down uses the latest config.
+            if let Err(error) = config::save_atomic(&opts.config_path, &opts.config) {
+                warn!(error = %config::error_chain(&error), "Could not keep a local copy of the Config Server's config.");
+            }
+        }
+    }
+    let cfg = &opts.config;
+    SourceSpec::from_config(&cfg.tegrastats, cfg.interval_duration()).check()?;
+    let metrics_listener = bind("metrics", &cfg.bind_address, cfg.port, "port").await?;
+    let api_listener = bind(
+        "management",
+        &cfg.reload_bind_address,
+        cfg.reload_port,
+        "reload_port",
+    )
+    .await?;
+    if api_token(cfg, &opts.env).is_none() && !is_loopback(&cfg.reload_bind_address) {
+        warn!(
+            address = %cfg.reload_bind_address,
+            "The management API has no API token and listens beyond loopback: anyone who reaches it can change the configuration. Set api_token (or EDGE_METRICS_API_TOKEN) or reload_bind_address: 127.0.0.1."
+        );
+    }
+    info!(
+        device_type = cfg.device_type.as_str(),
+        config = %opts.config_path.display(),
+        source = opts.origin.as_str(),
+        "Starting edge-metrics-exporter."
+    );
+    let counters = Arc::new(Counters::default());
+    let (owner, handle) = Owner::new(
+        OwnerInit {
+            config_path: opts.config_path,
+            config: opts.config,
+            origin: opts.origin,
+            created: opts.created,
+            env: opts.env,
+            server,
+        },
+        counters,
+    );
+    let owner_task = tokio::spawn(owner.run(shutdown.clone()));
+    let metrics_server = tokio::spawn(http::serve(
+        metrics_listener,
+        http::metrics::routes(handle.clone()),
+        shutdown.clone(),
+    ));
+    let api_server = tokio::spawn(http::serve(
+        api_listener,
+        http::api::routes(handle.clone()),
+        shutdown.clone(),
+    ));
+    let signals = tokio::spawn(handle_signals(handle, shutdown.clone()));
+
+    shutdown.cancelled().await;
+    info!("Shutting down.");
+    signals.abort();
+    let finish = async {
+        let _ = owner_task.await;
+        let _ = metrics_server.await;
+        let _ = api_server.await;
+    };
+    if tokio::time::timeout(GRACE, finish).await.is_err() {
+        warn!(
+            grace_secs = GRACE.as_secs(),
+            "Some tasks did not finish in time; exiting anyway."
+        );
+    }
+    info!("Stopped.");
+    Ok(())
+}
+
+/// SIGTERM/SIGINT cancel `shutdown`; SIGHUP reloads the configuration.
+async fn handle_signals(handle: OwnerHandle, shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        warn!("Cannot install signal handlers; stop the exporter with SIGKILL.");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!(signal = "SIGTERM", "Signal received."); break; }
+            _ = int.recv() => { info!(signal = "SIGINT", "Signal received."); break; }
+            _ = hup.recv() => {
+                info!(signal = "SIGHUP", "Signal received; reloading the configuration.");
+                // The owner logs the outcome of the reload itself.
+                let _ = handle.ask(|reply| Command::Reload { reply }).await;
+            }
+        }
+    }
+    shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_loopback_binds_skip_the_open_api_warning() {
+        assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
+        assert!(!is_loopback("0.0.0.0") && !is_loopback("::") && !is_loopback("192.0.2.1"));
+    }
+}

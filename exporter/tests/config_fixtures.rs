@@ -207,3 +207,20 @@ fn invalid_file_on_disk_is_left_untouched_by_load() {
         assert_eq!(std::fs::read(&target).unwrap(), before, "{}", name(&path));
     }
 }
+
+/// The configs the project ships (systemd install, compose demo) must pass validation, so a
+/// deploy never starts with exit 64 on its own example.
+#[test]
+fn shipped_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut failures = Vec::new();
+    for rel in ["deploy/systemd/config.yaml", "docker/demo/config.yaml"] {
+        let path = root.join(rel);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read shipped config {rel}: {e}"));
+        if let Err(e) = config::parse(&text, rel) {
+            failures.push(e.to_string());
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -469,3 +469,15 @@ async fn sync_logs_a_failure_once_per_change_of_state() {
         .collect();
     assert_eq!(infos.len(), 1, "{text}");
 }
+
+#[tokio::test]
+async fn fetch_refuses_an_oversized_body() {
+    let big: &'static str = Box::leak(" ".repeat(2 * 1024 * 1024).into_boxed_str());
+    let server = get_server(200, big).await;
+    let err = client(&server.url()).fetch("dev").await.unwrap_err();
+    assert!(matches!(err, ConfigServerError::Garbage { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("larger than 1048576 bytes"),
+        "{err}"
+    );
+}

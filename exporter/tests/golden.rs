@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use edge_metrics_exporter::collector::jetson::{line_values, read_line, Model};
+use edge_metrics_exporter::collector::jetson::{help_text, line_values, read_line, Model};
 use edge_metrics_exporter::tegrastats::parse::parse_line;
 
 const UPDATE_COMMAND: &str = "UPDATE_GOLDEN=1 cargo test -p edge-metrics-exporter --test golden";
@@ -151,6 +151,12 @@ fn render(stem: &str, model: Model, note: &str, text: &str, failures: &mut Vec<S
         for (name, value) in &reading.values {
             if !value.is_finite() {
                 failures.push(format!("{stem}.log line {n}: {name} is {value}"));
+            }
+            if help_text(name).starts_with("Jetson tegrastats value") {
+                failures.push(format!(
+                    "{stem}.log line {n}: {name} has no specific HELP text; add one in \
+                     exporter/src/collector/jetson/help.rs"
+                ));
             }
             let _ = writeln!(out, "{name} {value}");
         }

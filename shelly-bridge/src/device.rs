@@ -64,6 +64,7 @@ struct Conn {
     pending: HashMap<u64, Pending>,
     last_seen: Instant,
     replaced: CancellationToken,
+    warned_reject: bool,
 }
 
 /// Why a connection ended, for the log.
@@ -78,6 +79,25 @@ enum End {
 }
 
 impl Conn {
+    /// Counts a rejected frame; the first one per connection is a warning, the rest are
+    /// DEBUG so that a misbehaving plug cannot flood the log.
+    fn reject(&mut self, shared: &Shared, reason: &'static str, bytes: usize) {
+        shared.stats.rejected(reason);
+        let device_id = self.device_id.as_deref().unwrap_or("-");
+        if self.warned_reject {
+            tracing::debug!(remote = %self.remote, device_id, reason, bytes, "Rejected a frame from a plug.");
+        } else {
+            self.warned_reject = true;
+            tracing::warn!(
+                remote = %self.remote,
+                device_id,
+                reason,
+                bytes,
+                "Rejected a frame from a plug; further rejections on this connection are logged at DEBUG."
+            );
+        }
+    }
+
     fn take_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -254,6 +274,7 @@ pub async fn run_connection<S>(
         pending: HashMap::new(),
         last_seen: Instant::now(),
         replaced: CancellationToken::new(),
+        warned_reject: false,
     };
     let cfg = &shared.config;
     let mut ping = tokio::time::interval_at(
@@ -284,20 +305,10 @@ pub async fn run_connection<S>(
                 match msg {
                     Message::Text(t) => {
                         if let Some(reason) = c.on_text(t.as_str(), &shared, &calls_tx) {
-                            shared.stats.rejected(reason);
-                            tracing::debug!(
-                                remote = %c.remote,
-                                device_id = c.device_id.as_deref().unwrap_or("-"),
-                                reason,
-                                bytes = t.len(),
-                                "Rejected a frame from a plug."
-                            );
+                            c.reject(&shared, reason, t.len());
                         }
                     }
-                    Message::Binary(b) => {
-                        shared.stats.rejected("binary");
-                        tracing::debug!(remote = %c.remote, bytes = b.len(), "Rejected a binary frame.");
-                    }
+                    Message::Binary(b) => c.reject(&shared, "binary", b.len()),
                     Message::Close(_) => break End::Closed,
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }

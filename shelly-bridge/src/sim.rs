@@ -272,9 +272,10 @@ impl SimConfig {
             .cloned()
             .or_else(|| env.get("SHELLY_SIM_URL").cloned())
             .ok_or_else(|| usage("--url is required, e.g. --url ws://127.0.0.1:8765/jetson-01"))?;
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        if !url.starts_with("ws://") {
             return Err(usage(format!(
-                "--url must start with ws:// or wss://, got `{url}`"
+                "--url must start with ws:// (the simulator speaks plain WebSocket; wss:// is not \
+                 supported), got `{url}`"
             )));
         }
         let profile_name = opts.get("profile").map_or("plug-s-gen3", String::as_str);
@@ -476,6 +477,10 @@ struct Plug {
     booted: Instant,
     rng: Rng,
     ws_server: String,
+    /// What last changed the relay (`init`, then `WS_out` after a `Switch.Set`).
+    source: &'static str,
+    /// A `NotifyStatus` to send after the current reply (relay changes).
+    notify_after_reply: Option<String>,
 }
 
 fn unix_now() -> f64 {
@@ -547,6 +552,8 @@ impl Plug {
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15)
                 .wrapping_add(index as u64 + 1)
                 | 1),
+            source: "init",
+            notify_after_reply: None,
             cfg,
         }
     }
@@ -654,7 +661,7 @@ impl Plug {
             m.insert("id".into(), json!(id));
             m
         };
-        o.insert("source".into(), json!("init"));
+        o.insert("source".into(), json!(self.source));
         o.insert("output".into(), json!(self.output));
         if self.cfg.profile != Profile::ProEm {
             let t = 38.0 + self.rng.sym();
@@ -688,7 +695,8 @@ impl Plug {
             o.insert(format!("{ph}_voltage"), n(v, 1, l));
             o.insert(format!("{ph}_act_power"), n(p, 1, l));
             o.insert(format!("{ph}_aprt_power"), n(s, 1, l));
-            o.insert(format!("{ph}_pf"), n(self.cfg.pf, 2, l));
+            // Energy meters sign the power factor like the active power (export < 0).
+            o.insert(format!("{ph}_pf"), n(self.cfg.pf.copysign(p), 2, l));
             o.insert(format!("{ph}_freq"), n(self.freq(), 1, l));
         }
         o.insert("n_current".into(), Value::Null);
@@ -720,7 +728,7 @@ impl Plug {
         let s = p.abs() / self.cfg.pf;
         json!({
             "id": id, "current": n(s / v, 3, l), "voltage": n(v, 1, l), "act_power": n(p, 1, l),
-            "aprt_power": n(s, 1, l), "pf": n(self.cfg.pf, 2, l), "freq": n(self.freq(), 1, l),
+            "aprt_power": n(s, 1, l), "pf": n(self.cfg.pf.copysign(p), 2, l), "freq": n(self.freq(), 1, l),
             "calibration": "factory",
         })
     }
@@ -882,6 +890,22 @@ impl Plug {
                         .and_then(Value::as_bool)
                         .ok_or((-103, "Missing required 'on'".to_string()))?
                 };
+                self.source = "WS_out";
+                if was_on != self.output {
+                    let mut delta = json!({"id": 0, "output": self.output, "source": self.source});
+                    if self.cfg.profile.switch_meters() {
+                        let p = self.power();
+                        delta["apower"] = n(p, 1, self.cfg.loose);
+                        delta["current"] = n(
+                            p.abs() / (self.cfg.voltage * self.cfg.pf),
+                            3,
+                            self.cfg.loose,
+                        );
+                    }
+                    let ts = (unix_now() * 100.0).round() / 100.0;
+                    self.notify_after_reply = Some(render(&json!({"src": self.id, "dst": "ws",
+                        "method": "NotifyStatus", "params": {"ts": ts, "switch:0": delta}})));
+                }
                 json!({"was_on": was_on})
             }
             "PM1.GetStatus" => {
@@ -1050,11 +1074,18 @@ where
                 let delay = plug.cfg.reply_delay;
                 if delay.is_zero() {
                     if sink.send(Message::Text(reply.into())).await.is_err() { return SessionEnd::Lost; }
+                    if let Some(n) = plug.notify_after_reply.take() {
+                        if sink.send(Message::Text(n.into())).await.is_err() { return SessionEnd::Lost; }
+                    }
                 } else {
                     let tx = out_tx.clone();
+                    let notify = plug.notify_after_reply.take();
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
                         let _ = tx.send(Message::Text(reply.into())).await;
+                        if let Some(n) = notify {
+                            let _ = tx.send(Message::Text(n.into())).await;
+                        }
                     });
                 }
                 if let Some(d) = reboot {
@@ -1169,6 +1200,12 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(r["apower"], 0.0);
+        assert_eq!(r["source"], "WS_out");
+        let note: Value = serde_json::from_str(&p.notify_after_reply.take().unwrap()).unwrap();
+        assert_eq!(note["method"], "NotifyStatus");
+        assert_eq!(note["dst"], "ws");
+        assert_eq!(note["params"]["switch:0"]["output"], false);
+        assert_eq!(note["params"]["switch:0"]["apower"], 0.0);
     }
 
     #[test]

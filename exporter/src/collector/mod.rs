@@ -43,3 +43,119 @@ pub trait Collector: Send + Sync {
     /// Adds values from the latest reading. No I/O, no `.await`, no panics.
     fn collect(&self, out: &mut Values) -> Result<(), CollectError>;
 }
+
+pub mod device;
+
+use std::time::{Duration, Instant};
+
+/// How one collector fared in one cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorStatus {
+    /// The collector's name ("JetsonOrinCollector", "ShellyCollector").
+    pub name: &'static str,
+    /// How long its `collect` took.
+    pub duration: Duration,
+    /// `None` when it produced values, else why not.
+    pub error: Option<CollectError>,
+}
+
+impl CollectorStatus {
+    /// Whether the collector produced current values.
+    pub fn up(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// The collectors of one running configuration: the device collector first, then Shelly.
+#[derive(Default)]
+pub struct CollectorSet {
+    collectors: Vec<Box<dyn Collector>>,
+}
+
+impl CollectorSet {
+    /// A set of the given collectors, collected in this order.
+    pub fn new(collectors: Vec<Box<dyn Collector>>) -> CollectorSet {
+        CollectorSet { collectors }
+    }
+
+    /// Adds a collector at the end.
+    pub fn push(&mut self, collector: Box<dyn Collector>) {
+        self.collectors.push(collector);
+    }
+
+    /// Removes every collector called `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.collectors.retain(|c| c.name() != name);
+    }
+
+    /// The collectors' names, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.collectors.iter().map(|c| c.name()).collect()
+    }
+
+    /// Runs every collector, timing each. A failing collector adds nothing (values it may have
+    /// added before failing are dropped) and never blanks the others.
+    pub fn collect(&self, out: &mut Values) -> Vec<CollectorStatus> {
+        let mut statuses = Vec::with_capacity(self.collectors.len());
+        for collector in &self.collectors {
+            let mut own = Values::new();
+            let started = Instant::now();
+            let result = collector.collect(&mut own);
+            let duration = started.elapsed();
+            let error = match result {
+                Ok(()) => {
+                    out.append(&mut own);
+                    None
+                }
+                Err(error) => Some(error),
+            };
+            statuses.push(CollectorStatus {
+                name: collector.name(),
+                duration,
+                error,
+            });
+        }
+        statuses
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(&'static str, Result<f64, CollectError>);
+    impl Collector for Fixed {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn collect(&self, out: &mut Values) -> Result<(), CollectError> {
+            out.insert(format!("{}_value", self.0), 1.0);
+            match &self.1 {
+                Ok(v) => {
+                    out.insert(format!("{}_value", self.0), *v);
+                    Ok(())
+                }
+                Err(e) => Err(e.clone()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_collector_adds_nothing_and_keeps_the_others() {
+        let set = CollectorSet::new(vec![
+            Box::new(Fixed("a", Ok(2.0))),
+            Box::new(Fixed("b", Err(CollectError::Failed("bridge down".into())))),
+            Box::new(Fixed("c", Ok(3.0))),
+        ]);
+        let mut out = Values::new();
+        let statuses = set.collect(&mut out);
+        assert_eq!(out.get("a_value"), Some(&2.0));
+        assert_eq!(out.get("b_value"), None);
+        assert_eq!(out.get("c_value"), Some(&3.0));
+        assert_eq!(
+            statuses.iter().map(|s| s.up()).collect::<Vec<_>>(),
+            vec![true, false, true]
+        );
+        assert_eq!(set.names(), vec!["a", "b", "c"]);
+    }
+}

@@ -1,1 +1,537 @@
-//! Shelly collector: polls shelly-bridge (to be filled in).
+//! Shelly collector: wall-plug AC power from shelly-bridge.
+//!
+//! [`ShellyCollector::start`] spawns a poller that, every interval, asks the bridge
+//! `GET {server_url}/metrics/{device_id}` (or `GET {server_url}/metrics` when no device is
+//! configured) and keeps the latest answer. [`Collector::collect`] hands out those values
+//! while they are fresh (three intervals); when the bridge is down or answers an error, it
+//! reports why and shows nothing, never the last good values. The poller logs once per change
+//! of state (working → failing, one failure → another, failing → working), not every poll.
+//!
+//! Values are named exactly as the bridge's JSON keys: `power_total_watts`,
+//! `power_voltage_volts`, `power_current_amps` and the extras (`power_frequency_hertz`,
+//! `power_factor`, `power_energy_watt_hours_total`, ...; see `docs/SHELLY.md`).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{CollectError, Collector, Values};
+use crate::config::ShellyConfig;
+
+const NAME: &str = "ShellyCollector";
+const SOURCE: &str = "shelly-bridge";
+
+/// The spec's three Shelly metrics, enabled on a fresh install; the extras start disabled.
+pub fn default_enabled(name: &str) -> bool {
+    matches!(
+        name,
+        "power_total_watts" | "power_voltage_volts" | "power_current_amps"
+    )
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The latest good reading and when it arrived.
+    latest: Option<(Instant, Values)>,
+    /// Why the latest poll failed (cleared by a good one).
+    error: Option<String>,
+}
+
+/// Collector of the latest shelly-bridge reading; see the module docs.
+#[derive(Debug, Clone)]
+pub struct ShellyCollector {
+    state: Arc<Mutex<State>>,
+    stale_after: Duration,
+}
+
+impl ShellyCollector {
+    /// Spawns the poller (needs a Tokio runtime) and returns the collector reading from it.
+    /// The poller stops when `shutdown` is cancelled or when every clone of the collector has
+    /// been dropped (e.g. replaced after a reload).
+    pub fn start(
+        cfg: &ShellyConfig,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) -> ShellyCollector {
+        let interval = interval.max(Duration::from_millis(10));
+        let state = Arc::new(Mutex::new(State::default()));
+        let collector = ShellyCollector {
+            state: state.clone(),
+            stale_after: interval * 3,
+        };
+        let url = metrics_url(&cfg.server_url, cfg.device_id.as_deref());
+        tracing::info!(
+            server_url = %cfg.server_url,
+            device_id = cfg.device_id.as_deref().unwrap_or("-"),
+            "Shelly collector initialized."
+        );
+        tokio::spawn(poll(url, interval, state, shutdown));
+        collector
+    }
+}
+
+impl Collector for ShellyCollector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn collect(&self, out: &mut Values) -> Result<(), CollectError> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = &state.error {
+            return Err(CollectError::Failed(e.clone()));
+        }
+        match &state.latest {
+            None => Err(CollectError::NoReading {
+                source_name: SOURCE,
+            }),
+            Some((at, _)) if at.elapsed() > self.stale_after => Err(CollectError::Stale {
+                source_name: SOURCE,
+                age_secs: at.elapsed().as_secs_f64(),
+                limit_secs: self.stale_after.as_secs_f64(),
+            }),
+            Some((_, values)) => {
+                out.extend(values.iter().map(|(k, v)| (k.clone(), *v)));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `{server_url}/metrics[/{device_id}]`, or why the URL is unusable.
+fn metrics_url(server_url: &str, device_id: Option<&str>) -> Result<reqwest::Url, String> {
+    let mut url = reqwest::Url::parse(server_url.trim()).map_err(|e| {
+        format!("shelly.server_url `{server_url}` is not a valid URL ({e}); use e.g. http://localhost:8766")
+    })?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "shelly.server_url `{server_url}` must be an http:// URL (shelly-bridge serves plain HTTP)"
+        ));
+    }
+    {
+        let mut segs = url.path_segments_mut().map_err(|()| {
+            format!("shelly.server_url `{server_url}` cannot take a path; use e.g. http://localhost:8766")
+        })?;
+        segs.pop_if_empty().push("metrics");
+        if let Some(id) = device_id.filter(|d| !d.is_empty()) {
+            segs.push(id);
+        }
+    }
+    Ok(url)
+}
+
+/// Why a poll failed: a coarse kind (what counts as a change of state for the log) and the
+/// message shown by `/health`.
+type PollError = (String, String);
+
+/// One poll: the readings, or what failed.
+async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<Values, PollError> {
+    let resp = client.get(url.clone()).send().await.map_err(|e| {
+        if e.is_timeout() {
+            (
+                "timeout".to_string(),
+                format!("shelly-bridge at {url} did not answer in time"),
+            )
+        } else {
+            (
+                "unreachable".to_string(),
+                format!("shelly-bridge at {url} is unreachable: {e}"),
+            )
+        }
+    })?;
+    let status = resp.status();
+    let body: Value = resp.json().await.map_err(|e| {
+        (
+            "not_json".to_string(),
+            format!("shelly-bridge at {url} answered {status} with a body that is not JSON: {e}"),
+        )
+    })?;
+    if !status.is_success() {
+        let msg = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no error message");
+        return Err((
+            format!("status_{}", status.as_u16()),
+            format!("shelly-bridge answered {}: {msg}", status.as_u16()),
+        ));
+    }
+    let metrics = body
+        .get("metrics")
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            (
+                "no_metrics".to_string(),
+                format!("shelly-bridge at {url} answered without a `metrics` object"),
+            )
+        })?;
+    let values: Values = metrics
+        .iter()
+        .filter_map(|(k, v)| v.as_f64().map(|f| (k.clone(), f)))
+        .collect();
+    if !values.contains_key("power_total_watts") {
+        return Err((
+            "no_power".to_string(),
+            format!("shelly-bridge at {url} answered without power_total_watts"),
+        ));
+    }
+    Ok(values)
+}
+
+async fn poll(
+    url: Result<reqwest::Url, String>,
+    interval: Duration,
+    state: Arc<Mutex<State>>,
+    shutdown: CancellationToken,
+) {
+    let mut last_kind: Option<String> = None;
+    let mut set = |r: Result<Values, PollError>| {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        let was_ok = s.latest.is_some() && s.error.is_none();
+        match r {
+            Ok(values) => {
+                s.latest = Some((Instant::now(), values));
+                s.error = None;
+                if !was_ok {
+                    tracing::info!("Shelly readings are arriving.");
+                }
+            }
+            Err((kind, e)) => {
+                s.latest = None;
+                if last_kind.as_deref() != Some(kind.as_str()) {
+                    tracing::warn!(error = %e, "Shelly readings unavailable.");
+                }
+                last_kind = Some(kind);
+                s.error = Some(e);
+                return;
+            }
+        }
+        last_kind = None;
+    };
+    let url = match url {
+        Ok(u) => u,
+        Err(e) => {
+            set(Err(("bad_url".to_string(), e)));
+            return;
+        }
+    };
+    // Shorter than the interval, so polls never pile up.
+    let timeout = (interval * 9 / 10).min(Duration::from_secs(10));
+    let client = match reqwest::Client::builder().timeout(timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            set(Err((
+                "client".to_string(),
+                format!("cannot build an HTTP client: {e}"),
+            )));
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        // Every collector handle is gone (replaced by a reload): nobody reads this poller.
+        if Arc::strong_count(&state) == 1 {
+            tracing::debug!("Shelly poller stopped: its collector was dropped.");
+            return;
+        }
+        let r = tokio::select! {
+            r = fetch(&client, &url) => r,
+            () = shutdown.cancelled() => return,
+        };
+        set(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+    use warp::Filter;
+
+    /// What the fake bridge answers, and which paths it was asked.
+    #[derive(Default)]
+    struct Fake {
+        status: u16,
+        body: String,
+        paths: Vec<String>,
+    }
+
+    /// A real HTTP server on 127.0.0.1 standing in for shelly-bridge.
+    async fn fake_bridge(
+        fake: Arc<Mutex<Fake>>,
+        stop: CancellationToken,
+    ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        let f = fake.clone();
+        let route = warp::path::full().map(move |p: warp::path::FullPath| {
+            let mut g = f.lock().unwrap();
+            g.paths.push(p.as_str().to_string());
+            warp::reply::with_status(
+                g.body.clone(),
+                warp::http::StatusCode::from_u16(g.status).unwrap(),
+            )
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(
+            warp::serve(route)
+                .incoming(listener)
+                .graceful(async move { stop.cancelled().await })
+                .run(),
+        );
+        (addr, task)
+    }
+
+    fn ok_body(watts: f64) -> String {
+        serde_json::json!({
+            "device_id": "shellyplugsg3-aabbccddeeff",
+            "metrics": {"power_total_watts": watts, "power_voltage_volts": 230.1,
+                        "power_current_amps": 0.2, "power_frequency_hertz": 50.0},
+            "timestamp": 1.0
+        })
+        .to_string()
+    }
+
+    async fn wait_for(
+        c: &ShellyCollector,
+        want: impl Fn(&Result<Values, CollectError>) -> bool,
+    ) -> Result<Values, CollectError> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut v = Values::new();
+            let r = c.collect(&mut v).map(|()| v);
+            if want(&r) {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "still {r:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn cfg(addr: SocketAddr, device: Option<&str>) -> ShellyConfig {
+        ShellyConfig {
+            enabled: true,
+            server_url: format!("http://{addr}/"),
+            device_id: device.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn polls_the_named_device_and_exposes_the_bridge_keys() {
+        let fake = Arc::new(Mutex::new(Fake {
+            status: 200,
+            body: ok_body(45.3),
+            ..Default::default()
+        }));
+        let stop = CancellationToken::new();
+        let (addr, _srv) = fake_bridge(fake.clone(), stop.clone()).await;
+        let c = ShellyCollector::start(
+            &cfg(addr, Some("jetson-01")),
+            Duration::from_millis(50),
+            stop.clone(),
+        );
+        assert_eq!(c.name(), "ShellyCollector");
+        let v = wait_for(&c, |r| r.is_ok()).await.unwrap();
+        assert_eq!(v["power_total_watts"], 45.3);
+        assert_eq!(v["power_voltage_volts"], 230.1);
+        assert_eq!(v["power_current_amps"], 0.2);
+        assert_eq!(v["power_frequency_hertz"], 50.0);
+        assert_eq!(fake.lock().unwrap().paths[0], "/metrics/jetson-01");
+        // Fresh values follow the bridge.
+        fake.lock().unwrap().body = ok_body(12.5);
+        wait_for(&c, |r| {
+            r.as_ref().is_ok_and(|v| v["power_total_watts"] == 12.5)
+        })
+        .await
+        .unwrap();
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn without_device_id_it_asks_plain_metrics() {
+        let fake = Arc::new(Mutex::new(Fake {
+            status: 200,
+            body: ok_body(1.0),
+            ..Default::default()
+        }));
+        let stop = CancellationToken::new();
+        let (addr, _srv) = fake_bridge(fake.clone(), stop.clone()).await;
+        let c = ShellyCollector::start(&cfg(addr, None), Duration::from_millis(50), stop.clone());
+        wait_for(&c, |r| r.is_ok()).await.unwrap();
+        assert!(fake.lock().unwrap().paths.iter().all(|p| p == "/metrics"));
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_hides_the_last_values_and_recovery_shows_new_ones() {
+        let fake = Arc::new(Mutex::new(Fake {
+            status: 200,
+            body: ok_body(45.3),
+            ..Default::default()
+        }));
+        let stop = CancellationToken::new();
+        let (addr, _srv) = fake_bridge(fake.clone(), stop.clone()).await;
+        let c = ShellyCollector::start(
+            &cfg(addr, Some("x")),
+            Duration::from_millis(50),
+            stop.clone(),
+        );
+        wait_for(&c, |r| r.is_ok()).await.unwrap();
+        {
+            let mut f = fake.lock().unwrap();
+            f.status = 504;
+            f.body =
+                r#"{"error":"RPC request timeout: device x did not answer within 5.0s"}"#.into();
+        }
+        let e = wait_for(&c, |r| matches!(r, Err(CollectError::Failed(_))))
+            .await
+            .unwrap_err();
+        let CollectError::Failed(msg) = e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            msg.contains("504") && msg.contains("RPC request timeout"),
+            "{msg}"
+        );
+        let mut out = Values::new();
+        assert!(c.collect(&mut out).is_err());
+        assert!(out.is_empty(), "no stale values: {out:?}");
+        {
+            let mut f = fake.lock().unwrap();
+            f.status = 200;
+            f.body = ok_body(7.0);
+        }
+        let v = wait_for(&c, |r| r.is_ok()).await.unwrap();
+        assert_eq!(v["power_total_watts"], 7.0);
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_bridge_that_goes_away_is_reported_not_frozen() {
+        let fake = Arc::new(Mutex::new(Fake {
+            status: 200,
+            body: ok_body(45.3),
+            ..Default::default()
+        }));
+        let server_stop = CancellationToken::new();
+        let (addr, srv) = fake_bridge(fake.clone(), server_stop.clone()).await;
+        let stop = CancellationToken::new();
+        let c = ShellyCollector::start(
+            &cfg(addr, Some("x")),
+            Duration::from_millis(50),
+            stop.clone(),
+        );
+        wait_for(&c, |r| r.is_ok()).await.unwrap();
+        server_stop.cancel();
+        srv.await.unwrap();
+        let e = wait_for(&c, |r| matches!(r, Err(CollectError::Failed(_))))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("shelly-bridge"), "{e}");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn values_go_stale_when_polling_stops() {
+        let fake = Arc::new(Mutex::new(Fake {
+            status: 200,
+            body: ok_body(45.3),
+            ..Default::default()
+        }));
+        let srv_stop = CancellationToken::new();
+        let (addr, _srv) = fake_bridge(fake.clone(), srv_stop.clone()).await;
+        let stop = CancellationToken::new();
+        let c = ShellyCollector::start(&cfg(addr, None), Duration::from_millis(30), stop.clone());
+        wait_for(&c, |r| r.is_ok()).await.unwrap();
+        stop.cancel();
+        let e = wait_for(&c, |r| matches!(r, Err(CollectError::Stale { .. }))).await;
+        assert!(e.is_err());
+        srv_stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn unusable_answers_and_urls_are_errors() {
+        let fake = Arc::new(Mutex::new(Fake {
+            status: 200,
+            body: r#"{"metrics":{"power_voltage_volts":230}}"#.into(),
+            ..Default::default()
+        }));
+        let stop = CancellationToken::new();
+        let (addr, _srv) = fake_bridge(fake.clone(), stop.clone()).await;
+        let c = ShellyCollector::start(&cfg(addr, None), Duration::from_millis(50), stop.clone());
+        let e = wait_for(&c, |r| matches!(r, Err(CollectError::Failed(_))))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("power_total_watts"), "{e}");
+
+        let bad = ShellyConfig {
+            enabled: true,
+            server_url: "localhost:8766".into(),
+            device_id: None,
+        };
+        let c = ShellyCollector::start(&bad, Duration::from_millis(50), stop.clone());
+        let e = wait_for(&c, |r| matches!(r, Err(CollectError::Failed(_))))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("shelly.server_url"), "{e}");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn dropping_the_collector_stops_its_poller() {
+        let fake = Arc::new(Mutex::new(Fake {
+            status: 200,
+            body: ok_body(1.0),
+            ..Default::default()
+        }));
+        let stop = CancellationToken::new();
+        let (addr, _srv) = fake_bridge(fake.clone(), stop.clone()).await;
+        let c = ShellyCollector::start(&cfg(addr, None), Duration::from_millis(20), stop.clone());
+        wait_for(&c, |r| r.is_ok()).await.unwrap();
+        drop(c);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let polls = fake.lock().unwrap().paths.len();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            fake.lock().unwrap().paths.len(),
+            polls,
+            "poller still running"
+        );
+        stop.cancel();
+    }
+
+    #[test]
+    fn url_building() {
+        assert_eq!(
+            metrics_url("http://localhost:8766", Some("jetson-01"))
+                .unwrap()
+                .as_str(),
+            "http://localhost:8766/metrics/jetson-01"
+        );
+        assert_eq!(
+            metrics_url("http://h:1/bridge/", None).unwrap().as_str(),
+            "http://h:1/bridge/metrics"
+        );
+        assert!(metrics_url("https://h", None)
+            .unwrap_err()
+            .contains("http://"));
+    }
+
+    #[test]
+    fn spec_metrics_are_enabled_by_default_and_extras_are_not() {
+        for n in [
+            "power_total_watts",
+            "power_voltage_volts",
+            "power_current_amps",
+        ] {
+            assert!(default_enabled(n), "{n}");
+        }
+        assert!(!default_enabled("power_frequency_hertz"));
+        assert!(!default_enabled("jetson_temp_cpu_celsius"));
+    }
+}

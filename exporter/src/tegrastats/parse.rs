@@ -43,6 +43,8 @@ const EXCERPT_CHARS: usize = 60;
 const MAX_NUMBER_LEN: usize = 20;
 /// At most this many space-separated tokens are joined while looking for a `CPU [` list's `]`.
 const MAX_CPU_TOKENS: usize = 64;
+/// Tokens kept on the stack before spilling to the heap (the longest corpus line has 52).
+const STACK_TOKENS: usize = 160;
 /// At most this many clocks in a `@[a,b,...]` list (Thor prints three).
 const MAX_CLOCKS: usize = 8;
 
@@ -67,16 +69,42 @@ impl FromStr for Line {
 /// Parses one line (a trailing `\r`/`\n` is ignored). See the module docs for the outcomes.
 pub fn parse_line(raw: &str) -> Result<Line, ParseError> {
     let body = raw.trim_matches(|c: char| c == '\r' || c == '\n');
-    let tokens: Vec<&str> = body.split_ascii_whitespace().collect();
+    // Tokens live on the stack: a real line has 20-60 of them, and one large heap buffer per
+    // line costs more than the rest of the parse (the allocator consolidates on big requests).
+    let mut stack = [""; STACK_TOKENS];
+    let mut heap = Vec::new();
+    let mut count = 0;
+    let mut words = body.split_ascii_whitespace();
+    for word in words.by_ref() {
+        if count == STACK_TOKENS {
+            heap.extend_from_slice(&stack);
+            heap.push(word);
+            break;
+        }
+        stack[count] = word;
+        count += 1;
+    }
+    heap.extend(words);
+    let tokens: &[&str] = if heap.is_empty() {
+        &stack[..count]
+    } else {
+        &heap
+    };
     if tokens.is_empty() {
         return Err(ParseError::Empty);
     }
+    // Sized for the largest boards (14 temperatures or rails), so lists do not regrow.
     let mut p = Parser {
-        line: Line::default(),
+        line: Line {
+            engines: Vec::with_capacity(12),
+            temps: Vec::with_capacity(16),
+            rails: Vec::with_capacity(8),
+            ..Line::default()
+        },
         saw_ram: false,
     };
     let mut i = 0;
-    if let Some(ts) = timestamp(&tokens) {
+    if let Some(ts) = timestamp(tokens) {
         p.line.timestamp = Some(ts);
         i = 2;
     }
@@ -155,8 +183,8 @@ impl Parser {
         };
         let lfb = match annexed.annex {
             Annex::Absent => None,
-            Annex::Missing => {
-                self.bad("RAM lfb", "(lfb");
+            Annex::Bad(found) => {
+                self.bad("RAM lfb", found);
                 None
             }
             Annex::Present(text) => {
@@ -187,8 +215,8 @@ impl Parser {
         };
         let cached_mb = match annexed.annex {
             Annex::Absent => None,
-            Annex::Missing => {
-                self.bad("SWAP cached", "(cached");
+            Annex::Bad(found) => {
+                self.bad("SWAP cached", found);
                 None
             }
             Annex::Present(text) => {
@@ -219,8 +247,8 @@ impl Parser {
         };
         let lfb_kb = match annexed.annex {
             Annex::Absent => None,
-            Annex::Missing => {
-                self.bad("IRAM lfb", "(lfb");
+            Annex::Bad(found) => {
+                self.bad("IRAM lfb", found);
                 None
             }
             Annex::Present(text) => {
@@ -253,12 +281,20 @@ impl Parser {
             self.bad("CPU", first);
             return Some(0);
         }
-        // NVIDIA documents `CPU [X%,Y%, , ]@Z`: a list may span several tokens.
-        let Some(last) = rest
+        // NVIDIA documents `CPU [X%,Y%, , ]@Z`: a list may span several tokens. Later pieces
+        // hold only list characters, so a list cut before its `]` does not swallow the fields
+        // after it (`GR3D_FREQ 0%@[510]` has a `]` of its own).
+        let list_piece = |t: &&str| {
+            t.bytes()
+                .all(|c| c.is_ascii_digit() || b"%@,.of]".contains(&c))
+        };
+        let closing = rest
             .iter()
             .take(MAX_CPU_TOKENS)
-            .position(|t| t.contains(']'))
-        else {
+            .enumerate()
+            .take_while(|(k, t)| *k == 0 || list_piece(t))
+            .find(|(_, t)| t.contains(']'));
+        let Some((last, _)) = closing else {
             self.bad("CPU", first);
             return Some(1);
         };
@@ -316,7 +352,12 @@ impl Parser {
             .take(4)
             .take_while(|t| **t == "fg" || **t == "bg" || t.ends_with('%'))
             .count();
-        self.bad("MTS", &rest[..used].join(" "));
+        let found = if used == 0 {
+            "MTS".to_owned()
+        } else {
+            rest[..used].join(" ")
+        };
+        self.bad("MTS", &found);
         used
     }
 
@@ -530,15 +571,15 @@ struct Annexed<'a> {
 enum Annex<'a> {
     /// The field printed no annex.
     Absent,
-    /// `(key` was printed but the value after it is missing or not closed by `)`.
-    Missing,
+    /// `(key` was printed but the value after it is missing or not closed by `)`: the text.
+    Bad(&'a str),
     /// The annex value, `)` removed.
     Present(&'a str),
 }
 
 /// Splits `value (key annex)` in both spacings: `a/bMB (lfb NxS)` and `a/bkB(lfb S)`.
 /// `None` when there is no value token at all.
-fn with_annex<'a>(rest: &[&'a str], key: &str) -> Option<Annexed<'a>> {
+fn with_annex<'a>(rest: &[&'a str], key: &'a str) -> Option<Annexed<'a>> {
     let first = *rest.first().filter(|t| t.contains('/'))?;
     let (value, annex_at) = match first.strip_suffix(key) {
         Some(value) => (value, 1),
@@ -551,16 +592,18 @@ fn with_annex<'a>(rest: &[&'a str], key: &str) -> Option<Annexed<'a>> {
             })
         }
     };
-    let annex = rest.get(annex_at).and_then(|t| t.strip_suffix(')'));
-    Some(match annex {
+    // The annex value is consumed even when unclosed, so a cut `(lfb 6x1` is one bad token.
+    Some(match rest.get(annex_at) {
         Some(text) => Annexed {
             value,
-            annex: Annex::Present(text),
+            annex: text
+                .strip_suffix(')')
+                .map_or(Annex::Bad(text), Annex::Present),
             used: annex_at + 1,
         },
         None => Annexed {
             value,
-            annex: Annex::Missing,
+            annex: Annex::Bad(key),
             used: annex_at,
         },
     })
@@ -1067,6 +1110,24 @@ mod tests {
     }
 
     #[test]
+    fn offline_cores_keep_their_slot_anywhere_in_the_list() {
+        let line = parse("RAM 1/2MB CPU [3%@345,off,off,0%@345,1%@345,1%@345]");
+        clean(&line);
+        let cpu = line.cpu.unwrap();
+        assert_eq!(
+            (cpu.len(), &cpu[1], &cpu[2]),
+            (6, &Core::Offline, &Core::Offline)
+        );
+        assert_eq!(
+            cpu[3],
+            Core::Online {
+                usage_percent: Some(0.0),
+                freq_mhz: Some(345.0)
+            }
+        );
+    }
+
+    #[test]
     fn cpu_list_split_by_spaces_is_joined() {
         let line = parse("RAM 1/2MB CPU [1%, 2%, off]@100 APE 25");
         clean(&line);
@@ -1081,9 +1142,28 @@ mod tests {
     }
 
     #[test]
+    fn lines_longer_than_the_token_stack_are_read_completely() {
+        let filler = "NVENC off ".repeat(STACK_TOKENS);
+        let line = parse(&format!("RAM 1/2MB {filler}cpu@41C VDD_IN 5/6"));
+        clean(&line);
+        assert_eq!(line.engines.len(), STACK_TOKENS);
+        assert_eq!(line.temps[0].celsius, 41.0);
+        assert_eq!(line.rails[0].average_mw, 6.0);
+    }
+
+    #[test]
+    fn line_endings_are_ignored() {
+        let crlf = parse("RAM 1/2MB APE 25\r\n");
+        clean(&crlf);
+        assert_eq!(crlf, parse("RAM 1/2MB APE 25"));
+    }
+
+    #[test]
     fn not_a_sample() {
         assert_eq!("".parse::<Line>(), Err(ParseError::Empty));
         assert_eq!(" \r\n".parse::<Line>(), Err(ParseError::Empty));
+        let err = "czw, 2 maj 2024, 17:51:57 UTC".parse::<Line>().unwrap_err();
+        assert!(matches!(err, ParseError::NotASample { .. }));
         let err = "Tue Jan 26 18:22:31 UTC 2021".parse::<Line>().unwrap_err();
         assert!(matches!(err, ParseError::NotASample { .. }));
         assert!(err.to_string().contains("no `RAM` field"), "{err}");
@@ -1106,12 +1186,20 @@ mod tests {
         let line = parse("RAM 2690/6854MB (lfb 6x1");
         assert_eq!(line.ram.as_ref().unwrap().lfb, None);
         assert_eq!(line.bad.len(), 1);
+        assert!(line.unknown.is_empty(), "{:?}", line.unknown);
+        let line = parse("RAM 2690/6854MB (lfb");
+        assert_eq!(line.ram.as_ref().unwrap().used_mb, 2690.0);
+        assert_eq!((line.bad.len(), line.unknown.len()), (1, 0));
         let line = parse("RAM 1/2MB VDD_IN 5079mW/50");
         assert_eq!((line.rails.len(), line.bad.len()), (0, 1));
         let line = parse("RAM 1/2MB GR3D_FREQ 0%@[611,");
         assert_eq!((line.gpu, line.bad.len()), (None, 1));
         let line = parse("RAM 1/2MB APE");
         assert_eq!(line.bad.len(), 1);
+        let line = parse("RAM 1/2MB CPU [3%@1904,off EMC_FREQ 0%@1600 GR3D_FREQ 0%@[510]");
+        assert_eq!((&line.cpu, line.bad.len()), (&None, 1));
+        assert!(line.engine("emc").is_some() && line.gpu.is_some());
+        assert!(line.unknown.is_empty(), "{:?}", line.unknown);
         let line = parse("RAM 1/2MB CPU [3%@1904,x,off]");
         assert_eq!(line.cpu.unwrap()[1], Core::Unreadable);
         assert_eq!(line.bad.len(), 1);
@@ -1161,5 +1249,161 @@ mod tests {
         ] {
             let _ = junk.parse::<Line>();
         }
+    }
+
+    /// xorshift64*: a fixed-seed generator, so a failure reproduces exactly.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % n.max(1) as u64).unwrap_or(0)
+        }
+    }
+
+    fn corpus_lines() -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/tegrastats");
+        let mut lines = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("corpus directory testdata/tegrastats") {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                lines.extend(text.lines().map(str::to_owned));
+            }
+        }
+        assert!(lines.len() >= 93, "corpus has {} lines", lines.len());
+        lines
+    }
+
+    /// Mutates a line: cut, delete, insert odd characters, repeat or swap tokens, blow up numbers.
+    fn mutate(rng: &mut Rng, line: &str) -> String {
+        const POOL: &[&str] = &[
+            "0",
+            "9",
+            "%",
+            "@",
+            "[",
+            "]",
+            ",",
+            "/",
+            "(",
+            ")",
+            "x",
+            "C",
+            "-",
+            ".",
+            " ",
+            "mW",
+            "MB",
+            "kB",
+            "off",
+            "\u{e9}",
+            "\u{0}",
+            "\u{65e5}",
+            "\r",
+            "\t",
+            "RAM",
+            "CPU",
+            "[",
+            "@[",
+            "99999999999999999999999",
+            "1e308",
+            "-256",
+            "NaN",
+            "inf",
+        ];
+        let mut chars: Vec<char> = line.chars().collect();
+        for _ in 0..=rng.below(4) {
+            let len = chars.len();
+            match rng.below(6) {
+                0 => chars.truncate(rng.below(len + 1)),
+                1 if len > 0 => {
+                    let at = rng.below(len);
+                    let n = 1 + rng.below(8);
+                    chars.drain(at..(at + n).min(len));
+                }
+                2 => {
+                    let at = rng.below(len + 1);
+                    let piece = POOL[rng.below(POOL.len())];
+                    chars.splice(at..at, piece.chars());
+                }
+                3 | 4 => {
+                    let text: String = chars.iter().collect();
+                    let mut tokens: Vec<&str> = text.split(' ').collect();
+                    let (a, b) = (rng.below(tokens.len()), rng.below(tokens.len()));
+                    if rng.below(2) == 0 {
+                        tokens.swap(a, b);
+                    } else {
+                        let t = tokens[a];
+                        tokens.insert(b, t);
+                    }
+                    chars = tokens.join(" ").chars().collect();
+                }
+                _ => {
+                    let digit = chars.iter().position(|c| c.is_ascii_digit());
+                    if let Some(at) = digit {
+                        chars.splice(at..at, "123456789012345678901234567890".chars());
+                    }
+                }
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    #[test]
+    fn mutated_corpus_lines_never_panic_nor_give_non_finite_values() {
+        use crate::collector::jetson::{read_line, Model};
+        let lines = corpus_lines();
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        let (mut ok, mut errors) = (0, 0);
+        for _ in 0..4000 {
+            let line = &lines[rng.below(lines.len())];
+            let mutated = mutate(&mut rng, line);
+            let _ = parse_line(&mutated);
+            for model in [Model::Orin, Model::Xavier, Model::Nano] {
+                match read_line(model, &mutated) {
+                    Ok(reading) => {
+                        ok += 1;
+                        for (name, value) in &reading.values {
+                            assert!(value.is_finite(), "{name} = {value} from {mutated:?}");
+                            assert!(
+                                name.starts_with("jetson_")
+                                    && name.bytes().all(|c| c.is_ascii_lowercase()
+                                        || c.is_ascii_digit()
+                                        || c == b'_'),
+                                "bad metric name {name:?} from {mutated:?}"
+                            );
+                        }
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+        }
+        // Pure noise from the field alphabet, half of it behind a valid `RAM` field.
+        let alphabet: Vec<char> = "RAMSWPCUGDFQ_0123456789%@[],/()xkBmWCoff -.\u{e9}\t"
+            .chars()
+            .collect();
+        for k in 0..2000 {
+            let len = rng.below(120);
+            let mut noise: String = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect();
+            if k % 2 == 0 {
+                noise.insert_str(0, "RAM 1/2MB ");
+            }
+            let _ = parse_line(&noise);
+            if let Ok(reading) = read_line(Model::Orin, &noise) {
+                assert!(reading.values.values().all(|v| v.is_finite()), "{noise:?}");
+            }
+        }
+        // Most mutations leave a usable line; some must not (cut before RAM, RAM removed).
+        assert!(ok > errors, "ok {ok}, errors {errors}");
+        assert!(errors > 0, "no mutation produced an unusable line");
     }
 }

@@ -39,22 +39,55 @@ pub(super) fn useful(name: &str) -> bool {
     rail_power || temperature || DEFAULT_METRICS.contains(&name)
 }
 
-/// Adds every value `line` carries to `out`.
-pub(super) fn values(line: &Line, out: &mut Values) {
-    memory(line, out);
-    cpu(line, out);
-    cpu_extras(line, out);
-    gpu(line, out);
-    engines(line, out);
-    temperatures(line, out);
-    rails(line, out);
+/// Every value `line` carries.
+pub(super) fn values(line: &Line) -> Values {
+    // Families go in roughly descending name order (temp > swap/ram > power > mts > lfb/iram
+    // > gpu > cpu > engines): a B-tree insert of a name below the others stops at the first
+    // key of each node, which saves most string comparisons.
+    let mut out = Out(Values::new());
+    temperatures(line, &mut out);
+    memory(line, &mut out);
+    rails(line, &mut out);
+    cpu_extras(line, &mut out);
+    gpu(line, &mut out);
+    cpu(line, &mut out);
+    engines(line, &mut out);
+    out.0
 }
 
-fn put(out: &mut Values, name: impl Into<String>, value: f64) {
+/// The values found so far; a repeated name keeps the later value.
+struct Out(Values);
+
+fn put(out: &mut Out, name: impl Into<String>, value: f64) {
     // Every parsed number is finite and every ratio has a non-zero divisor; this keeps a future
     // mistake from ever exporting NaN or inf.
     if value.is_finite() {
-        out.insert(name.into(), value);
+        out.0.insert(name.into(), value);
+    }
+}
+
+/// `parts` joined: cheaper than formatting on this path, which runs for every value of every
+/// line.
+fn name(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
+/// Decimal text of a small index without allocating (cores, GPCs); larger ones are formatted.
+fn index(n: usize, buf: &mut String) -> &str {
+    const SMALL: [&str; 32] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+        "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31",
+    ];
+    match SMALL.get(n) {
+        Some(text) => text,
+        None => {
+            *buf = n.to_string();
+            buf
+        }
     }
 }
 
@@ -62,7 +95,7 @@ fn percent_of(used: f64, total: f64) -> Option<f64> {
     (total > 0.0).then(|| used / total * 100.0)
 }
 
-fn memory(line: &Line, out: &mut Values) {
+fn memory(line: &Line, out: &mut Out) {
     if let Some(ram) = &line.ram {
         put(out, "jetson_ram_used_mb", ram.used_mb);
         put(out, "jetson_ram_total_mb", ram.total_mb);
@@ -93,7 +126,7 @@ fn memory(line: &Line, out: &mut Values) {
     }
 }
 
-fn cpu(line: &Line, out: &mut Values) {
+fn cpu(line: &Line, out: &mut Out) {
     let Some(cores) = &line.cpu else {
         return;
     };
@@ -101,24 +134,26 @@ fn cpu(line: &Line, out: &mut Values) {
     let mut sum = 0.0;
     let mut with_usage = 0u32;
     let mut complete = true;
-    for (n, core) in cores.iter().enumerate() {
+    let mut buf = String::new();
+    for (n, core) in cores.iter().enumerate().rev() {
+        let n = index(n, &mut buf);
         match core {
             Core::Online {
                 usage_percent,
                 freq_mhz,
             } => {
                 active += 1;
-                put(out, format!("jetson_cpu_core{n}_status"), 1.0);
                 if let Some(u) = usage_percent {
-                    put(out, format!("jetson_cpu_core{n}_usage_percent"), *u);
+                    put(out, name(&["jetson_cpu_core", n, "_usage_percent"]), *u);
                     sum += u;
                     with_usage += 1;
                 }
+                put(out, name(&["jetson_cpu_core", n, "_status"]), 1.0);
                 if let Some(f) = freq_mhz {
-                    put(out, format!("jetson_cpu_core{n}_freq_mhz"), *f);
+                    put(out, name(&["jetson_cpu_core", n, "_freq_mhz"]), *f);
                 }
             }
-            Core::Offline => put(out, format!("jetson_cpu_core{n}_status"), 0.0),
+            Core::Offline => put(out, name(&["jetson_cpu_core", n, "_status"]), 0.0),
             Core::Unreadable => complete = false,
         }
     }
@@ -134,7 +169,7 @@ fn cpu(line: &Line, out: &mut Values) {
     }
 }
 
-fn cpu_extras(line: &Line, out: &mut Values) {
+fn cpu_extras(line: &Line, out: &mut Out) {
     if let Some(limit) = line.edp_limit_mhz {
         put(out, "jetson_cpu_edp_limit_mhz", limit);
     }
@@ -144,13 +179,18 @@ fn cpu_extras(line: &Line, out: &mut Values) {
     }
 }
 
-fn gpu(line: &Line, out: &mut Values) {
+fn gpu(line: &Line, out: &mut Out) {
     if let Some(gpu) = &line.gpu {
         if let Some(u) = gpu.usage_percent {
             put(out, "jetson_gpu_usage_percent", u);
         }
+        let mut buf = String::new();
         for (n, f) in gpu.freqs_mhz.iter().enumerate() {
-            put(out, format!("jetson_gpu_freq{n}_mhz"), *f);
+            put(
+                out,
+                name(&["jetson_gpu_freq", index(n, &mut buf), "_mhz"]),
+                *f,
+            );
         }
     }
     // `GR3D2_FREQ` is the second GPC: its clock is freq1 (unless a bracket list gave one).
@@ -158,45 +198,44 @@ fn gpu(line: &Line, out: &mut Values) {
         if let Some(u) = gpc1.usage_percent {
             put(out, "jetson_gpu_gpc1_usage_percent", u);
         }
-        if let Some(f) = gpc1.freq_mhz {
-            if !out.contains_key("jetson_gpu_freq1_mhz") {
-                put(out, "jetson_gpu_freq1_mhz", f);
-            }
+        let bracket_has_freq1 = line.gpu.as_ref().is_some_and(|g| g.freqs_mhz.len() > 1);
+        if let (Some(f), false) = (gpc1.freq_mhz, bracket_has_freq1) {
+            put(out, "jetson_gpu_freq1_mhz", f);
         }
     }
 }
 
-fn engines(line: &Line, out: &mut Values) {
+fn engines(line: &Line, out: &mut Out) {
     for engine in &line.engines {
         if let EngineState::On(load) = &engine.state {
             if let Some(u) = load.usage_percent {
-                put(out, format!("jetson_{}_usage_percent", engine.name), u);
+                put(out, name(&["jetson_", &engine.name, "_usage_percent"]), u);
             }
             if let Some(f) = load.freq_mhz {
-                put(out, format!("jetson_{}_freq_mhz", engine.name), f);
+                put(out, name(&["jetson_", &engine.name, "_freq_mhz"]), f);
             }
         }
     }
 }
 
-fn temperatures(line: &Line, out: &mut Values) {
+fn temperatures(line: &Line, out: &mut Out) {
     for t in &line.temps {
         if t.celsius > TEMP_SENTINEL_MAX {
-            put(out, format!("jetson_temp_{}_celsius", t.name), t.celsius);
+            put(out, name(&["jetson_temp_", &t.name, "_celsius"]), t.celsius);
         }
     }
 }
 
-fn rails(line: &Line, out: &mut Values) {
+fn rails(line: &Line, out: &mut Out) {
     for r in &line.rails {
         put(
             out,
-            format!("jetson_power_{}_watts", r.name),
+            name(&["jetson_power_", &r.name, "_watts"]),
             r.current_mw / 1000.0,
         );
         put(
             out,
-            format!("jetson_power_{}_avg_watts", r.name),
+            name(&["jetson_power_", &r.name, "_avg_watts"]),
             r.average_mw / 1000.0,
         );
     }

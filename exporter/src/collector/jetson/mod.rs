@@ -109,9 +109,7 @@ pub fn read_line(model: Model, raw: &str) -> Result<Reading, LineError> {
 /// what a fresh config enables ([`default_enabled`], [`default_metrics`]).
 pub fn line_values(model: Model, line: &Line) -> Values {
     let _ = model;
-    let mut values = Values::new();
-    common::values(line, &mut values);
-    values
+    common::values(line)
 }
 
 /// `# HELP` text for a metric name produced by [`read_line`].
@@ -274,6 +272,16 @@ mod tests {
         assert_eq!(get(&v, "jetson_gpu_gpc1_usage_percent"), Some(99.0));
         assert_eq!(get(&v, "jetson_gpu_freq0_mhz"), Some(1274.0));
         assert_eq!(get(&v, "jetson_gpu_freq1_mhz"), Some(1275.0));
+        // A bracket list already names GPC 1's clock; GR3D2_FREQ does not override it.
+        let v = values(
+            Model::Orin,
+            "RAM 1/2MB GR3D_FREQ 5%@[611,612] GR3D2_FREQ 7%@9",
+        );
+        assert_eq!(get(&v, "jetson_gpu_freq1_mhz"), Some(612.0));
+        assert_eq!(get(&v, "jetson_gpu_gpc1_usage_percent"), Some(7.0));
+        // A repeated field: the later one wins.
+        let v = values(Model::Orin, "RAM 1/2MB APE 25 APE 30");
+        assert_eq!(get(&v, "jetson_ape_freq_mhz"), Some(30.0));
         let v = values(Model::Orin, "RAM 1/2MB GR3D_FREQ @[0,0,0]");
         assert_eq!(get(&v, "jetson_gpu_usage_percent"), None);
         assert_eq!(get(&v, "jetson_gpu_freq2_mhz"), Some(0.0));

@@ -1,0 +1,133 @@
+//! `/metrics` render time for a realistic Jetson AGX Orin snapshot (target: < 100 µs).
+//! Prints numbers; asserts nothing. `cargo bench -p edge-metrics-exporter --bench render`.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use edge_metrics_exporter::collector::{CollectorStatus, Values};
+use edge_metrics_exporter::cycle::{render, RenderInput};
+use edge_metrics_exporter::exposition::device_labels;
+use edge_metrics_exporter::selfmetrics::Counters;
+use edge_metrics_exporter::tegrastats::source::SourceStats;
+
+/// Every metric an AGX Orin (12 cores, JetPack 5) line yields, named as the spec's patterns.
+fn orin_values() -> Values {
+    let mut v = Values::new();
+    for (k, x) in [
+        ("jetson_ram_used_mb", 4321.0),
+        ("jetson_ram_total_mb", 62801.0),
+        ("jetson_ram_used_percent", 6.880463686884),
+        ("jetson_swap_used_mb", 19.0),
+        ("jetson_swap_total_mb", 31400.0),
+        ("jetson_swap_cached_mb", 0.0),
+        ("jetson_lfb_blocks", 1759.0),
+        ("jetson_lfb_total_mb", 7036.0),
+        ("jetson_cpu_avg_usage_percent", 3.25),
+        ("jetson_cpu_active_cores", 12.0),
+        ("jetson_gpu_usage_percent", 0.0),
+        ("jetson_gpu_freq0_mhz", 0.0),
+        ("jetson_gpu_freq1_mhz", 0.0),
+        ("jetson_emc_usage_percent", 0.0),
+        ("jetson_emc_freq_mhz", 2133.0),
+        ("jetson_vic_freq_mhz", 729.0),
+        ("jetson_ape_freq_mhz", 174.0),
+    ] {
+        v.insert(k.into(), x);
+    }
+    for core in 0..12 {
+        v.insert(
+            format!("jetson_cpu_core{core}_usage_percent"),
+            f64::from(core % 5),
+        );
+        v.insert(format!("jetson_cpu_core{core}_freq_mhz"), 729.0);
+        v.insert(format!("jetson_cpu_core{core}_status"), 1.0);
+    }
+    for (sensor, t) in [
+        ("cpu", 44.562),
+        ("gpu", 38.156),
+        ("soc0", 41.093),
+        ("soc1", 41.25),
+        ("soc2", 40.093),
+        ("tboard", 32.0),
+        ("tdiode", 33.0),
+        ("tj", 44.343),
+    ] {
+        v.insert(format!("jetson_temp_{sensor}_celsius"), t);
+    }
+    for (rail, w) in [
+        ("vdd_gpu_soc", 2.34),
+        ("vdd_cpu_cv", 0.39),
+        ("vin_sys_5v0", 4.025),
+        ("vddq_vdd2_1v8ao", 0.301),
+    ] {
+        v.insert(format!("jetson_power_{rail}_watts"), w);
+        v.insert(format!("jetson_power_{rail}_avg_watts"), w);
+    }
+    for (k, x) in [
+        ("power_total_watts", 45.3),
+        ("power_voltage_volts", 220.5),
+        ("power_current_amps", 0.205),
+    ] {
+        v.insert(k.into(), x);
+    }
+    v
+}
+
+fn main() {
+    let values = orin_values();
+    let labels = device_labels("jetson_orin", "edge-01");
+    let statuses = vec![
+        CollectorStatus {
+            name: "JetsonOrinCollector",
+            duration: Duration::from_micros(12),
+            error: None,
+        },
+        CollectorStatus {
+            name: "ShellyCollector",
+            duration: Duration::from_micros(3),
+            error: None,
+        },
+    ];
+    let source = SourceStats::default();
+    let counters = Counters::default();
+    let input = RenderInput {
+        values: &values,
+        labels: &labels,
+        statuses: &statuses,
+        source: &source,
+        last_reading: Some(SystemTime::now()),
+        counters: &counters,
+        pushes: (0, 0),
+    };
+    let body = render(&input);
+    for _ in 0..200 {
+        std::hint::black_box(render(&input));
+    }
+    let runs = 5_000;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        std::hint::black_box(render(std::hint::black_box(&input)));
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let mean = times.iter().sum::<Duration>() / runs as u32;
+    let pct = |p: f64| times[((runs as f64 * p) as usize).min(runs - 1)];
+    println!(
+        "render /metrics body: {} device values, {} bytes; mean {:?}, p50 {:?}, p99 {:?} over {runs} runs (includes reading /proc/self for process_*; target < 100 µs)",
+        values.len(),
+        body.len(),
+        mean,
+        pct(0.5),
+        pct(0.99)
+    );
+    // What a scrape itself does: clone the pre-rendered body.
+    let shared = bytes::Bytes::from(body);
+    let t = Instant::now();
+    for _ in 0..runs {
+        std::hint::black_box(shared.clone());
+    }
+    println!(
+        "serve pre-rendered body: {:?} per scrape",
+        t.elapsed() / runs as u32
+    );
+}

@@ -1,0 +1,311 @@
+//! Self-metrics, prefix `edge_metrics_exporter_`, and the standard `process_*` family read from
+//! `/proc/self` (no unsafe code, no extra crate).
+//!
+//! - `edge_metrics_exporter_build_info{version}`
+//! - `edge_metrics_exporter_collector_up{collector}`, `…_collector_duration_seconds{collector}`
+//! - `edge_metrics_exporter_tegrastats_lines_read_total`, `…_parse_errors_total`,
+//!   `…_restarts_total`, `…_last_reading_timestamp_seconds`
+//! - `edge_metrics_exporter_config_writes_total{result}`,
+//!   `edge_metrics_exporter_config_server_pushes_total{result}`
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::collector::CollectorStatus;
+use crate::exposition::{write_header, write_value};
+use crate::tegrastats::source::SourceStats;
+
+/// Counters the runtime keeps outside the source.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// config.yaml writes that succeeded.
+    pub config_writes_ok: AtomicU64,
+    /// config.yaml writes that failed.
+    pub config_writes_failed: AtomicU64,
+}
+
+/// What one render of the self-metrics needs.
+pub struct SelfInput<'a> {
+    /// How each collector fared in the cycle.
+    pub statuses: &'a [CollectorStatus],
+    /// The tegrastats source's counters.
+    pub source: &'a SourceStats,
+    /// Wall time of the latest reading, if any.
+    pub last_reading: Option<SystemTime>,
+    /// Runtime counters.
+    pub counters: &'a Counters,
+    /// Config Server pushes (succeeded, failed).
+    pub pushes: (u64, u64),
+}
+
+fn family(out: &mut String, name: &str, help: &str, kind: &str, labels: &str, v: f64) {
+    write_header(out, name, help, kind);
+    out.push_str(name);
+    out.push_str(labels);
+    out.push(' ');
+    write_value(out, v);
+    out.push('\n');
+}
+
+fn load(c: &AtomicU64) -> f64 {
+    c.load(Ordering::Relaxed) as f64
+}
+
+/// Appends the exporter's own metrics and the `process_*` family.
+pub fn write_self_metrics(out: &mut String, input: &SelfInput<'_>) {
+    const P: &str = "edge_metrics_exporter_";
+    family(
+        out,
+        &format!("{P}build_info"),
+        "Build information of edge-metrics-exporter",
+        "gauge",
+        &format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+        1.0,
+    );
+    let up = format!("{P}collector_up");
+    write_header(
+        out,
+        &up,
+        "Whether the collector produced current values in the last cycle (1) or not (0)",
+        "gauge",
+    );
+    for s in input.statuses {
+        let _ = writeln!(out, "{up}{{collector=\"{}\"}} {}", s.name, u8::from(s.up()));
+    }
+    let dur = format!("{P}collector_duration_seconds");
+    write_header(
+        out,
+        &dur,
+        "Time the collector took in the last cycle",
+        "gauge",
+    );
+    for s in input.statuses {
+        let _ = write!(out, "{dur}{{collector=\"{}\"}} ", s.name);
+        write_value(out, s.duration.as_secs_f64());
+        out.push('\n');
+    }
+    family(
+        out,
+        &format!("{P}tegrastats_lines_read_total"),
+        "tegrastats lines read",
+        "counter",
+        "",
+        load(&input.source.lines_read),
+    );
+    family(
+        out,
+        &format!("{P}tegrastats_parse_errors_total"),
+        "tegrastats lines and tokens that did not parse",
+        "counter",
+        "",
+        load(&input.source.parse_errors),
+    );
+    family(
+        out,
+        &format!("{P}tegrastats_restarts_total"),
+        "Times tegrastats was started again after it exited",
+        "counter",
+        "",
+        load(&input.source.restarts),
+    );
+    if let Some(wall) = input.last_reading {
+        let ts = wall
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        family(
+            out,
+            &format!("{P}last_reading_timestamp_seconds"),
+            "Unix time the latest tegrastats line was read",
+            "gauge",
+            "",
+            ts,
+        );
+    }
+    let writes = format!("{P}config_writes_total");
+    write_header(out, &writes, "config.yaml writes by result", "counter");
+    let _ = writeln!(
+        out,
+        "{writes}{{result=\"success\"}} {}",
+        input.counters.config_writes_ok.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "{writes}{{result=\"error\"}} {}",
+        input.counters.config_writes_failed.load(Ordering::Relaxed)
+    );
+    let pushes = format!("{P}config_server_pushes_total");
+    write_header(out, &pushes, "Config Server pushes by result", "counter");
+    let _ = writeln!(out, "{pushes}{{result=\"success\"}} {}", input.pushes.0);
+    let _ = writeln!(out, "{pushes}{{result=\"error\"}} {}", input.pushes.1);
+    if let Some(p) = ProcessStats::read() {
+        p.write(out);
+    }
+}
+
+/// The standard `process_*` values of this process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessStats {
+    /// User + system CPU time in seconds.
+    pub cpu_seconds: f64,
+    /// Resident set size in bytes.
+    pub resident_bytes: f64,
+    /// Virtual memory size in bytes.
+    pub virtual_bytes: f64,
+    /// Open file descriptors.
+    pub open_fds: f64,
+    /// The soft limit on open file descriptors.
+    pub max_fds: Option<f64>,
+    /// Start time, seconds since the Unix epoch.
+    pub start_time: f64,
+}
+
+/// Linux reports `/proc/*/stat` times in USER_HZ, which the kernel ABI fixes at 100.
+const USER_HZ: f64 = 100.0;
+
+impl ProcessStats {
+    /// Reads `/proc/self`; `None` where there is no procfs.
+    pub fn read() -> Option<ProcessStats> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let limits = std::fs::read_to_string("/proc/self/limits").ok();
+        let proc_stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
+        Self::parse(&stat, &status, limits.as_deref(), &proc_stat, open_fds)
+    }
+
+    /// Parses the procfs texts (separate from reading, for tests).
+    pub fn parse(
+        stat: &str,
+        status: &str,
+        limits: Option<&str>,
+        proc_stat: &str,
+        open_fds: f64,
+    ) -> Option<ProcessStats> {
+        // Fields after the command name, which is in parentheses and may contain spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // rest starts at field 3 (state): utime is field 14, stime 15, starttime 22.
+        let utime: f64 = f.get(11)?.parse().ok()?;
+        let stime: f64 = f.get(12)?.parse().ok()?;
+        let start_ticks: f64 = f.get(19)?.parse().ok()?;
+        let kb = |key: &str| -> Option<f64> {
+            let line = status.lines().find(|l| l.starts_with(key))?;
+            let n: f64 = line[key.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(n * 1024.0)
+        };
+        let btime: f64 = proc_stat
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        let max_fds = limits.and_then(|l| {
+            let line = l.lines().find(|l| l.starts_with("Max open files"))?;
+            line["Max open files".len()..]
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        });
+        Some(ProcessStats {
+            cpu_seconds: (utime + stime) / USER_HZ,
+            resident_bytes: kb("VmRSS:")?,
+            virtual_bytes: kb("VmSize:")?,
+            open_fds,
+            max_fds,
+            start_time: btime + start_ticks / USER_HZ,
+        })
+    }
+
+    fn write(&self, out: &mut String) {
+        family(
+            out,
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            "counter",
+            "",
+            self.cpu_seconds,
+        );
+        family(
+            out,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            "gauge",
+            "",
+            self.resident_bytes,
+        );
+        family(
+            out,
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            "gauge",
+            "",
+            self.virtual_bytes,
+        );
+        family(
+            out,
+            "process_open_fds",
+            "Number of open file descriptors.",
+            "gauge",
+            "",
+            self.open_fds,
+        );
+        if let Some(max) = self.max_fds {
+            family(
+                out,
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                "gauge",
+                "",
+                max,
+            );
+        }
+        family(
+            out,
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            "gauge",
+            "",
+            self.start_time,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_procfs_texts() {
+        let stat = "1234 (edge metrics) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 1000 12345678 500 18446744073709551615";
+        let status = "Name:\tx\nVmSize:\t   12000 kB\nVmRSS:\t    4000 kB\n";
+        let limits = "Limit Soft Limit Hard Limit Units\nMax open files            1024                 524288               files\n";
+        let p = ProcessStats::parse(
+            stat,
+            status,
+            Some(limits),
+            "cpu 1 2\nbtime 1700000000\n",
+            7.0,
+        )
+        .unwrap();
+        assert_eq!(p.cpu_seconds, 3.0);
+        assert_eq!(p.resident_bytes, 4000.0 * 1024.0);
+        assert_eq!(p.virtual_bytes, 12000.0 * 1024.0);
+        assert_eq!(p.max_fds, Some(1024.0));
+        assert_eq!(p.start_time, 1700000010.0);
+        assert_eq!(p.open_fds, 7.0);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let p = ProcessStats::read().expect("procfs on Linux");
+        assert!(p.resident_bytes > 0.0 && p.open_fds >= 3.0);
+    }
+}

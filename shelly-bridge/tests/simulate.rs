@@ -1,0 +1,211 @@
+//! `shelly-bridge simulate` against the real bridge: both binaries, real sockets.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// A simulator process, killed on drop.
+struct Sim(Child);
+
+impl Sim {
+    fn start(url: &str, extra: &[&str]) -> Sim {
+        Sim(Command::new(BIN)
+            .args(["simulate", "--url", url, "--run-for", "60", "--jitter", "0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn simulator"))
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn several_simulated_plugs_are_listed_by_alias_and_read_exactly() {
+    let b = Bridge::start(&[]);
+    let _sim = Sim::start(
+        &format!("{}/edge", b.ws),
+        &["--count", "3", "--power", "100"],
+    );
+    b.wait_devices(&["edge-1", "edge-2", "edge-3"]).await;
+    let (s, v) = b.get("/metrics/edge-2").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["metrics"]["power_total_watts"], 100.0);
+    assert_eq!(v["metrics"]["power_voltage_volts"], 230.0);
+    assert_eq!(v["metrics"]["power_current_amps"], 0.435);
+    assert_eq!(v["metrics"]["power_switch_on"], 1.0);
+    assert!(v["device_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("shellyplugsg3-"));
+    let (s, _) = b.get("/metrics").await;
+    assert_eq!(s, 409);
+}
+
+#[tokio::test]
+async fn every_profile_reads_its_component_and_a_non_metering_switch_has_no_reading() {
+    let b = Bridge::start(&[]);
+    let _sims: Vec<Sim> = [
+        "plus-plug-s",
+        "plug-us-gen4",
+        "pm-mini",
+        "pro-3em",
+        "pro-em",
+        "mini1-gen4",
+    ]
+    .iter()
+    .map(|p| {
+        Sim::start(
+            &format!("{}/{p}", b.ws),
+            &["--profile", p, "--power", "-50", "--pf", "0.5"],
+        )
+    })
+    .collect();
+    b.wait_devices(&[
+        "mini1-gen4",
+        "plug-us-gen4",
+        "plus-plug-s",
+        "pm-mini",
+        "pro-3em",
+        "pro-em",
+    ])
+    .await;
+    for (p, component) in [
+        ("plus-plug-s", "switch:0"),
+        ("plug-us-gen4", "switch:0"),
+        ("pm-mini", "pm1:0"),
+        ("pro-3em", "em:0"),
+        ("pro-em", "em1:0"),
+    ] {
+        let (s, v) = b.get(&format!("/metrics/{p}")).await;
+        assert_eq!(s, 200, "{p}: {v}");
+        assert_eq!(v["component"], component, "{p}");
+        assert_eq!(
+            v["metrics"]["power_total_watts"], -50.0,
+            "{p}: feed-in stays negative"
+        );
+        // Energy meters sign the power factor like the power; plugs report it unsigned.
+        let pf = if p.starts_with("pro-") { -0.5 } else { 0.5 };
+        assert_eq!(v["metrics"]["power_factor"], pf, "{p}");
+    }
+    let (_, v) = b.get("/metrics/plug-us-gen4").await;
+    assert_eq!(v["metrics"]["power_voltage_volts"], 120.0);
+    assert_eq!(v["metrics"]["power_frequency_hertz"], 60.0);
+    let (s, v) = b.get("/metrics/mini1-gen4").await;
+    assert_eq!(s, 500, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("no reading"), "{v}");
+}
+
+#[tokio::test]
+async fn relay_off_reads_zero_because_the_plug_is_asked_each_time() {
+    let b = Bridge::start(&[]);
+    let _sim = Sim::start(
+        &format!("{}/r", b.ws),
+        &["--relay", "off", "--notify-interval", "0"],
+    );
+    b.wait_devices(&["r"]).await;
+    let (s, v) = b.get("/metrics/r").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["metrics"]["power_total_watts"], 0.0);
+    assert_eq!(v["metrics"]["power_switch_on"], 0.0);
+}
+
+#[tokio::test]
+async fn simulated_faults_map_to_504_and_500() {
+    let b = Bridge::start(&["--rpc-timeout", "0.3"]);
+    let _slow = Sim::start(&format!("{}/slow", b.ws), &["--reply-delay-ms", "600"]);
+    let _mute = Sim::start(&format!("{}/mute", b.ws), &["--no-reply"]);
+    let _err = Sim::start(&format!("{}/err", b.ws), &["--error", "-105:Bad id=0"]);
+    b.wait_devices(&["err", "mute", "slow"]).await;
+    for dev in ["slow", "mute"] {
+        let (s, v) = b.get(&format!("/metrics/{dev}")).await;
+        assert_eq!(s, 504, "{dev}: {v}");
+    }
+    let (s, v) = b.get("/metrics/err").await;
+    assert_eq!(s, 500, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("-105"), "{v}");
+    // The late answer of the slow plug does not confuse its next request.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (s, _) = b.get("/metrics/slow").await;
+    assert_eq!(s, 504);
+}
+
+#[tokio::test]
+async fn dropped_connection_and_bridge_restart_are_followed_by_redial() {
+    let b = Bridge::start(&[]);
+    let _sim = Sim::start(
+        &format!("{}/d", b.ws),
+        &[
+            "--drop-after",
+            "0.4",
+            "--backoff-min-ms",
+            "100",
+            "--backoff-max-ms",
+            "200",
+        ],
+    );
+    b.wait_devices(&["d"]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.own_metric("shelly_bridge_plug_connections_total").await < 3.0 {
+        assert!(Instant::now() < deadline, "simulator did not re-dial");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Restart the bridge on the same ports: the plug comes back by itself.
+    let ws_port = b.ws.rsplit(':').next().unwrap().to_string();
+    let http_port = b.http.rsplit(':').next().unwrap().to_string();
+    let sim2 = Sim::start(
+        &format!("{}/again", b.ws),
+        &["--backoff-min-ms", "100", "--backoff-max-ms", "200"],
+    );
+    b.wait_devices(&["again", "d"]).await;
+    drop(b);
+    let b2 = Bridge::start_with(
+        BIN,
+        &[
+            "--bind",
+            "127.0.0.1",
+            "--ws-port",
+            &ws_port,
+            "--http-port",
+            &http_port,
+        ],
+        &[],
+    );
+    b2.wait_devices(&["again"]).await;
+    let (s, v): (u16, Value) = b2.get("/metrics/again").await;
+    assert_eq!(s, 200, "{v}");
+    drop(sim2);
+}
+
+#[tokio::test]
+async fn simulator_rejects_bad_options_with_exit_64() {
+    let out = Command::new(BIN)
+        .args(["simulate", "--url", "http://x", "--run-for", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ws://"));
+    let out = Command::new(BIN)
+        .args([
+            "simulate",
+            "--url",
+            "ws://127.0.0.1:1/",
+            "--profile",
+            "toaster",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("toaster"));
+}
