@@ -118,8 +118,8 @@ start_exporter() {
         >"$dir/exporter.log" 2>&1 &
     EXPORTER_PID=$!
     PROOF_PIDS+=("$EXPORTER_PID")
-    EXPORTER_METRICS=$(proof_wait_addr "$dir/exporter.log" "${EXPORTER_METRICS_NEEDLE:-Prometheus}")
-    EXPORTER_API=$(proof_wait_addr "$dir/exporter.log" "${EXPORTER_API_NEEDLE:-management}")
+    EXPORTER_METRICS=$(proof_wait_addr "$dir/exporter.log" "${EXPORTER_METRICS_NEEDLE:-server=\"metrics\"}")
+    EXPORTER_API=$(proof_wait_addr "$dir/exporter.log" "${EXPORTER_API_NEEDLE:-server=\"management\"}")
 }
 
 # proc_rss_kib PID, proc_fds PID, proc_cpu_ticks PID (utime+stime), CLK_TCK
@@ -128,3 +128,27 @@ proc_hwm_kib() { awk '/^VmHWM:/{print $2}' "/proc/$1/status" 2>/dev/null || echo
 proc_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 proc_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 CLK_TCK=$(getconf CLK_TCK)
+
+# enable_all_metrics API [TOKEN]: waits until the exporter has discovered metrics (including
+# `power_*` when WANT_POWER=1), then turns every one on through POST /metrics/enable.
+enable_all_metrics() {
+    python3 - "$1" "${2:-}" "${WANT_POWER:-0}" <<'PY'
+import json, sys, time, urllib.request
+api, token, want_power = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+hdr = {"Authorization": f"Bearer {token}"} if token else {}
+deadline = time.time() + 30
+while True:
+    with urllib.request.urlopen(urllib.request.Request(f"http://{api}/metrics/list", headers=hdr), timeout=5) as r:
+        names = json.load(r)["metrics"]
+    if names and (not want_power or any(n.startswith("power_") for n in names)):
+        break
+    if time.time() > deadline:
+        sys.exit(f"metrics not discovered within 30 s: {sorted(names)}")
+    time.sleep(0.2)
+body = json.dumps({n: True for n in names}).encode()
+req = urllib.request.Request(f"http://{api}/metrics/enable", data=body, method="POST",
+                             headers={"Content-Type": "application/json", **hdr})
+with urllib.request.urlopen(req, timeout=10) as r:
+    print(f"enabled {json.load(r)['updated']} metrics")
+PY
+}

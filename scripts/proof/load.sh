@@ -15,6 +15,8 @@ set -euo pipefail
 export PROFILE=${PROFILE:-release}
 . "$(dirname "$0")/lib.sh"
 trap proof_cleanup EXIT
+# 1,000 plugs are 1,000 sockets in the bridge and as many in the simulator.
+ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 duration=10 connections=16 threads=2 plugs=1000 burst=200
 while [ $# -gt 0 ]; do
@@ -55,6 +57,7 @@ shelly:
   device_id: jetson-01
 YAML
 start_exporter "$work" "$work/config.yaml"
+WANT_POWER=1 enable_all_metrics "$EXPORTER_API"
 proof_wait_http "http://$EXPORTER_METRICS/metrics" 20 "jetson_ram_used_mb"
 
 node_port=$(proof_free_port)

@@ -56,6 +56,7 @@ shelly:
   device_id: jetson-01
 YAML
 start_exporter "$work" "$work/config.yaml"
+WANT_POWER=1 enable_all_metrics "$EXPORTER_API" "$token"
 proof_wait_http "http://$EXPORTER_METRICS/metrics" 20 "jetson_"
 
 common=(--checks all --exclude-checks positive_data_acceptance --max-examples "$examples"

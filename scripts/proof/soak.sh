@@ -50,6 +50,7 @@ shelly:
   device_id: jetson-01
 YAML
 start_exporter "$work" "$work/config.yaml"
+WANT_POWER=1 enable_all_metrics "$EXPORTER_API"
 proof_wait_http "http://$EXPORTER_METRICS/metrics" 20 "power_total_watts"
 
 # Scraper: one GET /metrics per second, counting failures, until the soak ends.
