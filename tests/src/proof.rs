@@ -640,11 +640,16 @@ pub fn signal(pid: u32, signal: &str) {
 /// section body (indented two spaces) and extra top-level YAML; returns its path.
 pub fn exporter_config(dir: &Path, tegrastats: &str, extra: &str) -> PathBuf {
     let path = dir.join("config.yaml");
+    // Shelly off unless the caller configures it (a missing bridge makes /health degraded).
+    let shelly = if extra.contains("shelly:") {
+        ""
+    } else {
+        "shelly:\n  enabled: false\n"
+    };
     let text = format!(
         "device_type: jetson_orin\ninterval: 0.2\nport: 0\nreload_port: 0\n\
          bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: proof\n\
-         shelly:\n  enabled: false\n\
-         tegrastats:\n  {tegrastats}\n{extra}"
+         {shelly}tegrastats:\n  {tegrastats}\n{extra}"
     );
     std::fs::write(&path, text).expect("config is writable");
     path
