@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-STAGES=(setup fmt clippy rust demo systemd helm arm64 docker)
+ALL_STAGES=(setup fmt clippy rust demo systemd helm arm64 docker)
+STAGES=("${ALL_STAGES[@]}")
 [ $# -gt 0 ] && STAGES=("$@")
 
 passed=0 failed=0 failures=()
@@ -46,7 +47,7 @@ stage() {
         helm)    run_stage helm scripts/test-helm.sh ;;
         arm64)   run_stage arm64 scripts/test-arm64.sh ;;
         docker)  run_stage docker scripts/test-docker.sh ;;
-        *) echo "unknown stage $1 (known: ${STAGES[*]})" >&2; exit 2 ;;
+        *) echo "unknown stage $1 (known: ${ALL_STAGES[*]})" >&2; exit 2 ;;
     esac
 }
 for s in "${STAGES[@]}"; do stage "$s"; done
