@@ -142,6 +142,7 @@ pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<()
             created: opts.created,
             env: opts.env,
             server,
+            shutdown: shutdown.clone(),
         },
         counters,
     );

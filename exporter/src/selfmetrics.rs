@@ -170,9 +170,22 @@ impl ProcessStats {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         let status = std::fs::read_to_string("/proc/self/status").ok()?;
         let limits = std::fs::read_to_string("/proc/self/limits").ok();
-        let proc_stat = std::fs::read_to_string("/proc/stat").ok()?;
+        // The boot time never changes, and /proc/stat is long (interrupt counts): read it once.
+        static BTIME_LINE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let btime = BTIME_LINE.get_or_init(|| {
+            let text = std::fs::read_to_string("/proc/stat").ok()?;
+            text.lines()
+                .find(|l| l.starts_with("btime "))
+                .map(str::to_string)
+        });
         let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
-        Self::parse(&stat, &status, limits.as_deref(), &proc_stat, open_fds)
+        Self::parse(
+            &stat,
+            &status,
+            limits.as_deref(),
+            btime.as_deref()?,
+            open_fds,
+        )
     }
 
     /// Parses the procfs texts (separate from reading, for tests).

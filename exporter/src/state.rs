@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::collector::device::{device_collector, model_for};
+use crate::collector::shelly::{self, ShellyCollector};
 use crate::collector::{jetson, CollectorSet};
 use crate::config::{self, Config};
 use crate::configserver;
@@ -183,6 +184,8 @@ pub struct OwnerInit {
     pub env: EnvMap,
     /// The Config Server, when configured.
     pub server: Option<ConfigServer>,
+    /// Stops background pollers (the Shelly collector's) with the process.
+    pub shutdown: CancellationToken,
 }
 
 /// Channels to the owner.
@@ -232,6 +235,9 @@ pub struct Owner {
     /// Feeds the Config Server sync task.
     sync_tx: watch::Sender<Arc<Config>>,
     sync_stats: Option<Arc<configserver::SyncStats>>,
+    shutdown: CancellationToken,
+    /// The running Shelly collector and the token that stops its poller.
+    shelly: Option<(CancellationToken, ShellyCollector)>,
 }
 
 impl Owner {
@@ -284,7 +290,10 @@ impl Owner {
             sync_stats: init.server.as_ref().map(|s| s.client.stats()),
             server: init.server,
             sync_tx,
+            shutdown: init.shutdown,
+            shelly: None,
         };
+        owner.start_shelly();
         owner.build_collectors();
         let handle = OwnerHandle {
             commands: cmd_tx,
@@ -304,7 +313,24 @@ impl Owner {
             self.source.handle(),
             cfg.interval_duration(),
         ));
+        if let Some((_, shelly)) = &self.shelly {
+            set.push(Box::new(shelly.clone()));
+        }
         self.set = set;
+    }
+
+    /// (Re)starts the Shelly collector per `shelly:` (stopping the previous poller).
+    fn start_shelly(&mut self) {
+        if let Some((token, _)) = self.shelly.take() {
+            token.cancel();
+        }
+        let cfg = &self.running.config;
+        if cfg.shelly.enabled {
+            let token = self.shutdown.child_token();
+            let collector =
+                ShellyCollector::start(&cfg.shelly, cfg.interval_duration(), token.clone());
+            self.shelly = Some((token, collector));
+        }
     }
 
     /// Runs cycles every `interval` and answers commands until `shutdown`; a command being
@@ -483,6 +509,7 @@ impl Owner {
             warn!("Please restart the service: sudo systemctl restart edge-metrics-exporter");
         }
         let device_changed = next.device_type != old.device_type;
+        let shelly_changed = next.shelly != old.shelly;
         let interval_changed = next.interval_duration() != old.interval_duration();
         let new_spec = SourceSpec::from_config(&next.tegrastats, next.interval_duration());
         if &new_spec != self.source.spec() {
@@ -494,7 +521,15 @@ impl Owner {
             config: next,
             origin,
         };
-        if device_changed || interval_changed {
+        if shelly_changed || interval_changed {
+            self.start_shelly();
+            info!(
+                enabled = self.running.config.shelly.enabled,
+                server_url = %self.running.config.shelly.server_url,
+                "Shelly collector reinitialised."
+            );
+        }
+        if device_changed || interval_changed || shelly_changed {
             self.build_collectors();
             info!(
                 device_type = self.running.config.device_type.as_str(),
@@ -599,7 +634,7 @@ fn default_enabled(model: jetson::Model, name: &str) -> bool {
     if name.starts_with("jetson_") {
         jetson::default_enabled(model, name)
     } else {
-        name.starts_with("power_")
+        shelly::default_enabled(name)
     }
 }
 
@@ -631,6 +666,7 @@ mod tests {
                 created,
                 env: EnvMap::new(),
                 server: None,
+                shutdown: CancellationToken::new(),
             },
             Arc::new(Counters::default()),
         );

@@ -141,7 +141,24 @@ impl Conn {
         }
         let frame = match rpc::parse_frame(text) {
             Ok(f) => f,
-            Err(e) => return Some(e.reason()),
+            Err(e) => {
+                // A broken reply that still names one of our ids fails that request at once
+                // (HTTP 500) instead of leaving it to time out.
+                if let (rpc::FrameError::NotJson(detail), Some(id)) = (&e, rpc::leading_id(text)) {
+                    if let Some(Pending::Read {
+                        reply, metering, ..
+                    }) = self.pending.remove(&id)
+                    {
+                        let method = metering.map_or("Shelly.GetStatus", |m| m.method());
+                        let _ = reply.send(Err(CallError::BadReply {
+                            device_id: self.device_id.clone().unwrap_or_default(),
+                            method: method.to_string(),
+                            detail: format!("the reply is not valid JSON ({detail})"),
+                        }));
+                    }
+                }
+                return Some(e.reason());
+            }
         };
         match frame.src() {
             Some(src) => self.identify(src, shared, calls),

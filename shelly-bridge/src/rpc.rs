@@ -131,6 +131,22 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
     Err(FrameError::UnknownShape)
 }
 
+/// The numeric `"id"` at the top of a frame that is not valid JSON (e.g. a truncated reply),
+/// if one can be read: `{"id":7,"src":...` → 7. Only the first `"id"` key before any nested
+/// object counts, so an `"id"` inside `result` is not mistaken for the request id.
+pub fn leading_id(text: &str) -> Option<u64> {
+    let start = text.find("\"id\"")?;
+    if text[..start].contains(['{', '[']) && text[..start].matches('{').count() != 1 {
+        return None;
+    }
+    let rest = text[start + 4..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// Where a plug keeps its power reading, chosen from its full status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metering {
@@ -604,6 +620,15 @@ mod tests {
         let only_switch = serde_json::json!({"switch:0": {"id":0,"output":true}, "sys": {}});
         assert_eq!(choose_metering(&only_switch), Some(Metering::Switch(0)));
         assert_eq!(choose_metering(&serde_json::json!({"sys":{}})), None);
+    }
+
+    #[test]
+    fn ids_of_broken_replies() {
+        assert_eq!(leading_id(r#"{"id":7,"src":"x","result":{"apo"#), Some(7));
+        assert_eq!(leading_id(r#"{ "id" : 12 , "result": }"#), Some(12));
+        assert_eq!(leading_id(r#"{"src":"x","result":{"id":0,"#), None);
+        assert_eq!(leading_id(r#"{"id":"abc""#), None);
+        assert_eq!(leading_id("garbage"), None);
     }
 
     #[test]

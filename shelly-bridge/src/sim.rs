@@ -43,11 +43,13 @@ Options:
   --reply-delay-ms N     answer every request after N ms
   --no-reply             read requests but never answer them
   --error CODE:MSG       answer reading requests with this RPC error
+  --bad-json             answer the first reading request of each connection with broken JSON
   --drop-after SECS      close each connection after SECS (then re-dial)
   --reconnect always|never   re-dial after a lost connection (default always)
   --backoff-min-ms N     first re-dial delay (default 1000), doubled per failure
   --backoff-max-ms N     re-dial delay cap (default 60000)
   --hello-delay-ms N     delay before NotifyFullStatus (default 50)
+  --clock synced|unsynced  unsynced: ts is the uptime and sys has no unixtime (default synced)
   --notify-interval SECS energy NotifyStatus period (default 60; 0 = none)
   --run-for SECS         exit 0 after SECS (default: run until SIGINT/SIGTERM)
 ";
@@ -174,6 +176,10 @@ pub struct SimConfig {
     pub no_reply: bool,
     /// Answer readings with this error.
     pub error: Option<(i64, String)>,
+    /// Answer the first reading request per connection with broken JSON.
+    pub bad_json: bool,
+    /// Device clock not synced: `ts` is the uptime, no `sys.unixtime`.
+    pub unsynced: bool,
     /// Close each connection after this long.
     pub drop_after: Option<Duration>,
     /// Re-dial after loss.
@@ -201,7 +207,7 @@ impl SimConfig {
         let mut i = 0;
         while i < args.len() {
             let a = &args[i];
-            if a == "--no-reply" {
+            if a == "--no-reply" || a == "--bad-json" {
                 flags.push(a.clone());
                 i += 1;
                 continue;
@@ -220,7 +226,7 @@ impl SimConfig {
                 i += 2;
             }
         }
-        const KNOWN: [&str; 22] = [
+        const KNOWN: [&str; 24] = [
             "url",
             "profile",
             "count",
@@ -243,6 +249,8 @@ impl SimConfig {
             "notify-interval",
             "run-for",
             "no-reply",
+            "bad-json",
+            "clock",
         ];
         if let Some(k) = opts.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(usage(format!("unknown option --{k}; see --help")));
@@ -375,6 +383,16 @@ impl SimConfig {
             loose,
             reply_delay: Duration::from_millis(num(&opts, "reply-delay-ms", 0)?),
             no_reply: flags.iter().any(|f| f == "--no-reply"),
+            bad_json: flags.iter().any(|f| f == "--bad-json"),
+            unsynced: match opts.get("clock").map(String::as_str) {
+                None | Some("synced") => false,
+                Some("unsynced") => true,
+                Some(v) => {
+                    return Err(usage(format!(
+                        "--clock must be synced or unsynced, got `{v}`"
+                    )))
+                }
+            },
             error,
             drop_after: secs("drop-after")?,
             reconnect,
@@ -481,6 +499,8 @@ struct Plug {
     source: &'static str,
     /// A `NotifyStatus` to send after the current reply (relay changes).
     notify_after_reply: Option<String>,
+    /// `--bad-json` already used on this connection.
+    bad_json_done: bool,
 }
 
 fn unix_now() -> f64 {
@@ -554,6 +574,7 @@ impl Plug {
                 | 1),
             source: "init",
             notify_after_reply: None,
+            bad_json_done: false,
             cfg,
         }
     }
@@ -741,13 +762,28 @@ impl Plug {
     }
 
     fn sys_status(&self) -> Value {
-        let unix = unix_now();
-        json!({
-            "mac": self.mac, "restart_required": false, "unixtime": unix as u64,
+        let mut v = json!({
+            "mac": self.mac, "restart_required": false,
             "uptime": self.booted.elapsed().as_secs(), "ram_size": 262_144, "ram_free": 150_000,
             "fs_size": 458_752, "fs_free": 147_456, "cfg_rev": 7, "kvs_rev": 0,
             "schedule_rev": 0, "webhook_rev": 0, "available_updates": {},
-        })
+        });
+        // Before SNTP sync a real device has no wall clock: no unixtime/time at all.
+        if !self.cfg.unsynced {
+            v["unixtime"] = json!(unix_now() as u64);
+        }
+        v
+    }
+
+    /// `ts` of notifications: Unix time with 2 decimals, or the uptime when unsynced (the
+    /// real captured NotifyFullStatus says `"ts":5.01`).
+    fn ts(&self) -> f64 {
+        let t = if self.cfg.unsynced {
+            self.booted.elapsed().as_secs_f64()
+        } else {
+            unix_now()
+        };
+        (t * 100.0).round() / 100.0
     }
 
     fn full_status(&mut self) -> Value {
@@ -902,7 +938,7 @@ impl Plug {
                             self.cfg.loose,
                         );
                     }
-                    let ts = (unix_now() * 100.0).round() / 100.0;
+                    let ts = self.ts();
                     self.notify_after_reply = Some(render(&json!({"src": self.id, "dst": "ws",
                         "method": "NotifyStatus", "params": {"ts": ts, "switch:0": delta}})));
                 }
@@ -928,7 +964,7 @@ impl Plug {
 
     fn notify_full_status(&mut self) -> String {
         let mut params = self.full_status();
-        params["ts"] = json!((unix_now() * 100.0).round() / 100.0);
+        params["ts"] = json!(self.ts());
         render(
             &json!({"src": self.id, "dst": "ws", "method": "NotifyFullStatus", "params": params}),
         )
@@ -945,7 +981,7 @@ impl Plug {
         if self.cfg.profile.newer_fields() {
             comp["ret_aenergy"] = self.energy_obj(self.ret_energy_wh, [0.0; 3]);
         }
-        let ts = (unix_now() * 100.0).round() / 100.0;
+        let ts = self.ts();
         Some(render(
             &json!({"src": self.id, "dst": "ws", "method": "NotifyStatus",
                             "params": {"ts": ts, key: comp}}),
@@ -1031,6 +1067,7 @@ async fn session<S>(plug: &mut Plug, ws: tokio_tungstenite::WebSocketStream<S>) 
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    plug.bad_json_done = false;
     let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
     let hello = tokio::time::sleep(plug.cfg.hello_delay);
@@ -1134,6 +1171,17 @@ fn handle_request(plug: &mut Plug, text: &str) -> Option<(String, bool)> {
     if let Some(src) = obj.get("src").filter(|s| s.is_string()) {
         reply.insert("dst".into(), src.clone());
     }
+    let is_reading = method.to_ascii_lowercase().ends_with(".getstatus")
+        && !method.eq_ignore_ascii_case("Sys.GetStatus")
+        && !method.eq_ignore_ascii_case("Ws.GetStatus");
+    if plug.cfg.bad_json && is_reading && !plug.bad_json_done {
+        plug.bad_json_done = true;
+        let text = format!(
+            "{{\"id\":{},\"src\":\"{}\",\"result\":{{\"apower\":1",
+            reply["id"], plug.id
+        );
+        return Some((text, false));
+    }
     let answer = plug.answer(&method, &params);
     let is_reboot = answer.is_ok() && method.eq_ignore_ascii_case("Shelly.Reboot");
     match answer {
@@ -1206,6 +1254,22 @@ mod tests {
         assert_eq!(note["dst"], "ws");
         assert_eq!(note["params"]["switch:0"]["output"], false);
         assert_eq!(note["params"]["switch:0"]["apower"], 0.0);
+    }
+
+    #[test]
+    fn unsynced_clock_reports_uptime_and_no_unixtime() {
+        let mut p = Plug::new(cfg(&["--clock", "unsynced"]), 0);
+        let v: Value = serde_json::from_str(&p.notify_full_status()).unwrap();
+        assert!(
+            v["params"]["ts"].as_f64().unwrap() < 100.0,
+            "{}",
+            v["params"]["ts"]
+        );
+        assert!(v["params"]["sys"].get("unixtime").is_none());
+        let mut p = Plug::new(cfg(&[]), 0);
+        let v: Value = serde_json::from_str(&p.notify_full_status()).unwrap();
+        assert!(v["params"]["ts"].as_f64().unwrap() > 1.7e9);
+        assert!(v["params"]["sys"]["unixtime"].as_u64().is_some());
     }
 
     #[test]

@@ -111,7 +111,14 @@ async fn relay_off_reads_zero_because_the_plug_is_asked_each_time() {
     let b = Bridge::start(&[]);
     let _sim = Sim::start(
         &format!("{}/r", b.ws),
-        &["--relay", "off", "--notify-interval", "0"],
+        &[
+            "--relay",
+            "off",
+            "--notify-interval",
+            "0",
+            "--clock",
+            "unsynced",
+        ],
     );
     b.wait_devices(&["r"]).await;
     let (s, v) = b.get("/metrics/r").await;
@@ -126,7 +133,16 @@ async fn simulated_faults_map_to_504_and_500() {
     let _slow = Sim::start(&format!("{}/slow", b.ws), &["--reply-delay-ms", "600"]);
     let _mute = Sim::start(&format!("{}/mute", b.ws), &["--no-reply"]);
     let _err = Sim::start(&format!("{}/err", b.ws), &["--error", "-105:Bad id=0"]);
-    b.wait_devices(&["err", "mute", "slow"]).await;
+    let _bad = Sim::start(&format!("{}/bad", b.ws), &["--bad-json"]);
+    b.wait_devices(&["bad", "err", "mute", "slow"]).await;
+    let (s, v) = b.get("/metrics/bad").await;
+    assert_eq!(s, 500, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("not valid JSON"),
+        "{v}"
+    );
+    let (s, v) = b.get("/metrics/bad").await;
+    assert_eq!(s, 200, "the next call works: {v}");
     for dev in ["slow", "mute"] {
         let (s, v) = b.get(&format!("/metrics/{dev}")).await;
         assert_eq!(s, 504, "{dev}: {v}");

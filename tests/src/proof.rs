@@ -643,6 +643,7 @@ pub fn exporter_config(dir: &Path, tegrastats: &str, extra: &str) -> PathBuf {
     let text = format!(
         "device_type: jetson_orin\ninterval: 0.2\nport: 0\nreload_port: 0\n\
          bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: proof\n\
+         shelly:\n  enabled: false\n\
          tegrastats:\n  {tegrastats}\n{extra}"
     );
     std::fs::write(&path, text).expect("config is writable");

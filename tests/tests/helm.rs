@@ -669,11 +669,73 @@ fn privileged_is_opt_in_and_bad_values_fail_with_a_reason() {
 }
 
 fn tempdir(tag: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "edge-metrics-helm-{tag}-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
+        "edge-metrics-helm-{tag}-{}-{n}",
+        std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Runs the ConfigMap's seed.sh (what the init container runs) with /seed and /config pointed
+/// at temp dirs, in `mode`; returns what it printed.
+fn run_seed(script: &str, seed: &Path, config: &Path, mode: &str) -> String {
+    let script = script
+        .replace("/seed/", &format!("{}/", seed.display()))
+        .replace("/config/", &format!("{}/", config.display()));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("SEED_MODE", mode)
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "seed.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_seed_script_copies_only_when_the_mode_says_so() {
+    let Some(helm) = helm() else { return };
+    let r = template(&helm, &[], &[]).expect("defaults render");
+    let cm: ConfigMap = r.one("ConfigMap");
+    let data = cm.data.unwrap();
+    let (script, chart_config) = (&data["seed.sh"], &data["config.yaml"]);
+    let dir = tempdir("seed");
+    let (seed, config) = (dir.join("seed"), dir.join("config"));
+    std::fs::create_dir_all(&seed).unwrap();
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(seed.join("config.yaml"), chart_config).unwrap();
+    let node_file = config.join("config.yaml");
+
+    // First start: no config on the node, every mode copies.
+    assert!(run_seed(script, &seed, &config, "ifChanged").contains("Seeded"));
+    assert_eq!(&std::fs::read_to_string(&node_file).unwrap(), chart_config);
+
+    // The exporter (or the API) edits the node's file: kept while the chart is unchanged.
+    std::fs::write(
+        &node_file,
+        "device_type: jetson_orin\nmetrics:\n  x: true\n",
+    )
+    .unwrap();
+    assert!(run_seed(script, &seed, &config, "ifChanged").contains("Kept"));
+    assert!(run_seed(script, &seed, &config, "ifAbsent").contains("Kept"));
+    assert!(std::fs::read_to_string(&node_file)
+        .unwrap()
+        .contains("x: true"));
+
+    // A new chart config replaces it in ifChanged mode, not in ifAbsent mode.
+    let changed = format!("{chart_config}# changed\n");
+    std::fs::write(seed.join("config.yaml"), &changed).unwrap();
+    assert!(run_seed(script, &seed, &config, "ifAbsent").contains("Kept"));
+    assert!(run_seed(script, &seed, &config, "ifChanged").contains("Seeded"));
+    assert_eq!(std::fs::read_to_string(&node_file).unwrap(), changed);
+    // always: every start.
+    assert!(run_seed(script, &seed, &config, "always").contains("Seeded"));
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -152,9 +152,16 @@ async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<Values, P
             .get("error")
             .and_then(Value::as_str)
             .unwrap_or("no error message");
+        let hint = match status.as_u16() {
+            409 => "; set shelly.device_id in config.yaml to one of them",
+            404 if !url.path().ends_with("/metrics") => {
+                "; check shelly.device_id (the plug's alias or device id, see GET /devices on the bridge)"
+            }
+            _ => "",
+        };
         return Err((
             format!("status_{}", status.as_u16()),
-            format!("shelly-bridge answered {}: {msg}", status.as_u16()),
+            format!("shelly-bridge answered {}: {msg}{hint}", status.as_u16()),
         ));
     }
     let metrics = body
@@ -398,6 +405,7 @@ mod tests {
             msg.contains("504") && msg.contains("RPC request timeout"),
             "{msg}"
         );
+        assert!(!msg.contains("shelly.device_id"), "{msg}");
         let mut out = Values::new();
         assert!(c.collect(&mut out).is_err());
         assert!(out.is_empty(), "no stale values: {out:?}");
@@ -479,6 +487,40 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("shelly.server_url"), "{e}");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn conflict_and_unknown_device_answers_say_what_to_configure() {
+        let fake = Arc::new(Mutex::new(Fake {
+            status: 409,
+            body: r#"{"error":"2 Shelly devices are connected","devices":["a","b"]}"#.into(),
+            ..Default::default()
+        }));
+        let stop = CancellationToken::new();
+        let (addr, _srv) = fake_bridge(fake.clone(), stop.clone()).await;
+        let c = ShellyCollector::start(&cfg(addr, None), Duration::from_millis(50), stop.clone());
+        let e = wait_for(&c, |r| matches!(r, Err(CollectError::Failed(_))))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("409") && e.to_string().contains("set shelly.device_id"),
+            "{e}"
+        );
+        {
+            let mut f = fake.lock().unwrap();
+            f.status = 404;
+            f.body = r#"{"error":"No Shelly device 'x' connected; connected: a, b"}"#.into();
+        }
+        let c = ShellyCollector::start(
+            &cfg(addr, Some("x")),
+            Duration::from_millis(50),
+            stop.clone(),
+        );
+        let e = wait_for(&c, |r| matches!(r, Err(CollectError::Failed(_))))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("check shelly.device_id"), "{e}");
         stop.cancel();
     }
 

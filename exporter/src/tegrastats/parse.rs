@@ -382,7 +382,9 @@ impl Parser {
         let Some((name, value)) = tok.split_once('@') else {
             return;
         };
-        if !is_sensor_name(name) || !value.ends_with('C') {
+        // `C` is the shape; a value cut before it (`cpu@52.9`) is still a temperature, malformed.
+        let cut = value.starts_with(|c: char| c.is_ascii_digit() || c == '-');
+        if !is_sensor_name(name) || !(value.ends_with('C') || cut) {
             self.line.unknown.push(tok.to_owned());
             return;
         }
@@ -1203,8 +1205,9 @@ mod tests {
         let line = parse("RAM 1/2MB CPU [3%@1904,x,off]");
         assert_eq!(line.cpu.unwrap()[1], Core::Unreadable);
         assert_eq!(line.bad.len(), 1);
-        let line = parse("RAM 1/2MB cpu@C GPU@--5C");
-        assert_eq!((line.temps.len(), line.bad.len()), (0, 2));
+        let line = parse("RAM 1/2MB cpu@C GPU@--5C tj@52.9");
+        assert_eq!((line.temps.len(), line.bad.len()), (0, 3));
+        assert!(line.unknown.is_empty(), "{:?}", line.unknown);
     }
 
     #[test]

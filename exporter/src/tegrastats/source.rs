@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +34,61 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
 /// At most one stderr line is logged at WARN per this period; the rest go to DEBUG.
 const STDERR_LOG_PERIOD: Duration = Duration::from_secs(60);
+/// Longest line kept; a longer one is skipped (and counted) without being buffered whole.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// What [`next_line`] read.
+#[derive(Debug, PartialEq, Eq)]
+enum LineRead {
+    /// A line (without its newline) is in the buffer.
+    Line,
+    /// A line longer than [`MAX_LINE`] was skipped.
+    TooLong,
+    /// End of output.
+    Eof,
+}
+
+/// Reads one line of raw bytes into `buf` (cleared first), never holding more than
+/// [`MAX_LINE`] bytes: tegrastats output is not guaranteed to be UTF-8 or newline-terminated.
+async fn next_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<LineRead> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(match (any, too_long) {
+                (false, _) => LineRead::Eof,
+                (true, true) => LineRead::TooLong,
+                (true, false) => LineRead::Line,
+            });
+        }
+        any = true;
+        let (chunk, used, end) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], i + 1, true),
+            None => (available, available.len(), false),
+        };
+        if !too_long {
+            if buf.len() + chunk.len() > MAX_LINE {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        reader.consume(used);
+        if end {
+            return Ok(if too_long {
+                LineRead::TooLong
+            } else {
+                LineRead::Line
+            });
+        }
+    }
+}
 
 /// Where lines come from, resolved from the `tegrastats:` section and the interval.
 #[derive(Clone, Debug, PartialEq)]
@@ -287,6 +342,21 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Counts a line that was too long to keep.
+    fn on_too_long(&self) {
+        self.stats.lines_read.fetch_add(1, Ordering::Relaxed);
+        self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
+        debug!(
+            max_bytes = MAX_LINE,
+            "Skipped a tegrastats line longer than the limit."
+        );
+    }
+
+    /// Parses one line of raw bytes (invalid UTF-8 is replaced, then fails to parse).
+    fn on_bytes(&self, raw: &[u8]) {
+        self.on_line(&String::from_utf8_lossy(raw));
+    }
+
     /// Parses one line and publishes it when it yielded values.
     fn on_line(&self, raw: &str) {
         let raw = raw.trim();
@@ -368,12 +438,14 @@ async fn run_child(path: &Path, ms: &str, ctx: &Ctx, cancel: &CancellationToken)
     let Some(stdout) = child.stdout.take() else {
         return "no stdout".into();
     };
-    let mut lines = BufReader::new(stdout).lines();
+    let mut reader = BufReader::new(stdout);
+    let mut buf = Vec::with_capacity(1024);
     loop {
         tokio::select! {
-            line = lines.next_line() => match line {
-                Ok(Some(line)) => ctx.on_line(&line),
-                Ok(None) => break,
+            line = next_line(&mut reader, &mut buf) => match line {
+                Ok(LineRead::Line) => ctx.on_bytes(&buf),
+                Ok(LineRead::TooLong) => ctx.on_too_long(),
+                Ok(LineRead::Eof) => break,
                 Err(error) => {
                     warn!(%error, "Could not read tegrastats output.");
                     break;
@@ -398,10 +470,16 @@ async fn run_child(path: &Path, ms: &str, ctx: &Ctx, cancel: &CancellationToken)
 }
 
 async fn log_stderr(stderr: impl AsyncRead + Unpin) {
-    let mut lines = BufReader::new(stderr).lines();
+    let mut reader = BufReader::new(stderr);
+    let mut buf = Vec::new();
     let mut last_warn: Option<Instant> = None;
     let mut suppressed = 0u64;
-    while let Ok(Some(line)) = lines.next_line().await {
+    while let Ok(read) = next_line(&mut reader, &mut buf).await {
+        let line = match read {
+            LineRead::Eof => break,
+            LineRead::TooLong => "(a line longer than 64 KiB)".to_string(),
+            LineRead::Line => String::from_utf8_lossy(&buf).into_owned(),
+        };
         if last_warn.is_none_or(|t| t.elapsed() >= STDERR_LOG_PERIOD) {
             warn!(line = %line, suppressed, "tegrastats wrote to stderr.");
             last_warn = Some(Instant::now());
@@ -450,6 +528,7 @@ async fn run_logfile(path: PathBuf, poll: Duration, ctx: Ctx, cancel: Cancellati
     let mut partial = Vec::new();
     let mut warned_missing = false;
     let mut first_open = true;
+    let mut skipping = false;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match tokio::fs::metadata(&path).await {
@@ -474,6 +553,7 @@ async fn run_logfile(path: PathBuf, poll: Duration, ctx: Ctx, cancel: Cancellati
                             }
                             first_open = false;
                             partial.clear();
+                            skipping = false;
                             file = Some((f, id));
                         }
                         Err(error) => {
@@ -490,7 +570,19 @@ async fn run_logfile(path: PathBuf, poll: Duration, ctx: Ctx, cancel: Cancellati
                                 partial.extend_from_slice(&buf[..n]);
                                 while let Some(nl) = partial.iter().position(|&b| b == b'\n') {
                                     let line: Vec<u8> = partial.drain(..=nl).collect();
-                                    ctx.on_line(&String::from_utf8_lossy(&line));
+                                    if skipping {
+                                        skipping = false;
+                                    } else {
+                                        ctx.on_bytes(&line);
+                                    }
+                                }
+                                // An endless line is dropped, not buffered whole.
+                                if partial.len() > MAX_LINE {
+                                    partial.clear();
+                                    if !skipping {
+                                        ctx.on_too_long();
+                                        skipping = true;
+                                    }
                                 }
                             }
                             Err(error) => {
@@ -599,6 +691,42 @@ mod tests {
         std::fs::rename(&rotated, &path).unwrap(); // rotation
         wait_for(&handle, |s| s.reading.values["jetson_ram_used_mb"] == 5.0).await;
         source.stop().await;
+    }
+
+    #[tokio::test]
+    async fn lines_are_capped_and_bytes_need_not_be_utf8() {
+        let mut data = b"RAM \xff\xfe bad\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        data.extend_from_slice(b"\nRAM 1/2MB\ntail");
+        let mut reader = BufReader::with_capacity(4096, &data[..]);
+        let mut buf = Vec::new();
+        assert_eq!(
+            next_line(&mut reader, &mut buf).await.unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(String::from_utf8_lossy(&buf), "RAM \u{fffd}\u{fffd} bad");
+        assert_eq!(
+            next_line(&mut reader, &mut buf).await.unwrap(),
+            LineRead::TooLong
+        );
+        assert!(
+            buf.capacity() <= 2 * MAX_LINE + 4096,
+            "an endless line is not buffered whole"
+        );
+        assert_eq!(
+            next_line(&mut reader, &mut buf).await.unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(buf, b"RAM 1/2MB");
+        assert_eq!(
+            next_line(&mut reader, &mut buf).await.unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(buf, b"tail");
+        assert_eq!(
+            next_line(&mut reader, &mut buf).await.unwrap(),
+            LineRead::Eof
+        );
     }
 
     #[test]
