@@ -637,11 +637,11 @@ pub fn signal(pid: u32, signal: &str) {
 }
 
 /// Writes an exporter config.yaml in `dir` with loopback ports 0, the given `tegrastats:`
-/// section body (indented two spaces) and extra top-level YAML; returns its path.
+/// section body (indented two spaces) and extra top-level YAML; returns its path. Shelly is
+/// off unless `extra` has its own `shelly:` section (a missing bridge makes /health degraded).
 pub fn exporter_config(dir: &Path, tegrastats: &str, extra: &str) -> PathBuf {
     let path = dir.join("config.yaml");
-    // Shelly off unless the caller configures it (a missing bridge makes /health degraded).
-    let shelly = if extra.contains("shelly:") {
+    let shelly = if extra.lines().any(|l| l.starts_with("shelly:")) {
         ""
     } else {
         "shelly:\n  enabled: false\n"
