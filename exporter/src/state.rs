@@ -178,7 +178,8 @@ pub struct OwnerInit {
     pub config: Config,
     /// Where it came from.
     pub origin: ConfigOrigin,
-    /// Whether start-up created config.yaml (fresh install: discovered metrics use defaults).
+    /// Whether start-up created config.yaml. A fresh install, like a config that names no
+    /// metrics at all, enables the model's default set for what it discovers.
     pub created: bool,
     /// The environment.
     pub env: EnvMap,
@@ -230,6 +231,9 @@ pub struct Owner {
     running_tx: watch::Sender<Arc<Running>>,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     pending_write: bool,
+    /// Whether the last config.yaml write failed: the failure is logged at WARN once per change
+    /// of state, not on every retry (a read-only mount would otherwise cost a line per cycle).
+    save_failing: std::sync::atomic::AtomicBool,
     commands: Option<mpsc::Receiver<Command>>,
     server: Option<ConfigServer>,
     /// Feeds the Config Server sync task.
@@ -248,6 +252,9 @@ impl Owner {
         let spec = SourceSpec::from_config(&cfg.tegrastats, cfg.interval_duration());
         let source = TegraSource::start(spec, model_for(cfg.device_type));
         let env = Arc::new(init.env);
+        // A hand-written config without a `metrics:` map is treated as a fresh install:
+        // switching every discovered metric off would leave the operator with no data.
+        let fresh = init.created || init.config.metrics.is_empty();
         let running = Running {
             config: init.config,
             origin: init.origin,
@@ -276,7 +283,7 @@ impl Owner {
         let mut owner = Owner {
             config_path: init.config_path,
             running,
-            fresh: init.created,
+            fresh,
             seen: BTreeSet::new(),
             source,
             set: CollectorSet::default(),
@@ -286,6 +293,7 @@ impl Owner {
             running_tx,
             snapshot_tx,
             pending_write: false,
+            save_failing: std::sync::atomic::AtomicBool::new(false),
             commands: None,
             sync_stats: init.server.as_ref().map(|s| s.client.stats()),
             server: init.server,
@@ -458,6 +466,12 @@ impl Owner {
                 self.counters
                     .config_writes_ok
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if self
+                    .save_failing
+                    .swap(false, std::sync::atomic::Ordering::Relaxed)
+                {
+                    info!(path = %self.config_path.display(), "Configuration saved again.");
+                }
                 Ok(())
             }
             Err(error) => {
@@ -465,7 +479,14 @@ impl Owner {
                     .config_writes_failed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let text = error_chain(&error);
-                warn!(error = %text, "Could not save the configuration.");
+                if self
+                    .save_failing
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::debug!(error = %text, "Could not save the configuration.");
+                } else {
+                    warn!(error = %text, "Could not save the configuration.");
+                }
                 Err(text)
             }
         }

@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let saved = serde_yaml::to_string(&parsed).expect("an accepted config serialises");
-    let again = config::parse(&saved, "saved.yaml")
-        .unwrap_or_else(|e| panic!("saved config no longer loads: {e}\n--- input\n{text}\n--- saved\n{saved}"));
-    assert_eq!(parsed, again, "config changed across save and load\n--- saved\n{saved}");
+    let again = config::parse(&saved, "saved.yaml").unwrap_or_else(|e| {
+        panic!("saved config no longer loads: {e}\n--- input\n{text}\n--- saved\n{saved}")
+    });
+    assert_eq!(
+        parsed, again,
+        "config changed across save and load\n--- saved\n{saved}"
+    );
 });

@@ -12,8 +12,14 @@ fuzz_target!(|data: &[u8]| {
         for model in [Model::Orin, Model::Xavier, Model::Nano] {
             if let Ok(reading) = read_line(model, line) {
                 for (name, value) in &reading.values {
-                    assert!(value.is_finite(), "{model:?} produced {name} = {value} from {line:?}");
-                    assert!(!name.is_empty(), "{model:?} produced an empty metric name from {line:?}");
+                    assert!(
+                        value.is_finite(),
+                        "{model:?} produced {name} = {value} from {line:?}"
+                    );
+                    assert!(
+                        !name.is_empty(),
+                        "{model:?} produced an empty metric name from {line:?}"
+                    );
                 }
             }
         }

@@ -119,10 +119,10 @@ cat >"$work/devices.lua" <<LUA
 local n = $plugs
 math.randomseed(7)
 request = function()
-  return wrk.format("GET", "/metrics/plug-" .. math.random(0, n - 1))
+  return wrk.format("GET", "/metrics/plug-" .. math.random(1, n))
 end
 LUA
-bench bridge "$BRIDGE_PID" "http://$BRIDGE_HTTP/metrics/plug-0" -s "$work/devices.lua"
+bench bridge "$BRIDGE_PID" "http://$BRIDGE_HTTP/metrics/plug-1" -s "$work/devices.lua"
 echo "bridge after load: fds $(proc_fds "$BRIDGE_PID"), plugs listed $(curl -fsS "http://$BRIDGE_HTTP/devices" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')"
 
 if [ "$failed" -ne 0 ]; then echo "load: FAILED (see above; logs in $work)"; exit 1; fi

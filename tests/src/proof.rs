@@ -637,14 +637,19 @@ pub fn signal(pid: u32, signal: &str) {
 }
 
 /// Writes an exporter config.yaml in `dir` with loopback ports 0, the given `tegrastats:`
-/// section body (indented two spaces) and extra top-level YAML; returns its path.
+/// section body (indented two spaces) and extra top-level YAML; returns its path. Shelly is
+/// off unless `extra` has its own `shelly:` section (a missing bridge makes /health degraded).
 pub fn exporter_config(dir: &Path, tegrastats: &str, extra: &str) -> PathBuf {
     let path = dir.join("config.yaml");
+    let shelly = if extra.lines().any(|l| l.starts_with("shelly:")) {
+        ""
+    } else {
+        "shelly:\n  enabled: false\n"
+    };
     let text = format!(
         "device_type: jetson_orin\ninterval: 0.2\nport: 0\nreload_port: 0\n\
          bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: proof\n\
-         shelly:\n  enabled: false\n\
-         tegrastats:\n  {tegrastats}\n{extra}"
+         {shelly}tegrastats:\n  {tegrastats}\n{extra}"
     );
     std::fs::write(&path, text).expect("config is writable");
     path

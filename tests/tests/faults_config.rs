@@ -234,3 +234,28 @@ fn invalid_yaml_before_reload_is_refused_and_the_running_config_stays() {
     let r = http(exp.api, "POST", "/reload", &[], b"").unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// A read-only config directory (a ConfigMap mounted read-only is a common deployment) must
+/// not cost a WARN line per collection cycle while discovered metrics wait to be saved.
+#[test]
+fn read_only_config_directory_at_start_is_warned_about_once_not_every_cycle() {
+    let tmp = TempDir::new("ro-start");
+    let fs = Tmpfs::new(tmp.join("etc"), "1m");
+    let corpus = repo_root().join("testdata/tegrastats/orin-agx-jp6.log");
+    let cfg = exporter_config(&fs.dir, &format!("replay: {}", corpus.display()), "");
+    fs.remount("remount,ro");
+    let exp = Exporter::start(&cfg, tmp.path());
+    // Discovery wants to write; 4 s is 20 cycles at interval 0.2 s.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(get(exp.api, "/health").unwrap().status, 200);
+    let warns = exp
+        .proc
+        .log()
+        .matches("Could not save the configuration")
+        .count();
+    fs.remount("remount,rw");
+    assert!(
+        warns <= 3,
+        "{warns} WARN lines in 4 s about the same read-only directory"
+    );
+}

@@ -87,7 +87,6 @@ fn slow_clients_do_not_stop_the_servers_answering_others() {
 }
 
 #[test]
-#[ignore = "open: no server drops a connection that never completes its request head (docs/RELIABILITY.md, open items)"]
 fn slow_clients_are_dropped_after_a_timeout() {
     let s = servers("slow-dropped");
     let mut all: Vec<(&str, Vec<TcpStream>)> = s
