@@ -31,5 +31,5 @@ log "building tests for aarch64 ($(/usr/bin/rustc --version))"
 /usr/bin/cargo test --locked --target aarch64-unknown-linux-gnu "${args[@]}" --no-run
 built=$((SECONDS - start))
 log "running tests under $(qemu-aarch64-static --version | head -1)"
-/usr/bin/cargo test --locked --target aarch64-unknown-linux-gnu "${args[@]}"
+/usr/bin/cargo test --locked --no-fail-fast --target aarch64-unknown-linux-gnu "${args[@]}"
 log "ok: build ${built} s, run $((SECONDS - start - built)) s"
