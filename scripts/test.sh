@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-STAGES=(setup fmt clippy rust systemd helm arm64 docker)
+ALL_STAGES=(setup fmt clippy rust demo systemd helm arm64 docker)
+STAGES=("${ALL_STAGES[@]}")
 [ $# -gt 0 ] && STAGES=("$@")
 
 passed=0 failed=0 failures=()
@@ -41,11 +42,12 @@ stage() {
         fmt)     run_stage fmt cargo fmt --all -- --check ;;
         clippy)  run_stage clippy cargo clippy --workspace --all-targets -- -D warnings ;;
         rust)    run_stage rust cargo test --workspace ;;
+        demo)    run_stage demo scripts/demo.sh --check ;;
         systemd) run_stage systemd scripts/test-systemd.sh ;;
         helm)    run_stage helm scripts/test-helm.sh ;;
         arm64)   run_stage arm64 scripts/test-arm64.sh ;;
         docker)  run_stage docker scripts/test-docker.sh ;;
-        *) echo "unknown stage $1 (known: setup fmt clippy rust systemd helm arm64 docker)" >&2; exit 2 ;;
+        *) echo "unknown stage $1 (known: ${ALL_STAGES[*]})" >&2; exit 2 ;;
     esac
 }
 for s in "${STAGES[@]}"; do stage "$s"; done

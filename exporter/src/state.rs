@@ -178,7 +178,8 @@ pub struct OwnerInit {
     pub config: Config,
     /// Where it came from.
     pub origin: ConfigOrigin,
-    /// Whether start-up created config.yaml (fresh install: discovered metrics use defaults).
+    /// Whether start-up created config.yaml. A fresh install, like a config that names no
+    /// metrics at all, enables the model's default set for what it discovers.
     pub created: bool,
     /// The environment.
     pub env: EnvMap,
@@ -248,6 +249,9 @@ impl Owner {
         let spec = SourceSpec::from_config(&cfg.tegrastats, cfg.interval_duration());
         let source = TegraSource::start(spec, model_for(cfg.device_type));
         let env = Arc::new(init.env);
+        // A hand-written config without a `metrics:` map is treated as a fresh install:
+        // switching every discovered metric off would leave the operator with no data.
+        let fresh = init.created || init.config.metrics.is_empty();
         let running = Running {
             config: init.config,
             origin: init.origin,
@@ -276,7 +280,7 @@ impl Owner {
         let mut owner = Owner {
             config_path: init.config_path,
             running,
-            fresh: init.created,
+            fresh,
             seen: BTreeSet::new(),
             source,
             set: CollectorSet::default(),
