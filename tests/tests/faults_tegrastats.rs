@@ -176,7 +176,6 @@ fn text_garbage_at_a_high_rate_is_skipped_and_counted_without_restarts() {
 }
 
 #[test]
-#[ignore = "open: a non-UTF-8 byte or an endless line restarts or bloats the reader (docs/RELIABILITY.md, open items)"]
 fn binary_garbage_and_endless_lines_are_skipped_without_restarts_or_bloat() {
     let tmp = TempDir::new("garbage-binary");
     let fake = tmp.join("tegrastats");
