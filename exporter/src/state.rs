@@ -231,6 +231,9 @@ pub struct Owner {
     running_tx: watch::Sender<Arc<Running>>,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     pending_write: bool,
+    /// Whether the last config.yaml write failed: the failure is logged at WARN once per change
+    /// of state, not on every retry (a read-only mount would otherwise cost a line per cycle).
+    save_failing: std::sync::atomic::AtomicBool,
     commands: Option<mpsc::Receiver<Command>>,
     server: Option<ConfigServer>,
     /// Feeds the Config Server sync task.
@@ -290,6 +293,7 @@ impl Owner {
             running_tx,
             snapshot_tx,
             pending_write: false,
+            save_failing: std::sync::atomic::AtomicBool::new(false),
             commands: None,
             sync_stats: init.server.as_ref().map(|s| s.client.stats()),
             server: init.server,
@@ -462,6 +466,12 @@ impl Owner {
                 self.counters
                     .config_writes_ok
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if self
+                    .save_failing
+                    .swap(false, std::sync::atomic::Ordering::Relaxed)
+                {
+                    info!(path = %self.config_path.display(), "Configuration saved again.");
+                }
                 Ok(())
             }
             Err(error) => {
@@ -469,7 +479,14 @@ impl Owner {
                     .config_writes_failed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let text = error_chain(&error);
-                warn!(error = %text, "Could not save the configuration.");
+                if self
+                    .save_failing
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::debug!(error = %text, "Could not save the configuration.");
+                } else {
+                    warn!(error = %text, "Could not save the configuration.");
+                }
                 Err(text)
             }
         }

@@ -84,13 +84,11 @@ pub async fn run(config: BridgeConfig, shutdown: CancellationToken) -> Result<()
         shutdown.clone(),
         tasks.clone(),
     ));
-    let http_shutdown = shutdown.clone();
-    let http_task = tokio::spawn(
-        warp::serve(http::routes(shared.clone()))
-            .incoming(http_listener)
-            .graceful(async move { http_shutdown.cancelled().await })
-            .run(),
-    );
+    let http_task = tokio::spawn(http::serve(
+        http_listener,
+        http::routes(shared.clone()),
+        shutdown.clone(),
+    ));
 
     shutdown.cancelled().await;
     tracing::info!(

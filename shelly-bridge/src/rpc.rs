@@ -327,8 +327,8 @@ fn sum(values: &[Option<f64>]) -> Option<f64> {
 /// device did not send (or sent as `null`) is left out; the power itself is required.
 pub fn readings(m: Metering, result: &Value) -> Result<Readings, ReadingError> {
     let Some(obj) = result.as_object() else {
-        let mut found = result.to_string();
-        found.truncate(80);
+        // Cut on a character boundary: the text comes from the plug and may be any UTF-8.
+        let found: String = result.to_string().chars().take(80).collect();
         return Err(ReadingError::NotAnObject {
             method: m.method(),
             found,

@@ -231,7 +231,6 @@ fn scrape_bridge(http: SocketAddr) -> String {
 /// is not a character boundary panicked the connection task, which in the release build
 /// (panic = "abort") ends the whole bridge. Any client that can open a WebSocket could do it.
 #[test]
-#[ignore = "open: shelly-bridge/src/rpc.rs cuts a reply at byte 80 inside a character and panics (docs/RELIABILITY.md, open items)"]
 fn a_plug_answering_with_multibyte_text_does_not_crash_the_bridge() {
     let tmp = TempDir::new("multibyte");
     let bridge = Bridge::start(tmp.path(), "bridge", &[]);

@@ -238,7 +238,6 @@ fn invalid_yaml_before_reload_is_refused_and_the_running_config_stays() {
 /// A read-only config directory (a ConfigMap mounted read-only is a common deployment) must
 /// not cost a WARN line per collection cycle while discovered metrics wait to be saved.
 #[test]
-#[ignore = "open: every cycle retries the save and logs a WARN while the directory is read-only (docs/RELIABILITY.md, open items)"]
 fn read_only_config_directory_at_start_is_warned_about_once_not_every_cycle() {
     let tmp = TempDir::new("ro-start");
     let fs = Tmpfs::new(tmp.join("etc"), "1m");

@@ -90,7 +90,6 @@ fn check_readings(status: &Value) {
 }
 
 #[test]
-#[ignore = "open: shelly-bridge/src/rpc.rs cuts a reply at byte 80 inside a character and panics (docs/RELIABILITY.md, open items)"]
 fn shelly_frame_regressions() {
     for (path, data) in inputs("shelly_frame") {
         let Ok(text) = std::str::from_utf8(&data) else {

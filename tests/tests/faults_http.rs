@@ -119,7 +119,6 @@ fn the_exporter_drops_slow_clients_after_its_header_timeout() {
 }
 
 #[test]
-#[ignore = "open: the bridge never drops a connection that never completes its request head (docs/RELIABILITY.md, open items)"]
 fn the_bridge_drops_slow_clients_after_a_timeout() {
     let s = servers("slow-bridge");
     assert_stalled_connections_dropped(&s, &["bridge"]);
