@@ -69,12 +69,13 @@ common=(--checks all --exclude-checks positive_data_acceptance,unsupported_metho
     --suppress-health-check all)
 status=0
 echo "=== schemathesis: management API at ${EXPORTER_API}"
-"$venv/bin/st" run "$PROOF_ROOT/docs/openapi/management.yaml" --url "http://$EXPORTER_API" \
+# Run from the scratch dir so schemathesis keeps its example database out of the repository.
+(cd "$work" && "$venv/bin/st" run "$PROOF_ROOT/docs/openapi/management.yaml" --url "http://$EXPORTER_API" \
     -H "Authorization: Bearer $token" "${common[@]}" \
-    --report junit --report-junit-path "$work/management-junit.xml" || status=1
+    --report junit --report-junit-path "$work/management-junit.xml") || status=1
 echo "=== schemathesis: bridge HTTP API at ${BRIDGE_HTTP}"
-"$venv/bin/st" run "$PROOF_ROOT/docs/openapi/bridge.yaml" --url "http://$BRIDGE_HTTP" \
-    "${common[@]}" --report junit --report-junit-path "$work/bridge-junit.xml" || status=1
+(cd "$work" && "$venv/bin/st" run "$PROOF_ROOT/docs/openapi/bridge.yaml" --url "http://$BRIDGE_HTTP" \
+    "${common[@]}" --report junit --report-junit-path "$work/bridge-junit.xml") || status=1
 
 for pid in "$EXPORTER_PID" "$BRIDGE_PID"; do
     kill -0 "$pid" 2>/dev/null || { echo "schemathesis.sh: process $pid died during the run" >&2; status=1; }

@@ -86,12 +86,12 @@ fn slow_clients_do_not_stop_the_servers_answering_others() {
     assert!(alive(s.exporter_pid) && alive(s.bridge_pid));
 }
 
-#[test]
-fn slow_clients_are_dropped_after_a_timeout() {
-    let s = servers("slow-dropped");
+/// Every stalled connection to the named servers is closed by the server within 20 s.
+fn assert_stalled_connections_dropped(s: &Servers, names: &[&str]) {
     let mut all: Vec<(&str, Vec<TcpStream>)> = s
         .list
         .iter()
+        .filter(|(name, _, _)| names.contains(name))
         .map(|(name, addr, _)| (*name, stall(*addr, 6)))
         .collect();
     let t = Instant::now();
@@ -106,7 +106,22 @@ fn slow_clients_are_dropped_after_a_timeout() {
             );
         }
     }
-    eprintln!("stalled connections dropped within {:?}", t.elapsed());
+    eprintln!(
+        "stalled connections to {names:?} dropped within {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn the_exporter_drops_slow_clients_after_its_header_timeout() {
+    let s = servers("slow-exporter");
+    assert_stalled_connections_dropped(&s, &["exporter /metrics", "exporter management"]);
+}
+
+#[test]
+fn the_bridge_drops_slow_clients_after_a_timeout() {
+    let s = servers("slow-bridge");
+    assert_stalled_connections_dropped(&s, &["bridge"]);
 }
 
 #[test]
