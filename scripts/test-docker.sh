@@ -180,6 +180,11 @@ exporter_ctr="$(docker-compose -p "$project" "${compose_files[@]}" ps -q exporte
 wait_for "docker reports the exporter healthy" 90 \
     bash -c "[ \"\$($DOCKER inspect -f '{{.State.Health.Status}}' $exporter_ctr)\" = healthy ]"
 [ "$($DOCKER inspect -f '{{.Config.User}}' "$exporter_ctr")" = "0:0" ] || fail "exporter should run as root for tegrastats"
+# Name resolution of the static glibc binary inside scratch, with the aarch64 libraries mounted
+# where a Jetson has them: `localhost` must resolve (the default shelly.server_url uses it).
+"$DOCKER" exec "$exporter_ctr" /edge-metrics-exporter healthcheck --url "http://localhost:$mgmt_port/health" \
+    || fail "healthcheck via http://localhost inside the exporter container failed (name resolution)"
+log "ok: localhost resolves inside the scratch exporter image"
 
 # --- 3. Prometheus scrapes, the API document's PromQL answers -------------------------------
 cat >"$tmp/prometheus.yml" <<YAML

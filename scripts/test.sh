@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-ALL_STAGES=(setup fmt clippy rust demo systemd helm arm64 docker)
+ALL_STAGES=(setup fmt clippy rust demo proof systemd helm arm64 docker)
 STAGES=("${ALL_STAGES[@]}")
 [ $# -gt 0 ] && STAGES=("$@")
 
@@ -43,6 +43,7 @@ stage() {
         clippy)  run_stage clippy cargo clippy --workspace --all-targets -- -D warnings ;;
         rust)    run_stage rust cargo test --workspace ;;
         demo)    run_stage demo scripts/demo.sh --check ;;
+        proof)   run_stage proof scripts/proof/run.sh schemathesis fuzz load ;;
         systemd) run_stage systemd scripts/test-systemd.sh ;;
         helm)    run_stage helm scripts/test-helm.sh ;;
         arm64)   run_stage arm64 scripts/test-arm64.sh ;;
