@@ -773,6 +773,18 @@ impl Checker<'_> {
                         );
                         continue;
                     }
+                    // Kept keys are written back on every save: one that serde_yaml cannot
+                    // write would make every later save fail (and the API answer 500).
+                    if has_complex_key(&v) || serde_yaml::to_string(&v).is_err() {
+                        self.report(
+                            &[&key],
+                            format!(
+                                "{key} uses a mapping or list as a key, which config.yaml cannot \
+                                 write back (use plain text keys, or remove {key})"
+                            ),
+                        );
+                        continue;
+                    }
                     unknown.push(key.clone())
                 }
             }
@@ -1150,6 +1162,19 @@ fn has_tag(v: &Value) -> bool {
         Value::Tagged(_) => true,
         Value::Sequence(items) => items.iter().any(has_tag),
         Value::Mapping(map) => map.iter().any(|(k, v)| has_tag(k) || has_tag(v)),
+        _ => false,
+    }
+}
+
+/// Whether a YAML value uses a mapping or a list as a mapping key anywhere (`? {a: b}: c`).
+fn has_complex_key(v: &Value) -> bool {
+    match v {
+        Value::Sequence(items) => items.iter().any(has_complex_key),
+        Value::Mapping(map) => map.iter().any(|(k, v)| {
+            matches!(k, Value::Mapping(_) | Value::Sequence(_) | Value::Tagged(_))
+                || has_complex_key(v)
+        }),
+        Value::Tagged(t) => has_complex_key(&t.value),
         _ => false,
     }
 }

@@ -46,7 +46,6 @@ fn tegrastats_line_regressions() {
 }
 
 #[test]
-#[ignore = "open: exporter/src/config.rs accepts an unknown key whose value cannot be written back (docs/RELIABILITY.md, item 6)"]
 fn config_parse_regressions() {
     for (path, data) in inputs("config_parse") {
         let Ok(text) = std::str::from_utf8(&data) else {
