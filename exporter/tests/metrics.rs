@@ -129,7 +129,7 @@ fn tegrastats_is_restarted_after_it_is_killed_or_exits() {
             .sample("edge_metrics_exporter_tegrastats_restarts_total")
             .filter(|n| *n >= 1.0)
     });
-    exp.wait_log("tegrastats exited; restarting it.", Duration::from_secs(2));
+    exp.wait_log("tegrastats stopped; restarting it.", Duration::from_secs(2));
     // An exit with an error and stderr output is logged and restarted too.
     setup.control("exit");
     exp.wait_log("fake tegrastats exiting", Duration::from_secs(8));

@@ -309,7 +309,7 @@ fn removed_or_not_executable_while_running_degrades_then_recovers() {
 }
 
 #[test]
-fn hanging_without_output_degrades_and_is_killed_on_shutdown() {
+fn hanging_without_output_degrades_then_is_killed_and_restarted() {
     let tmp = TempDir::new("hang");
     let fake = tmp.join("tegrastats");
     write_script(&fake, "exec sleep 600");
@@ -319,7 +319,7 @@ fn hanging_without_output_degrades_and_is_killed_on_shutdown() {
         metrics_yaml(),
     );
     let mut exp = Exporter::start(&cfg, tmp.path());
-    let child = wait_until(Duration::from_secs(5), "the hanging child", || {
+    let first = wait_until(Duration::from_secs(5), "the hanging child", || {
         children(exp.proc.pid()).first().map(|c| c.0)
     });
     std::thread::sleep(Duration::from_secs(1));
@@ -328,15 +328,69 @@ fn hanging_without_output_degrades_and_is_killed_on_shutdown() {
         assert_eq!(sample(&text, USED), None, "no value was ever read");
         assert_eq!(exp.health()["status"], "degraded");
     }
+    // Interval 0.2 s: the silence limit is 30 intervals, 6 s; then the 0.5 s first backoff.
+    let second = wait_until(Duration::from_secs(12), "a restarted tegrastats", || {
+        children(exp.proc.pid())
+            .iter()
+            .find(|c| c.0 != first && !c.1)
+            .map(|c| c.0)
+    });
+    // The counter shows from the next collection cycle.
+    wait_until(Duration::from_secs(2), "the restart counted", || {
+        let text = assert_responsive(&exp, Duration::from_secs(1));
+        (sample(&text, RESTARTS).unwrap_or(0.0) >= 1.0).then_some(())
+    });
+    exp.proc.wait_log(Duration::from_secs(2), |log| {
+        log.contains("printed no line for 6 s; killed as hung")
+            .then_some(())
+    });
+    assert!(
+        !Path::new(&format!("/proc/{first}")).exists(),
+        "the hung tegrastats ({first}) was killed and reaped"
+    );
     let status = exp
         .proc
         .terminate()
         .expect("SIGTERM stops the exporter within 5 s");
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     assert!(
-        !Path::new(&format!("/proc/{child}")).exists()
-            || std::fs::read_to_string(format!("/proc/{child}/stat"))
+        !Path::new(&format!("/proc/{second}")).exists()
+            || std::fs::read_to_string(format!("/proc/{second}/stat"))
                 .is_ok_and(|s| s.contains(") Z ")),
-        "the hanging tegrastats ({child}) outlived the exporter"
+        "the hanging tegrastats ({second}) outlived the exporter"
     );
+}
+
+#[test]
+fn hanging_after_some_lines_goes_stale_then_recovers_by_restart() {
+    let tmp = TempDir::new("hang-later");
+    let fake = tmp.join("tegrastats");
+    // One reading, then stuck, as a tegrastats blocked on a sysfs read would be.
+    write_script(
+        &fake,
+        &format!("head -n 1 {}\nexec sleep 600", corpus().display()),
+    );
+    let cfg = exporter_config(
+        tmp.path(),
+        &format!("path: {}", fake.display()),
+        metrics_yaml(),
+    );
+    let mut exp = Exporter::start(&cfg, tmp.path());
+    exp.wait_sample(USED, Duration::from_secs(5));
+    // Stale after three intervals: the series goes, /health says so.
+    wait_until(Duration::from_secs(3), "the stale reading hidden", || {
+        sample(&scrape(exp.metrics), USED).is_none().then_some(())
+    });
+    assert_eq!(exp.health()["status"], "degraded");
+    // Killed as hung after 6 s of silence and restarted: its first line is a fresh reading.
+    wait_until(
+        Duration::from_secs(10),
+        "a restart after the silence",
+        || {
+            let text = scrape(exp.metrics);
+            (sample(&text, RESTARTS).unwrap_or(0.0) >= 1.0 && sample(&text, USED).is_some())
+                .then_some(())
+        },
+    );
+    assert!(exp.proc.try_wait().is_none(), "the exporter must not exit");
 }

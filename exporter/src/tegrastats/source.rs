@@ -3,7 +3,8 @@
 //!
 //! Three kinds, chosen by the `tegrastats:` config section ([`SourceSpec::from_config`]):
 //! - `path`: spawn the executable once with `--interval <ms>`, read its lines as they come,
-//!   restart it with bounded backoff when it exits, kill it on shutdown;
+//!   restart it with bounded backoff when it exits or falls silent ([`silence_limit`]), kill it
+//!   on shutdown;
 //! - `logfile`: follow a file written by a host-side `tegrastats --logfile` (rotation and
 //!   truncation start over from the new file's beginning);
 //! - `replay`: loop over recorded lines at the interval (demo mode and tests).
@@ -34,6 +35,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
 /// At most one stderr line is logged at WARN per this period; the rest go to DEBUG.
 const STDERR_LOG_PERIOD: Duration = Duration::from_secs(60);
+/// The shortest silence after which a running tegrastats is taken for hung (see
+/// [`silence_limit`]).
+const SILENCE_FLOOR: Duration = Duration::from_secs(5);
 /// Longest line kept; a longer one is skipped (and counted) without being buffered whole.
 pub const MAX_LINE: usize = 64 * 1024;
 
@@ -391,6 +395,7 @@ impl Ctx {
 
 async fn run_spawn(path: PathBuf, interval: Duration, ctx: Ctx, cancel: CancellationToken) {
     let ms = interval.as_millis().max(1).to_string();
+    let silence = silence_limit(interval);
     let mut backoff = BACKOFF_START;
     let mut first = true;
     loop {
@@ -400,7 +405,7 @@ async fn run_spawn(path: PathBuf, interval: Duration, ctx: Ctx, cancel: Cancella
         first = false;
         let started = Instant::now();
         let lines_before = ctx.stats.lines_read.load(Ordering::Relaxed);
-        let outcome = run_child(&path, &ms, &ctx, &cancel).await;
+        let outcome = run_child(&path, &ms, silence, &ctx, &cancel).await;
         if cancel.is_cancelled() {
             return;
         }
@@ -408,7 +413,7 @@ async fn run_spawn(path: PathBuf, interval: Duration, ctx: Ctx, cancel: Cancella
         if produced && started.elapsed() >= HEALTHY_RUN {
             backoff = BACKOFF_START;
         }
-        warn!(path = %path.display(), outcome = %outcome, retry_in_ms = backoff.as_millis() as u64, "tegrastats exited; restarting it.");
+        warn!(path = %path.display(), outcome = %outcome, retry_in_ms = backoff.as_millis() as u64, "tegrastats stopped; restarting it.");
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = cancel.cancelled() => return,
@@ -417,8 +422,25 @@ async fn run_spawn(path: PathBuf, interval: Duration, ctx: Ctx, cancel: Cancella
     }
 }
 
-/// Runs one child until it exits or `cancel` fires; returns how it ended.
-async fn run_child(path: &Path, ms: &str, ctx: &Ctx, cancel: &CancellationToken) -> String {
+/// How long a running tegrastats may print no complete line before it is killed and restarted:
+/// thirty intervals, at least [`SILENCE_FLOOR`]. tegrastats prints one line per interval, so this
+/// only catches a child that is stuck (a hung sysfs read, a stopped process); readings already
+/// went stale after three intervals, this brings them back. Thirty lines (about 9 KiB) are more
+/// than a block-buffered stdout holds, so a build that buffered its output into the pipe would
+/// still be read in bursts rather than killed before its first flush.
+pub fn silence_limit(interval: Duration) -> Duration {
+    (interval * 30).max(SILENCE_FLOOR)
+}
+
+/// Runs one child until it exits, falls silent for `silence` or `cancel` fires; returns how it
+/// ended.
+async fn run_child(
+    path: &Path,
+    ms: &str,
+    silence: Duration,
+    ctx: &Ctx,
+    cancel: &CancellationToken,
+) -> String {
     let mut child = match Command::new(path)
         .arg("--interval")
         .arg(ms)
@@ -442,13 +464,20 @@ async fn run_child(path: &Path, ms: &str, ctx: &Ctx, cancel: &CancellationToken)
     let mut buf = Vec::with_capacity(1024);
     loop {
         tokio::select! {
-            line = next_line(&mut reader, &mut buf) => match line {
-                Ok(LineRead::Line) => ctx.on_bytes(&buf),
-                Ok(LineRead::TooLong) => ctx.on_too_long(),
-                Ok(LineRead::Eof) => break,
-                Err(error) => {
+            line = tokio::time::timeout(silence, next_line(&mut reader, &mut buf)) => match line {
+                Ok(Ok(LineRead::Line)) => ctx.on_bytes(&buf),
+                Ok(Ok(LineRead::TooLong)) => ctx.on_too_long(),
+                Ok(Ok(LineRead::Eof)) => break,
+                Ok(Err(error)) => {
                     warn!(%error, "Could not read tegrastats output.");
                     break;
+                }
+                Err(_) => {
+                    let _ = child.kill().await;
+                    return format!(
+                        "printed no line for {} s; killed as hung",
+                        silence.as_secs_f64()
+                    );
                 }
             },
             () = cancel.cancelled() => {
@@ -726,6 +755,26 @@ mod tests {
         assert_eq!(
             next_line(&mut reader, &mut buf).await.unwrap(),
             LineRead::Eof
+        );
+    }
+
+    #[test]
+    fn silence_limit_is_thirty_intervals_with_a_floor() {
+        assert_eq!(
+            silence_limit(Duration::from_secs(1)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            silence_limit(Duration::from_secs(2)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            silence_limit(Duration::from_millis(200)),
+            Duration::from_secs(6)
+        );
+        assert_eq!(
+            silence_limit(Duration::from_millis(100)),
+            Duration::from_secs(5)
         );
     }
 
