@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use edge_metrics_exporter::collector::{CollectorStatus, Values};
 use edge_metrics_exporter::cycle::{render, RenderInput};
-use edge_metrics_exporter::exposition::device_labels;
+use edge_metrics_exporter::exposition::{device_labels, Headers};
 use edge_metrics_exporter::selfmetrics::Counters;
 use edge_metrics_exporter::tegrastats::source::SourceStats;
 
@@ -89,8 +89,10 @@ fn main() {
     ];
     let source = SourceStats::default();
     let counters = Counters::default();
+    let enabled: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let mut headers = Headers::default();
     let input = RenderInput {
-        values: &values,
+        values: &enabled,
         labels: &labels,
         statuses: &statuses,
         source: &source,
@@ -98,15 +100,15 @@ fn main() {
         counters: &counters,
         pushes: (0, 0),
     };
-    let body = render(&input);
+    let body = render(&input, &mut headers);
     for _ in 0..200 {
-        std::hint::black_box(render(&input));
+        std::hint::black_box(render(&input, &mut headers));
     }
     let runs = 5_000;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
-        std::hint::black_box(render(std::hint::black_box(&input)));
+        std::hint::black_box(render(std::hint::black_box(&input), &mut headers));
         times.push(t.elapsed());
     }
     times.sort();
@@ -125,7 +127,12 @@ fn main() {
     for _ in 0..runs {
         let t = Instant::now();
         let mut out = String::with_capacity(16 * 1024);
-        edge_metrics_exporter::exposition::write_device_values(&mut out, &values, &labels);
+        edge_metrics_exporter::exposition::write_device_values(
+            &mut out,
+            enabled.iter().copied(),
+            &labels,
+            &mut headers,
+        );
         std::hint::black_box(out);
         device_times.push(t.elapsed());
     }

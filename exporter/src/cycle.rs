@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::collector::{CollectorSet, CollectorStatus, Values};
-use crate::exposition::write_device_values;
+use crate::exposition::{write_device_values, Headers};
 use crate::selfmetrics::{write_self_metrics, Counters, SelfInput};
 use crate::tegrastats::source::SourceStats;
 
@@ -36,19 +36,19 @@ pub fn discover(metrics: &BTreeMap<String, bool>, values: &Values) -> Vec<String
         .collect()
 }
 
-/// The values whose metric is enabled (`true`) in the `metrics:` map.
-pub fn enabled(metrics: &BTreeMap<String, bool>, values: &Values) -> Values {
+/// The values whose metric is enabled (`true`) in the `metrics:` map, in name order.
+pub fn enabled<'a>(metrics: &BTreeMap<String, bool>, values: &'a Values) -> Vec<(&'a str, f64)> {
     values
         .iter()
         .filter(|(name, _)| metrics.get(*name) == Some(&true))
-        .map(|(k, v)| (k.clone(), *v))
+        .map(|(k, v)| (k.as_str(), *v))
         .collect()
 }
 
 /// Everything one render needs.
 pub struct RenderInput<'a> {
-    /// Enabled device and Shelly values.
-    pub values: &'a Values,
+    /// Enabled device and Shelly values, in name order.
+    pub values: &'a [(&'a str, f64)],
     /// `{device_type="…",hostname="…"}`.
     pub labels: &'a str,
     /// How each collector fared.
@@ -63,10 +63,16 @@ pub struct RenderInput<'a> {
     pub pushes: (u64, u64),
 }
 
-/// Renders the whole `/metrics` body.
-pub fn render(input: &RenderInput<'_>) -> String {
+/// Renders the whole `/metrics` body; `headers` keeps the families' header lines between
+/// renders.
+pub fn render(input: &RenderInput<'_>, headers: &mut Headers) -> String {
     let mut out = String::with_capacity(256 + input.values.len() * 200);
-    write_device_values(&mut out, input.values, input.labels);
+    write_device_values(
+        &mut out,
+        input.values.iter().copied(),
+        input.labels,
+        headers,
+    );
     write_self_metrics(
         &mut out,
         &SelfInput {
@@ -122,10 +128,7 @@ mod tests {
         let metrics = BTreeMap::from([("a".to_string(), false), ("b".to_string(), true)]);
         let values = Values::from([("a".into(), 1.0), ("b".into(), 2.0), ("c".into(), 3.0)]);
         assert_eq!(discover(&metrics, &values), vec!["c".to_string()]);
-        assert_eq!(
-            enabled(&metrics, &values),
-            Values::from([("b".into(), 2.0)])
-        );
+        assert_eq!(enabled(&metrics, &values), vec![("b", 2.0)]);
     }
 
     #[test]

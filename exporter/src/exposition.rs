@@ -4,10 +4,10 @@
 //! `{device_type="…",hostname="…"}`. Values are written as Prometheus parses them: integers
 //! without a fraction (`2690`), others in plain decimal (never `1e-7`), `NaN`, `+Inf`, `-Inf`.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::collector::jetson;
-use crate::collector::Values;
 
 /// The `Content-Type` of the body.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -98,14 +98,39 @@ pub fn type_for(name: &str) -> &'static str {
     }
 }
 
+/// The `# HELP` and `# TYPE` lines of each family, built once per name: they depend on the
+/// name alone, and building the help text allocates. Holds one entry per name ever rendered,
+/// which is bounded by the names the collectors produce.
+#[derive(Debug, Default)]
+pub struct Headers {
+    by_name: HashMap<String, Box<str>>,
+}
+
+impl Headers {
+    /// The two header lines of `name`'s family.
+    pub fn get(&mut self, name: &str) -> &str {
+        if !self.by_name.contains_key(name) {
+            let mut lines = String::new();
+            write_header(&mut lines, name, &help_for(name), type_for(name));
+            self.by_name.insert(name.to_string(), lines.into());
+        }
+        &self.by_name[name]
+    }
+}
+
 /// Writes one family per value, each with `labels` (from [`device_labels`]).
-pub fn write_device_values(out: &mut String, values: &Values, labels: &str) {
+pub fn write_device_values<'a>(
+    out: &mut String,
+    values: impl IntoIterator<Item = (&'a str, f64)>,
+    labels: &str,
+    headers: &mut Headers,
+) {
     for (name, v) in values {
-        write_header(out, name, &help_for(name), type_for(name));
+        out.push_str(headers.get(name));
         out.push_str(name);
         out.push_str(labels);
         out.push(' ');
-        write_value(out, *v);
+        write_value(out, v);
         out.push('\n');
     }
 }
@@ -134,17 +159,30 @@ mod tests {
 
     #[test]
     fn families_have_help_type_and_exact_labels() {
-        let mut values = Values::new();
-        values.insert("jetson_temp_cpu_celsius".into(), 45.25);
-        let mut out = String::new();
-        write_device_values(&mut out, &values, &device_labels("jetson_orin", "edge-01"));
-        let lines: Vec<&str> = out.lines().collect();
-        assert!(lines[0].starts_with("# HELP jetson_temp_cpu_celsius "));
-        assert_eq!(lines[1], "# TYPE jetson_temp_cpu_celsius gauge");
-        assert_eq!(
-            lines[2],
-            "jetson_temp_cpu_celsius{device_type=\"jetson_orin\",hostname=\"edge-01\"} 45.25"
-        );
+        let labels = device_labels("jetson_orin", "edge-01");
+        let mut headers = Headers::default();
+        for _ in 0..2 {
+            // The second render takes the header lines from the cache: the same text.
+            let mut out = String::new();
+            write_device_values(
+                &mut out,
+                [
+                    ("jetson_temp_cpu_celsius", 45.25),
+                    ("power_energy_watt_hours_total", 7.0),
+                ],
+                &labels,
+                &mut headers,
+            );
+            let lines: Vec<&str> = out.lines().collect();
+            assert!(lines[0].starts_with("# HELP jetson_temp_cpu_celsius "));
+            assert_eq!(lines[1], "# TYPE jetson_temp_cpu_celsius gauge");
+            assert_eq!(
+                lines[2],
+                "jetson_temp_cpu_celsius{device_type=\"jetson_orin\",hostname=\"edge-01\"} 45.25"
+            );
+            assert_eq!(lines[4], "# TYPE power_energy_watt_hours_total counter");
+            assert_eq!(lines.len(), 6);
+        }
     }
 
     #[test]

@@ -164,12 +164,57 @@ pub struct ProcessStats {
 /// Linux reports `/proc/*/stat` times in USER_HZ, which the kernel ABI fixes at 100.
 const USER_HZ: f64 = 100.0;
 
+/// `AT_PAGESZ` in the auxiliary vector.
+const AT_PAGESZ: usize = 6;
+
+/// The page size, from the auxiliary vector the kernel handed this process (`/proc/self/auxv`:
+/// native-endian `(type, value)` word pairs, ended by type 0). Read once: it cannot change.
+fn page_size() -> Option<f64> {
+    static PAGE: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| page_size_from_auxv(&std::fs::read("/proc/self/auxv").ok()?))
+}
+
+fn page_size_from_auxv(auxv: &[u8]) -> Option<f64> {
+    const W: usize = std::mem::size_of::<usize>();
+    for pair in auxv.chunks_exact(2 * W) {
+        let key = usize::from_ne_bytes(pair[..W].try_into().ok()?);
+        match key {
+            0 => break,
+            AT_PAGESZ => return Some(usize::from_ne_bytes(pair[W..].try_into().ok()?) as f64),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// How long a read of `/proc/self/limits` is reused.
+const LIMITS_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `/proc/self/limits`, re-read when older than [`LIMITS_TTL`] (formatting it costs the kernel
+/// more than the rest of the `process_*` family together).
+fn limits_text() -> Option<std::sync::Arc<String>> {
+    type Cached = Option<(std::time::Instant, Option<std::sync::Arc<String>>)>;
+    static LIMITS: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
+    let mut cached = LIMITS.lock().unwrap_or_else(|p| p.into_inner());
+    match &*cached {
+        Some((at, text)) if at.elapsed() < LIMITS_TTL => text.clone(),
+        _ => {
+            let text = std::fs::read_to_string("/proc/self/limits")
+                .ok()
+                .map(std::sync::Arc::new);
+            *cached = Some((std::time::Instant::now(), text.clone()));
+            text
+        }
+    }
+}
+
 impl ProcessStats {
-    /// Reads `/proc/self`; `None` where there is no procfs.
+    /// Reads `/proc/self`; `None` where there is no procfs. Every render reads `stat` and the
+    /// `fd` directory; `limits` (which only `prlimit` from outside could change) at most once a
+    /// minute; the boot time and the page size once.
     pub fn read() -> Option<ProcessStats> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let limits = std::fs::read_to_string("/proc/self/limits").ok();
+        let limits = limits_text();
         // The boot time never changes, and /proc/stat is long (interrupt counts): read it once.
         static BTIME_LINE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
         let btime = BTIME_LINE.get_or_init(|| {
@@ -181,8 +226,8 @@ impl ProcessStats {
         let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
         Self::parse(
             &stat,
-            &status,
-            limits.as_deref(),
+            page_size()?,
+            limits.as_deref().map(String::as_str),
             btime.as_deref()?,
             open_fds,
         )
@@ -191,7 +236,7 @@ impl ProcessStats {
     /// Parses the procfs texts (separate from reading, for tests).
     pub fn parse(
         stat: &str,
-        status: &str,
+        page_size: f64,
         limits: Option<&str>,
         proc_stat: &str,
         open_fds: f64,
@@ -199,20 +244,9 @@ impl ProcessStats {
         // Fields after the command name, which is in parentheses and may contain spaces.
         let rest = &stat[stat.rfind(')')? + 2..];
         let f: Vec<&str> = rest.split_whitespace().collect();
-        // rest starts at field 3 (state): utime is field 14, stime 15, starttime 22.
-        let utime: f64 = f.get(11)?.parse().ok()?;
-        let stime: f64 = f.get(12)?.parse().ok()?;
-        let start_ticks: f64 = f.get(19)?.parse().ok()?;
-        let kb = |key: &str| -> Option<f64> {
-            let line = status.lines().find(|l| l.starts_with(key))?;
-            let n: f64 = line[key.len()..]
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .ok()?;
-            Some(n * 1024.0)
-        };
+        // rest starts at field 3 (state): utime is field 14, stime 15, starttime 22,
+        // vsize (bytes) 23, rss (pages) 24.
+        let field = |n: usize| -> Option<f64> { f.get(n - 3)?.parse().ok() };
         let btime: f64 = proc_stat
             .lines()
             .find_map(|l| l.strip_prefix("btime "))?
@@ -228,12 +262,12 @@ impl ProcessStats {
                 .ok()
         });
         Some(ProcessStats {
-            cpu_seconds: (utime + stime) / USER_HZ,
-            resident_bytes: kb("VmRSS:")?,
-            virtual_bytes: kb("VmSize:")?,
+            cpu_seconds: (field(14)? + field(15)?) / USER_HZ,
+            resident_bytes: field(24)? * page_size,
+            virtual_bytes: field(23)?,
             open_fds,
             max_fds,
-            start_time: btime + start_ticks / USER_HZ,
+            start_time: btime + field(22)? / USER_HZ,
         })
     }
 
@@ -297,28 +331,55 @@ mod tests {
 
     #[test]
     fn parses_procfs_texts() {
-        let stat = "1234 (edge metrics) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 1000 12345678 500 18446744073709551615";
-        let status = "Name:\tx\nVmSize:\t   12000 kB\nVmRSS:\t    4000 kB\n";
+        let stat = "1234 (edge metrics) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 1000 12288000 1000 18446744073709551615";
         let limits = "Limit Soft Limit Hard Limit Units\nMax open files            1024                 524288               files\n";
         let p = ProcessStats::parse(
             stat,
-            status,
+            4096.0,
             Some(limits),
             "cpu 1 2\nbtime 1700000000\n",
             7.0,
         )
         .unwrap();
         assert_eq!(p.cpu_seconds, 3.0);
-        assert_eq!(p.resident_bytes, 4000.0 * 1024.0);
-        assert_eq!(p.virtual_bytes, 12000.0 * 1024.0);
+        assert_eq!(p.resident_bytes, 1000.0 * 4096.0);
+        assert_eq!(p.virtual_bytes, 12288000.0);
         assert_eq!(p.max_fds, Some(1024.0));
         assert_eq!(p.start_time, 1700000010.0);
         assert_eq!(p.open_fds, 7.0);
     }
 
     #[test]
-    fn reads_this_process() {
+    fn reads_this_process_in_agreement_with_status() {
         let p = ProcessStats::read().expect("procfs on Linux");
         assert!(p.resident_bytes > 0.0 && p.open_fds >= 3.0);
+        // VmSize in /proc/self/status is the same figure in KiB, and moves little between reads.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        assert!(
+            (p.virtual_bytes / 1024.0 - kib).abs() < kib * 0.2,
+            "{} vs {kib}",
+            p.virtual_bytes / 1024.0
+        );
+    }
+
+    #[test]
+    fn page_size_comes_from_the_auxiliary_vector() {
+        const W: usize = std::mem::size_of::<usize>();
+        let mut auxv = Vec::new();
+        for (k, v) in [(3usize, 0x40usize), (AT_PAGESZ, 65536), (0, 0)] {
+            auxv.extend_from_slice(&k.to_ne_bytes());
+            auxv.extend_from_slice(&v.to_ne_bytes());
+        }
+        assert_eq!(page_size_from_auxv(&auxv), Some(65536.0));
+        assert_eq!(page_size_from_auxv(&auxv[2 * W..]), Some(65536.0));
+        assert_eq!(page_size_from_auxv(&auxv[4 * W..]), None);
+        assert_eq!(page_size_from_auxv(&[1, 2, 3]), None);
+        let real = page_size().expect("procfs on Linux");
+        assert!(real >= 4096.0 && (real as u64).is_power_of_two(), "{real}");
     }
 }

@@ -20,7 +20,7 @@ use crate::collector::{jetson, CollectorSet};
 use crate::config::{self, Config};
 use crate::configserver;
 use crate::cycle::{self, Health, RenderInput};
-use crate::exposition::device_labels;
+use crate::exposition::{device_labels, Headers};
 use crate::selfmetrics::Counters;
 use crate::tegrastats::source::{SourceSpec, TegraSource};
 
@@ -223,6 +223,8 @@ pub struct Owner {
     running: Running,
     fresh: bool,
     seen: BTreeSet<String>,
+    /// The families' `# HELP`/`# TYPE` lines, kept between renders.
+    headers: Headers,
     source: TegraSource,
     set: CollectorSet,
     labels: String,
@@ -285,6 +287,7 @@ impl Owner {
             running,
             fresh,
             seen: BTreeSet::new(),
+            headers: Headers::default(),
             source,
             set: CollectorSet::default(),
             labels,
@@ -594,16 +597,25 @@ impl Owner {
     /// One collection cycle: collect, discover, publish a snapshot.
     pub async fn cycle(&mut self) {
         let collected = cycle::collect(&self.set);
-        self.seen.extend(collected.values.keys().cloned());
+        for name in collected.values.keys() {
+            if !self.seen.contains(name) {
+                self.seen.insert(name.clone());
+            }
+        }
         let model = model_for(self.running.config.device_type);
-        let mut next = self.running.config.clone();
         let fresh = self.fresh;
-        let new = config::merge_discovered(
-            &mut next,
-            collected.values.keys().map(String::as_str),
-            |name| fresh && default_enabled(model, name),
-        );
-        if !new.is_empty() {
+        // The configuration is cloned only in a cycle that discovers something.
+        let discovered = collected
+            .values
+            .keys()
+            .any(|name| !self.running.config.metrics.contains_key(name));
+        if discovered {
+            let mut next = self.running.config.clone();
+            let new = config::merge_discovered(
+                &mut next,
+                collected.values.keys().map(String::as_str),
+                |name| fresh && default_enabled(model, name),
+            );
             info!(count = new.len(), names = %new.join(","), fresh, "Discovered new metrics.");
             if self.save(&next).await.is_err() {
                 self.pending_write = true;
@@ -618,20 +630,22 @@ impl Owner {
             }
         }
         let values = cycle::enabled(&self.running.config.metrics, &collected.values);
-        let latest = self.source.handle().latest();
-        let stats = self.source.handle().stats;
-        let body = cycle::render(&RenderInput {
-            values: &values,
-            labels: &self.labels,
-            statuses: &collected.statuses,
-            source: &stats,
-            last_reading: latest.map(|s| s.wall),
-            counters: &self.counters,
-            pushes: self
-                .sync_stats
-                .as_ref()
-                .map_or((0, 0), |s| (s.pushes_ok(), s.pushes_failed())),
-        });
+        let source = self.source.handle();
+        let body = cycle::render(
+            &RenderInput {
+                values: &values,
+                labels: &self.labels,
+                statuses: &collected.statuses,
+                source: &source.stats,
+                last_reading: source.latest().map(|s| s.wall),
+                counters: &self.counters,
+                pushes: self
+                    .sync_stats
+                    .as_ref()
+                    .map_or((0, 0), |s| (s.pushes_ok(), s.pushes_failed())),
+            },
+            &mut self.headers,
+        );
         let (status, reason) = cycle::health_status(&collected.statuses);
         let health = Health {
             status,
