@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -344,7 +345,8 @@ impl Owner {
         }
     }
 
-    /// Runs cycles every `interval` and answers commands until `shutdown`; a command being
+    /// Runs a cycle per tegrastats reading (at least every 1.5 intervals, at most every half
+    /// interval) and answers commands until `shutdown`; a command being
     /// handled (a config write) finishes first. Stops the tegrastats source before returning.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut commands = self
@@ -360,11 +362,15 @@ impl Owner {
             )
         });
         let mut period = self.running.config.interval_duration();
-        let mut tick = new_tick(period);
-        // Until the first reading arrives, a sample triggers a cycle at once, so /metrics and
-        // /health do not wait a whole (possibly long) interval after start-up.
-        let mut first = self.source.handle();
-        let mut waiting_first = first.latest().is_none();
+        // A cycle runs as soon as tegrastats delivers a reading, so /metrics shows it at once
+        // and the cycle shares that wake-up instead of taking its own. When no reading comes
+        // within 1.5 intervals (a silent or failing source) a timer runs it, so readings still
+        // go stale on time and the self-metrics stay current. Readings closer together than
+        // half an interval are coalesced into one cycle. The first cycle runs at start-up.
+        let mut readings = self.source.handle();
+        let mut last_cycle: Option<Instant> = None;
+        let fallback = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(fallback);
         loop {
             tokio::select! {
                 biased;
@@ -373,16 +379,26 @@ impl Owner {
                     Some(command) => self.handle(command).await,
                     None => break,
                 },
-                () = first.changed(), if waiting_first => {
-                    waiting_first = false;
-                    self.cycle().await;
+                () = readings.changed() => {
+                    let earliest = last_cycle.map(|at| at + period / 2);
+                    if let Some(earliest) = earliest.filter(|e| *e > Instant::now()) {
+                        fallback.as_mut().reset(earliest);
+                    } else {
+                        self.cycle().await;
+                        last_cycle = Some(Instant::now());
+                        fallback.as_mut().reset(Instant::now() + period * 3 / 2);
+                    }
                 }
-                _ = tick.tick() => self.cycle().await,
+                () = &mut fallback => {
+                    self.cycle().await;
+                    last_cycle = Some(Instant::now());
+                    fallback.as_mut().reset(Instant::now() + period);
+                }
             }
             let now = self.running.config.interval_duration();
             if now != period {
                 period = now;
-                tick = new_tick(period);
+                fallback.as_mut().reset(Instant::now() + period);
             }
         }
         commands.close();
@@ -671,12 +687,6 @@ fn default_enabled(model: jetson::Model, name: &str) -> bool {
     } else {
         shelly::default_enabled(name)
     }
-}
-
-fn new_tick(period: Duration) -> tokio::time::Interval {
-    let mut tick = tokio::time::interval(period.max(Duration::from_millis(10)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick
 }
 
 #[cfg(test)]

@@ -94,6 +94,37 @@ fn stale_readings_disappear_and_come_back() {
 }
 
 #[test]
+fn a_reading_is_served_when_it_arrives_not_at_the_next_interval() {
+    // Interval 10 s; the stand-in prints one reading, a second one 6 s later, then nothing.
+    let setup = Setup::new(&orin_corpus(), "");
+    std::fs::write(
+        &setup.fake,
+        "#!/bin/sh\necho 'RAM 1000/8000MB'\nsleep 6\necho 'RAM 2000/8000MB'\nexec sleep 600\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &setup.config_path,
+        setup
+            .config_text("metrics:\n  jetson_ram_used_mb: true\n")
+            .replace("interval: 1\n", "interval: 10\n"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let exp = setup.start();
+    assert_eq!(wait_sample(&exp, USED), 1000.0);
+    let second = wait_for(Duration::from_secs(12), "the second reading", || {
+        exp.scrape().sample(USED).filter(|v| *v == 2000.0)
+    });
+    assert_eq!(second, 2000.0);
+    // Shown about 6 s after start: on arrival, not at the next 10 s tick.
+    let after = started.elapsed();
+    assert!(
+        after < Duration::from_millis(8500),
+        "the second reading took {after:?} to show"
+    );
+}
+
+#[test]
 fn garbage_lines_count_as_parse_errors() {
     let setup = Setup::new(&orin_corpus(), "metrics:\n  jetson_ram_used_mb: true\n");
     let exp = setup.start();

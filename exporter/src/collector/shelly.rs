@@ -1,8 +1,8 @@
 //! Shelly collector: wall-plug AC power from shelly-bridge.
 //!
-//! [`ShellyCollector::start`] spawns a poller that, every interval, asks the bridge
-//! `GET {server_url}/metrics/{device_id}` (or `GET {server_url}/metrics` when no device is
-//! configured) and keeps the latest answer. [`Collector::collect`] hands out those values
+//! [`ShellyCollector::start`] spawns a poller that, right after every collection cycle (so once
+//! per interval), asks the bridge `GET {server_url}/metrics/{device_id}` (or
+//! `GET {server_url}/metrics` when no device is configured) and keeps the latest answer. [`Collector::collect`] hands out those values
 //! while they are fresh (three intervals); when the bridge is down or answers an error, it
 //! reports why and shows nothing, never the last good values. The poller logs once per change
 //! of state (working → failing, one failure → another, failing → working), not every poll.
@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{CollectError, Collector, Values};
@@ -44,6 +45,8 @@ struct State {
 pub struct ShellyCollector {
     state: Arc<Mutex<State>>,
     stale_after: Duration,
+    /// Asks the poller for the next reading; see [`Collector::collect`].
+    kick: Arc<Notify>,
 }
 
 impl ShellyCollector {
@@ -57,9 +60,11 @@ impl ShellyCollector {
     ) -> ShellyCollector {
         let interval = interval.max(Duration::from_millis(10));
         let state = Arc::new(Mutex::new(State::default()));
+        let kick = Arc::new(Notify::new());
         let collector = ShellyCollector {
             state: state.clone(),
             stale_after: interval * 3,
+            kick: kick.clone(),
         };
         let url = metrics_url(&cfg.server_url, cfg.device_id.as_deref());
         tracing::info!(
@@ -67,7 +72,7 @@ impl ShellyCollector {
             device_id = cfg.device_id.as_deref().unwrap_or("-"),
             "Shelly collector initialized."
         );
-        tokio::spawn(poll(url, interval, state, shutdown));
+        tokio::spawn(poll(url, interval, state, kick, shutdown));
         collector
     }
 }
@@ -77,7 +82,11 @@ impl Collector for ShellyCollector {
         NAME
     }
 
+    /// Takes the latest reading and asks the poller for the next one, so the bridge is polled
+    /// right after each collection cycle (one wake-up for both) and the value the next cycle
+    /// shows is one interval old.
     fn collect(&self, out: &mut Values) -> Result<(), CollectError> {
+        self.kick.notify_one();
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = &state.error {
             return Err(CollectError::Failed(e.clone()));
@@ -190,6 +199,7 @@ async fn poll(
     url: Result<reqwest::Url, String>,
     interval: Duration,
     state: Arc<Mutex<State>>,
+    kick: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     let mut last_kind: Option<String> = None;
@@ -235,13 +245,19 @@ async fn poll(
             return;
         }
     };
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Polls at once on start, then whenever a cycle collected (see `collect`); after three
+    // intervals without a cycle it polls anyway, which is also how a poller whose collector
+    // was dropped notices and stops.
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = shutdown.cancelled() => return,
+        if !first {
+            tokio::select! {
+                () = kick.notified() => {}
+                () = tokio::time::sleep(interval * 3) => {}
+                () = shutdown.cancelled() => return,
+            }
         }
+        first = false;
         // Every collector handle is gone (replaced by a reload): nobody reads this poller.
         if Arc::strong_count(&state) == 1 {
             tracing::debug!("Shelly poller stopped: its collector was dropped.");
