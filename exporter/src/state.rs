@@ -346,8 +346,8 @@ impl Owner {
     }
 
     /// Runs a cycle per tegrastats reading (at least every 1.5 intervals, at most every half
-    /// interval) and answers commands until `shutdown`; a command being
-    /// handled (a config write) finishes first. Stops the tegrastats source before returning.
+    /// interval) and answers commands until `shutdown`; a command being handled (a config
+    /// write) finishes first. Stops the tegrastats source before returning.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut commands = self
             .commands

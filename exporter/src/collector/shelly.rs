@@ -2,10 +2,11 @@
 //!
 //! [`ShellyCollector::start`] spawns a poller that, right after every collection cycle (so once
 //! per interval), asks the bridge `GET {server_url}/metrics/{device_id}` (or
-//! `GET {server_url}/metrics` when no device is configured) and keeps the latest answer. [`Collector::collect`] hands out those values
-//! while they are fresh (three intervals); when the bridge is down or answers an error, it
-//! reports why and shows nothing, never the last good values. The poller logs once per change
-//! of state (working → failing, one failure → another, failing → working), not every poll.
+//! `GET {server_url}/metrics` when no device is configured) and keeps the latest answer.
+//! [`Collector::collect`] hands out those values while they are fresh (three intervals); when
+//! the bridge is down or answers an error, it reports why and shows nothing, never the last
+//! good values. The poller logs once per change of state (working → failing, one failure →
+//! another, failing → working), not every poll.
 //!
 //! Values are named exactly as the bridge's JSON keys: `power_total_watts`,
 //! `power_voltage_volts`, `power_current_amps` and the extras (`power_frequency_hertz`,
