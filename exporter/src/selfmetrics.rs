@@ -187,6 +187,16 @@ fn page_size_from_auxv(auxv: &[u8]) -> Option<f64> {
     None
 }
 
+/// `(VmRSS, VmSize)` in bytes from `/proc/*/status`.
+fn memory_from_status(status: &str) -> Option<(f64, f64)> {
+    let kib = |key: &str| -> Option<f64> {
+        let value = status.lines().find_map(|l| l.strip_prefix(key))?;
+        let n: f64 = value.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(n * 1024.0)
+    };
+    Some((kib("VmRSS:")?, kib("VmSize:")?))
+}
+
 /// How long a read of `/proc/self/limits` is reused.
 const LIMITS_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -224,13 +234,20 @@ impl ProcessStats {
                 .map(str::to_string)
         });
         let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
-        Self::parse(
+        let mut stats = Self::parse(
             &stat,
             page_size()?,
             limits.as_deref().map(String::as_str),
             btime.as_deref()?,
             open_fds,
-        )
+        )?;
+        // A running process always has resident pages: 0 means a synthesized `stat` (user-mode
+        // emulation such as qemu-user fills only a few fields). `status` has the real figures.
+        if stats.resident_bytes == 0.0 {
+            let status = std::fs::read_to_string("/proc/self/status").ok()?;
+            (stats.resident_bytes, stats.virtual_bytes) = memory_from_status(&status)?;
+        }
+        Some(stats)
     }
 
     /// Parses the procfs texts (separate from reading, for tests).
@@ -353,18 +370,24 @@ mod tests {
     fn reads_this_process_in_agreement_with_status() {
         let p = ProcessStats::read().expect("procfs on Linux");
         assert!(p.resident_bytes > 0.0 && p.open_fds >= 3.0);
-        // VmSize in /proc/self/status is the same figure in KiB, and moves little between reads.
+        // VmSize in /proc/self/status is the same figure, and moves little between reads.
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmSize:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
+        let (_, vsz) = memory_from_status(&status).unwrap();
         assert!(
-            (p.virtual_bytes / 1024.0 - kib).abs() < kib * 0.2,
-            "{} vs {kib}",
-            p.virtual_bytes / 1024.0
+            (p.virtual_bytes - vsz).abs() < vsz * 0.2,
+            "{} vs {vsz}",
+            p.virtual_bytes
         );
+    }
+
+    #[test]
+    fn memory_falls_back_to_status() {
+        let status = "Name:\tx\nVmSize:\t   12000 kB\nVmRSS:\t    4000 kB\n";
+        assert_eq!(
+            memory_from_status(status),
+            Some((4000.0 * 1024.0, 12000.0 * 1024.0))
+        );
+        assert_eq!(memory_from_status("Name:\tx\n"), None);
     }
 
     #[test]
