@@ -246,19 +246,16 @@ async fn poll(
             return;
         }
     };
-    // Polls at once on start, then whenever a cycle collected (see `collect`); after three
-    // intervals without a cycle it polls anyway, which is also how a poller whose collector
-    // was dropped notices and stops.
-    let mut first = true;
+    // Polls at once on start (the permit stored here), then whenever a cycle collected (see
+    // `collect`); after three intervals without a cycle it polls anyway, which is also how a
+    // poller whose collector was dropped notices and stops.
+    kick.notify_one();
     loop {
-        if !first {
-            tokio::select! {
-                () = kick.notified() => {}
-                () = tokio::time::sleep(interval * 3) => {}
-                () = shutdown.cancelled() => return,
-            }
+        tokio::select! {
+            () = kick.notified() => {}
+            () = tokio::time::sleep(interval * 3) => {}
+            () = shutdown.cancelled() => return,
         }
-        first = false;
         // Every collector handle is gone (replaced by a reload): nobody reads this poller.
         if Arc::strong_count(&state) == 1 {
             tracing::debug!("Shelly poller stopped: its collector was dropped.");
