@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use edge_metrics_exporter::collector::jetson::{line_values, read_line, Model};
+use edge_metrics_exporter::collector::jetson::{line_values, read_line};
 use edge_metrics_exporter::tegrastats::parse::parse_line;
 
 const BATCHES: usize = 2000;
@@ -114,14 +114,12 @@ fn main() {
     let parsed: Vec<_> = lines.iter().filter_map(|l| parse_line(l).ok()).collect();
     let mut next = 0;
     let figures = measure(&lines, |_| {
-        let _ = black_box(line_values(Model::Orin, black_box(&parsed[next])));
+        let _ = black_box(line_values(black_box(&parsed[next])));
         next = (next + 1) % parsed.len();
     });
-    row("line_values Orin (Line -> values)", &figures);
-    for model in Model::ALL {
-        let figures = measure(&lines, |l| {
-            let _ = black_box(read_line(model, black_box(l)));
-        });
-        row(&format!("read_line {model:?} (text -> values)"), &figures);
-    }
+    row("line_values (Line -> values)", &figures);
+    let figures = measure(&lines, |l| {
+        let _ = black_box(read_line(black_box(l)));
+    });
+    row("read_line (text -> values)", &figures);
 }

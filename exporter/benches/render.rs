@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use edge_metrics_exporter::collector::{CollectorStatus, Values};
-use edge_metrics_exporter::cycle::{render, RenderInput};
 use edge_metrics_exporter::exposition::{device_labels, Headers};
-use edge_metrics_exporter::selfmetrics::Counters;
+use edge_metrics_exporter::owner::render::{RenderInput, Renderer};
+use edge_metrics_exporter::selfmetrics::{Counters, SelfInput};
 use edge_metrics_exporter::tegrastats::source::SourceStats;
 
 /// Every metric an AGX Orin (12 cores, JetPack 5) line yields, named as the spec's patterns.
@@ -90,25 +90,27 @@ fn main() {
     let source = SourceStats::default();
     let counters = Counters::default();
     let enabled: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    let mut headers = Headers::default();
+    let mut renderer = Renderer::default();
     let input = RenderInput {
         values: &enabled,
         labels: &labels,
-        statuses: &statuses,
-        source: &source,
-        last_reading: Some(SystemTime::now()),
-        counters: &counters,
-        pushes: (0, 0),
+        own: SelfInput {
+            statuses: &statuses,
+            source: &source,
+            last_reading: Some(SystemTime::now()),
+            counters: &counters,
+            pushes: (0, 0),
+        },
     };
-    let body = render(&input, &mut headers);
+    let body = renderer.render(&input);
     for _ in 0..200 {
-        std::hint::black_box(render(&input, &mut headers));
+        std::hint::black_box(renderer.render(&input));
     }
     let runs = 5_000;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
-        std::hint::black_box(render(std::hint::black_box(&input), &mut headers));
+        std::hint::black_box(renderer.render(std::hint::black_box(&input)));
         times.push(t.elapsed());
     }
     times.sort();
@@ -123,6 +125,7 @@ fn main() {
         pct(0.99)
     );
     // The device/Shelly families alone (no /proc reads).
+    let mut headers = Headers::default();
     let mut device_times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::collector::jetson;
+use crate::collector::help_text;
 
 /// The `Content-Type` of the body.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -54,28 +54,6 @@ pub fn write_value(out: &mut String, v: f64) {
     }
 }
 
-/// `# HELP` text for a device or Shelly metric.
-pub fn help_for(name: &str) -> String {
-    match name {
-        "power_total_watts" => "Total AC power drawn at the wall plug (Shelly)".into(),
-        "power_voltage_volts" => "AC voltage at the wall plug (Shelly)".into(),
-        "power_current_amps" => "AC current drawn at the wall plug (Shelly)".into(),
-        "power_frequency_hertz" => "AC frequency at the wall plug (Shelly)".into(),
-        "power_factor" => "Power factor at the wall plug (Shelly)".into(),
-        "power_apparent_voltamperes" => "Apparent power at the wall plug (Shelly)".into(),
-        "power_energy_watt_hours_total" => {
-            "Energy drawn through the wall plug in Wh (Shelly)".into()
-        }
-        "power_returned_energy_watt_hours_total" => {
-            "Energy fed back through the wall plug in Wh (Shelly)".into()
-        }
-        "power_temperature_celsius" => "Temperature of the wall plug (Shelly)".into(),
-        "power_switch_on" => "Whether the wall plug's relay is on (1) or off (0) (Shelly)".into(),
-        n if n.starts_with("jetson_") => jetson::help_text(n),
-        n => format!("Wall-plug reading {n} (Shelly)"),
-    }
-}
-
 /// Writes HELP and TYPE lines of one family.
 pub fn write_header(out: &mut String, name: &str, help: &str, kind: &str) {
     out.push_str("# HELP ");
@@ -111,7 +89,7 @@ impl Headers {
     pub fn get(&mut self, name: &str) -> &str {
         if !self.by_name.contains_key(name) {
             let mut lines = String::new();
-            write_header(&mut lines, name, &help_for(name), type_for(name));
+            write_header(&mut lines, name, &help_text(name), type_for(name));
             self.by_name.insert(name.to_string(), lines.into());
         }
         &self.by_name[name]
@@ -194,7 +172,7 @@ mod tests {
             "power_new_reading",
             "jetson_temp_cpu_celsius",
         ] {
-            assert!(!help_for(name).is_empty());
+            assert!(!help_text(name).is_empty());
         }
     }
 

@@ -8,11 +8,10 @@
 pub mod collector;
 pub mod config;
 pub mod configserver;
-pub mod cycle;
 pub mod exposition;
 pub mod http;
+pub mod owner;
 pub mod selfmetrics;
-pub mod state;
 pub mod tegrastats;
 
 use std::net::{IpAddr, SocketAddr};
@@ -25,10 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::owner::feed::ConfigServer;
+use crate::owner::{Command, ConfigOrigin, EnvMap, Owner, OwnerHandle, OwnerInit};
 use crate::selfmetrics::Counters;
-use crate::state::{
-    api_token, Command, ConfigOrigin, ConfigServer, EnvMap, Owner, OwnerHandle, OwnerInit,
-};
 use crate::tegrastats::source::{SourceError, SourceSpec};
 
 /// How long servers and the owner get to finish after shutdown starts.
@@ -121,7 +119,7 @@ pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<()
         "reload_port",
     )
     .await?;
-    if api_token(cfg, &opts.env).is_none() && !is_loopback(&cfg.reload_bind_address) {
+    if config::api_token(cfg, &opts.env).is_none() && !is_loopback(&cfg.reload_bind_address) {
         warn!(
             address = %cfg.reload_bind_address,
             "The management API has no API token and listens beyond loopback: anyone who reaches it can change the configuration. Set api_token (or EDGE_METRICS_API_TOKEN) or reload_bind_address: 127.0.0.1."

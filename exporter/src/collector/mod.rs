@@ -8,6 +8,11 @@ pub mod jetson;
 pub mod shelly;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, DeviceType};
+use crate::tegrastats::source::TegraHandle;
+use jetson::{JetsonCollector, Model};
 
 /// Metric name → value. Ordered, so rendered output is stable.
 pub type Values = BTreeMap<String, f64>;
@@ -44,9 +49,58 @@ pub trait Collector: Send + Sync {
     fn collect(&self, out: &mut Values) -> Result<(), CollectError>;
 }
 
-pub mod device;
+/// The device collector for a configured device type: the one place that maps the two.
+/// Adding a device type does not compile until it is wired here (the `match` in
+/// [`Model::for_device`] is exhaustive).
+pub fn device_collector(
+    kind: DeviceType,
+    source: TegraHandle,
+    interval: Duration,
+) -> Box<dyn Collector> {
+    Box::new(JetsonCollector::new(
+        Model::for_device(kind),
+        source,
+        interval,
+    ))
+}
 
-use std::time::{Duration, Instant};
+/// The name of the device collector for `kind`, as `/health` shows it.
+pub fn device_collector_name(kind: DeviceType) -> &'static str {
+    Model::for_device(kind).collector_name()
+}
+
+/// Whether `name`, first seen on a fresh install of a `kind` device, is enabled.
+pub fn default_enabled(kind: DeviceType, name: &str) -> bool {
+    if name.starts_with("jetson_") {
+        jetson::default_enabled(Model::for_device(kind), name)
+    } else {
+        shelly::default_enabled(name)
+    }
+}
+
+/// A brand-new configuration for `kind`: every key at its default, the model's default metrics
+/// and the Shelly ones enabled.
+pub fn fresh_config(kind: DeviceType) -> Config {
+    let metrics = jetson::default_metrics(Model::for_device(kind))
+        .into_iter()
+        .chain(shelly::DEFAULT_METRICS)
+        .map(|name| (name.to_string(), true))
+        .collect();
+    Config {
+        device_type: kind,
+        metrics,
+        ..Config::default()
+    }
+}
+
+/// `# HELP` text for any device or Shelly metric name.
+pub fn help_text(name: &str) -> String {
+    if name.starts_with("jetson_") {
+        jetson::help_text(name)
+    } else {
+        shelly::help_text(name)
+    }
+}
 
 /// How one collector fared in one cycle.
 #[derive(Debug, Clone, PartialEq)]

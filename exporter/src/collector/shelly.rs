@@ -25,12 +25,38 @@ use crate::config::ShellyConfig;
 const NAME: &str = "ShellyCollector";
 const SOURCE: &str = "shelly-bridge";
 
-/// The spec's three Shelly metrics, enabled on a fresh install; the extras start disabled.
+/// The spec's three Shelly metrics, enabled on a fresh install (the spec's `GET /config`
+/// example shows `power_total_watts: true`); the extras start disabled.
+pub const DEFAULT_METRICS: [&str; 3] = [
+    "power_total_watts",
+    "power_voltage_volts",
+    "power_current_amps",
+];
+
+/// Whether a Shelly metric is enabled on a fresh install: [`DEFAULT_METRICS`] only.
 pub fn default_enabled(name: &str) -> bool {
-    matches!(
-        name,
-        "power_total_watts" | "power_voltage_volts" | "power_current_amps"
-    )
+    DEFAULT_METRICS.contains(&name)
+}
+
+/// `# HELP` text for a Shelly metric: the bridge's known keys by name, others generically.
+pub fn help_text(name: &str) -> String {
+    match name {
+        "power_total_watts" => "Total AC power drawn at the wall plug (Shelly)".into(),
+        "power_voltage_volts" => "AC voltage at the wall plug (Shelly)".into(),
+        "power_current_amps" => "AC current drawn at the wall plug (Shelly)".into(),
+        "power_frequency_hertz" => "AC frequency at the wall plug (Shelly)".into(),
+        "power_factor" => "Power factor at the wall plug (Shelly)".into(),
+        "power_apparent_voltamperes" => "Apparent power at the wall plug (Shelly)".into(),
+        "power_energy_watt_hours_total" => {
+            "Energy drawn through the wall plug in Wh (Shelly)".into()
+        }
+        "power_returned_energy_watt_hours_total" => {
+            "Energy fed back through the wall plug in Wh (Shelly)".into()
+        }
+        "power_temperature_celsius" => "Temperature of the wall plug (Shelly)".into(),
+        "power_switch_on" => "Whether the wall plug's relay is on (1) or off (0) (Shelly)".into(),
+        n => format!("Wall-plug reading {n} (Shelly)"),
+    }
 }
 
 #[derive(Debug, Default)]

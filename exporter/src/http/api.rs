@@ -20,7 +20,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::error::{handle_rejection, ApiError};
 use crate::config;
-use crate::state::{api_token, Command, CommandError, OwnerHandle};
+use crate::owner::{Command, CommandError, OwnerHandle};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: u64 = 64 * 1024;
@@ -53,7 +53,7 @@ fn authorized(handle: OwnerHandle) -> impl Filter<Extract = (), Error = Rejectio
     warp::header::headers_cloned()
         .and(with_handle(handle))
         .and_then(|headers: HeaderMap, handle: OwnerHandle| async move {
-            let expected = api_token(&handle.running.borrow().config, &handle.env);
+            let expected = handle.api_token();
             let Some(expected) = expected else {
                 return Ok(());
             };

@@ -8,7 +8,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use crate::exposition::CONTENT_TYPE;
-use crate::state::OwnerHandle;
+use crate::owner::OwnerHandle;
 
 /// The routes of the metrics server.
 pub fn routes(

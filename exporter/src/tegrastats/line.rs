@@ -192,7 +192,41 @@ pub struct Line {
     pub bad: Vec<FieldError>,
 }
 
+/// Temperatures at or below this are tegrastats' "could not read the zone" sentinel (`-256C`).
+pub const TEMP_SENTINEL_MAX: f64 = -256.0;
+
 impl Line {
+    /// Whether the line carries at least one reading: a field with a value, a core slot that
+    /// parsed, a temperature above the sentinel. A line without any (a recognised `RAM` token
+    /// whose value did not parse and nothing else, or only sentinel temperatures) is not a
+    /// sample worth publishing: it would refresh the reading's age while showing nothing.
+    pub fn has_readings(&self) -> bool {
+        let engine_on = |e: &Engine| matches!(&e.state, EngineState::On(l) if l.usage_percent.is_some() || l.freq_mhz.is_some());
+        let gpc1 = self
+            .gpu_gpc1
+            .as_ref()
+            .is_some_and(|l| l.usage_percent.is_some() || l.freq_mhz.is_some());
+        let gpu = self
+            .gpu
+            .as_ref()
+            .is_some_and(|g| g.usage_percent.is_some() || !g.freqs_mhz.is_empty());
+        let cpu = self
+            .cpu
+            .as_ref()
+            .is_some_and(|cores| cores.is_empty() || cores.iter().any(|c| *c != Core::Unreadable));
+        self.ram.is_some()
+            || self.swap.is_some()
+            || self.iram.is_some()
+            || cpu
+            || gpu
+            || gpc1
+            || self.engines.iter().any(engine_on)
+            || self.mts.is_some()
+            || self.edp_limit_mhz.is_some()
+            || self.temps.iter().any(|t| t.celsius > TEMP_SENTINEL_MAX)
+            || !self.rails.is_empty()
+    }
+
     /// The engine named `name` (lower case, e.g. `"emc"`), if the line printed it.
     pub fn engine(&self, name: &str) -> Option<&EngineState> {
         self.engines

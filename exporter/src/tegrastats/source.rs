@@ -9,8 +9,8 @@
 //!   truncation start over from the new file's beginning);
 //! - `replay`: loop over recorded lines at the interval (demo mode and tests).
 //!
-//! Each line is parsed once, with the model currently set on the [`TegraHandle`], and published
-//! through a `watch` channel; collectors only read the latest [`Sample`].
+//! Each line is parsed once into a model-free [`Line`] and published through a `watch` channel;
+//! collectors only read the latest [`Sample`]. Nothing here knows which device type reads it.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -24,7 +24,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::collector::jetson::{self, Model, Reading};
+use super::line::Line;
+use super::parse::parse_line;
 use crate::config::TegrastatsConfig;
 
 /// The first wait before restarting an exited tegrastats.
@@ -211,12 +212,8 @@ pub enum SourceError {
 /// One parsed tegrastats line.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    /// The model whose rules parsed it.
-    pub model: Model,
-    /// The raw line (kept so a model change can re-parse it).
-    pub raw: Arc<str>,
-    /// The parsed values.
-    pub reading: Reading,
+    /// The parsed line.
+    pub line: Line,
     /// When the line was read (monotonic, for staleness).
     pub at: Instant,
     /// When the line was read (wall clock, for the timestamp self-metric).
@@ -259,7 +256,6 @@ impl TegraHandle {
 /// A running source task and what it shares.
 pub struct TegraSource {
     spec: SourceSpec,
-    model: watch::Sender<Model>,
     latest: watch::Sender<Option<Arc<Sample>>>,
     stats: Arc<SourceStats>,
     task: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
@@ -267,12 +263,10 @@ pub struct TegraSource {
 
 impl TegraSource {
     /// Starts the source task. Call [`SourceSpec::check`] first for a clear start-up error.
-    pub fn start(spec: SourceSpec, model: Model) -> TegraSource {
+    pub fn start(spec: SourceSpec) -> TegraSource {
         let (latest, _) = watch::channel(None);
-        let (model, _) = watch::channel(model);
         let mut source = TegraSource {
             spec,
-            model,
             latest,
             stats: Arc::new(SourceStats::default()),
             task: None,
@@ -284,7 +278,6 @@ impl TegraSource {
     fn spawn_task(&mut self) {
         let cancel = CancellationToken::new();
         let ctx = Ctx {
-            model: self.model.subscribe(),
             latest: self.latest.clone(),
             stats: self.stats.clone(),
         };
@@ -315,11 +308,6 @@ impl TegraSource {
         &self.spec
     }
 
-    /// Parses the following lines with `model`'s rules.
-    pub fn set_model(&self, model: Model) {
-        self.model.send_replace(model);
-    }
-
     /// Stops the current task (killing a child) and starts one for `spec`. The latest sample
     /// stays until the new source replaces it or it goes stale.
     pub async fn restart(&mut self, spec: SourceSpec) {
@@ -340,7 +328,6 @@ impl TegraSource {
 }
 
 struct Ctx {
-    model: watch::Receiver<Model>,
     latest: watch::Sender<Option<Arc<Sample>>>,
     stats: Arc<SourceStats>,
 }
@@ -361,29 +348,29 @@ impl Ctx {
         self.on_line(&String::from_utf8_lossy(raw));
     }
 
-    /// Parses one line and publishes it when it yielded values.
+    /// Parses one line and publishes it when it carries a reading.
     fn on_line(&self, raw: &str) {
         let raw = raw.trim();
         if raw.is_empty() {
             return;
         }
         self.stats.lines_read.fetch_add(1, Ordering::Relaxed);
-        let model = *self.model.borrow();
-        match jetson::read_line(model, raw) {
-            Ok(reading) => {
-                if reading.bad_tokens > 0 {
-                    self.stats
-                        .parse_errors
-                        .fetch_add(u64::from(reading.bad_tokens), Ordering::Relaxed);
-                    debug!(bad_tokens = reading.bad_tokens, line = %raw, "Some tegrastats tokens did not parse.");
+        match parse_line(raw) {
+            Ok(line) if line.has_readings() => {
+                if !line.bad.is_empty() {
+                    let bad = u64::try_from(line.bad.len()).unwrap_or(u64::MAX);
+                    self.stats.parse_errors.fetch_add(bad, Ordering::Relaxed);
+                    debug!(bad_tokens = bad, line = %raw, "Some tegrastats tokens did not parse.");
                 }
                 self.latest.send_replace(Some(Arc::new(Sample {
-                    model,
-                    raw: Arc::from(raw),
-                    reading,
+                    line,
                     at: Instant::now(),
                     wall: SystemTime::now(),
                 })));
+            }
+            Ok(_) => {
+                self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
+                debug!(line = %raw, "Skipped a tegrastats line with no readable field.");
             }
             Err(error) => {
                 self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
@@ -648,6 +635,10 @@ mod tests {
 
     const LINE: &str = "RAM 2690/6854MB (lfb 6x1MB) SWAP 479/3427MB (cached 3MB)";
 
+    fn ram_used(s: &Sample) -> Option<f64> {
+        s.line.ram.as_ref().map(|r| r.used_mb)
+    }
+
     async fn wait_for(handle: &TegraHandle, pred: impl Fn(&Sample) -> bool) -> Arc<Sample> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -675,17 +666,10 @@ mod tests {
             interval: Duration::from_millis(20),
         };
         spec.check().unwrap();
-        let mut source = TegraSource::start(spec, Model::Orin);
+        let mut source = TegraSource::start(spec);
         let handle = source.handle();
-        let s = wait_for(&handle, |s| {
-            s.reading.values.get("jetson_ram_used_mb") == Some(&100.0)
-        })
-        .await;
-        assert_eq!(s.model, Model::Orin);
-        wait_for(&handle, |s| {
-            s.reading.values.get("jetson_ram_used_mb") == Some(&2690.0)
-        })
-        .await;
+        wait_for(&handle, |s| ram_used(s) == Some(100.0)).await;
+        wait_for(&handle, |s| ram_used(s) == Some(2690.0)).await;
         assert!(handle.stats.parse_errors.load(Ordering::Relaxed) >= 1);
         source.stop().await;
     }
@@ -695,13 +679,10 @@ mod tests {
         let dir = tempdir();
         let path = dir.join("tegra.log");
         std::fs::write(&path, "RAM 1/10MB\n").unwrap();
-        let mut source = TegraSource::start(
-            SourceSpec::Logfile {
-                path: path.clone(),
-                poll: Duration::from_millis(20),
-            },
-            Model::Orin,
-        );
+        let mut source = TegraSource::start(SourceSpec::Logfile {
+            path: path.clone(),
+            poll: Duration::from_millis(20),
+        });
         let handle = source.handle();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(handle.latest().is_none(), "old lines are skipped");
@@ -710,15 +691,15 @@ mod tests {
             .open(&path)
             .unwrap();
         f.write_all(b"RAM 2/10MB\nRAM 3/").unwrap();
-        wait_for(&handle, |s| s.reading.values["jetson_ram_used_mb"] == 2.0).await;
+        wait_for(&handle, |s| ram_used(s) == Some(2.0)).await;
         f.write_all(b"10MB\n").unwrap();
-        wait_for(&handle, |s| s.reading.values["jetson_ram_used_mb"] == 3.0).await;
+        wait_for(&handle, |s| ram_used(s) == Some(3.0)).await;
         std::fs::write(&path, "RAM 4/10MB\n").unwrap(); // truncation
-        wait_for(&handle, |s| s.reading.values["jetson_ram_used_mb"] == 4.0).await;
+        wait_for(&handle, |s| ram_used(s) == Some(4.0)).await;
         let rotated = dir.join("tegra.log.new");
         std::fs::write(&rotated, "RAM 5/10MB\n").unwrap();
         std::fs::rename(&rotated, &path).unwrap(); // rotation
-        wait_for(&handle, |s| s.reading.values["jetson_ram_used_mb"] == 5.0).await;
+        wait_for(&handle, |s| ram_used(s) == Some(5.0)).await;
         source.stop().await;
     }
 

@@ -14,10 +14,7 @@
 //! - percentages are not derived from a zero total.
 
 use crate::collector::Values;
-use crate::tegrastats::line::{Core, EngineState, Line};
-
-/// Values at or below this are tegrastats' "could not read the zone" sentinel (`-256C`).
-pub(super) const TEMP_SENTINEL_MAX: f64 = -256.0;
+use crate::tegrastats::line::{Core, EngineState, Line, TEMP_SENTINEL_MAX};
 
 /// Names every model enables in a fresh config (besides rail power and temperatures).
 pub(super) const DEFAULT_METRICS: &[&str] = &[

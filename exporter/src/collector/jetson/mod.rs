@@ -1,14 +1,17 @@
-//! Per-model tegrastats interpretation: one raw line → metric values named as in the spec.
+//! The Jetson device collectors: a parsed tegrastats [`Line`] → metric values named as in the
+//! spec, and what differs per model.
 //!
-//! - [`Model`]: which model's rules apply (generic `jetson` uses Orin rules).
-//! - [`read_line`]: pure `&str` → [`Reading`]; never panics, never invents a value.
+//! - [`line_values`] / [`read_line`]: `Line` (or text) → values; pure, never panics, never
+//!   invents a value. The same for every model, because tegrastats names each field it prints.
+//! - [`Model`]: what differs per model: the collector's name and the names a fresh install
+//!   enables ([`default_enabled`], [`default_metrics`]). Generic `jetson` is Orin.
+//! - [`JetsonCollector`]: the collector over the tegrastats source's latest sample.
 //! - [`help_text`]: the `# HELP` text for any metric name this module can produce.
-//! - [`default_enabled`] / [`default_metrics`]: the "useful set" a fresh install enables.
 //!
-//! Layout: `crate::tegrastats::parse` turns text into a typed [`Line`]; `common.rs` maps a line
-//! to values (the same for every model, because tegrastats names each field it prints);
-//! `orin.rs`, `xavier.rs`, `nano.rs` hold what differs per model: the rails and sensors that a
-//! new config lists before any line was seen. Every name and decision is in docs/METRICS.md.
+//! Layout: `crate::tegrastats` turns text into a typed [`Line`] and runs the source;
+//! `common.rs` maps a line to values; `orin.rs`, `xavier.rs`, `nano.rs` hold the rails and
+//! sensors that a new config lists before any line was seen. Every name and decision is in
+//! docs/METRICS.md.
 
 mod common;
 mod help;
@@ -16,12 +19,15 @@ mod nano;
 mod orin;
 mod xavier;
 
-use super::Values;
+use std::time::Duration;
+
+use super::{CollectError, Collector, Values};
 use crate::config::DeviceType;
 use crate::tegrastats::line::Line;
 use crate::tegrastats::parse::parse_line;
+use crate::tegrastats::source::TegraHandle;
 
-/// Which model's parsing rules apply.
+/// Which Jetson model a device type is: its collector name and default metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Model {
     /// Orin (and the generic `jetson` type).
@@ -36,10 +42,10 @@ impl Model {
     /// Every model, for tests and tools that go through all of them.
     pub const ALL: [Model; 3] = [Model::Orin, Model::Xavier, Model::Nano];
 
-    /// The model whose rules a configured device type uses.
+    /// The model of a configured device type: the one place that maps the two.
     pub fn for_device(kind: DeviceType) -> Model {
         match kind {
-            DeviceType::JetsonOrin | DeviceType::Jetson => Model::Orin,
+            DeviceType::JetsonOrin | DeviceType::Jetson => Model::Orin, // spec: generic is Orin
             DeviceType::JetsonXavier => Model::Xavier,
             DeviceType::JetsonNano => Model::Nano,
         }
@@ -81,18 +87,19 @@ pub struct LineError {
     pub found: String,
 }
 
-/// Parses one tegrastats line with `model`'s rules.
+/// Parses one tegrastats line and maps it to values (what the source and this collector do
+/// together, in one call: for tests, benchmarks and fuzzing).
 ///
 /// A line that is not a sample (no `RAM` field: a `date` line, a banner, a line cut at the
 /// front) or that yields no value at all is an error. A recognised field whose value does not
 /// parse counts in [`Reading::bad_tokens`] and yields nothing; tokens the parser does not know
 /// are skipped (they are visible through [`crate::tegrastats::parse::parse_line`]).
-pub fn read_line(model: Model, raw: &str) -> Result<Reading, LineError> {
+pub fn read_line(raw: &str) -> Result<Reading, LineError> {
     let not_usable = || LineError {
         found: raw.trim_end().chars().take(60).collect(),
     };
     let line = parse_line(raw).map_err(|_| not_usable())?;
-    let values = line_values(model, &line);
+    let values = line_values(&line);
     if values.is_empty() {
         return Err(not_usable());
     }
@@ -102,14 +109,52 @@ pub fn read_line(model: Model, raw: &str) -> Result<Reading, LineError> {
     })
 }
 
-/// The values of an already parsed line under `model`'s rules.
-///
-/// tegrastats names every field it prints, so the mapping is the same for every model: Orin
-/// rules (the generic `jetson` type) read Xavier and Nano lines completely. The model decides
-/// what a fresh config enables ([`default_enabled`], [`default_metrics`]).
-pub fn line_values(model: Model, line: &Line) -> Values {
-    let _ = model;
+/// The values of a parsed line. tegrastats names every field it prints, so the mapping is the
+/// same for every model: a generic `jetson` device reads Xavier and Nano lines completely.
+pub fn line_values(line: &Line) -> Values {
     common::values(line)
+}
+
+/// Values of the tegrastats source's latest sample, named by one model's collector.
+pub struct JetsonCollector {
+    model: Model,
+    source: TegraHandle,
+    stale_after: Duration,
+}
+
+impl JetsonCollector {
+    /// A collector for `model`; a reading older than three `interval`s is stale.
+    pub fn new(model: Model, source: TegraHandle, interval: Duration) -> JetsonCollector {
+        JetsonCollector {
+            model,
+            source,
+            stale_after: interval * 3,
+        }
+    }
+}
+
+impl Collector for JetsonCollector {
+    fn name(&self) -> &'static str {
+        self.model.collector_name()
+    }
+
+    fn collect(&self, out: &mut Values) -> Result<(), CollectError> {
+        let Some(sample) = self.source.latest() else {
+            return Err(CollectError::NoReading {
+                source_name: "tegrastats",
+            });
+        };
+        let age = sample.at.elapsed();
+        if age > self.stale_after {
+            return Err(CollectError::Stale {
+                source_name: "tegrastats",
+                age_secs: age.as_secs_f64(),
+                limit_secs: self.stale_after.as_secs_f64(),
+            });
+        }
+        out.append(&mut line_values(&sample.line));
+        Ok(())
+    }
 }
 
 /// `# HELP` text for a metric name produced by [`read_line`].
@@ -153,8 +198,8 @@ mod tests {
         GR3D_FREQ 0%@76 APE 25 PLL@28.5C CPU@32C PMIC@50C GPU@30.5C AO@39.5C thermal@31.25C \
         POM_5V_IN 2003/2003 POM_5V_GPU 0/0 POM_5V_CPU 320/320";
 
-    fn values(model: Model, raw: &str) -> Values {
-        let reading = read_line(model, raw).unwrap();
+    fn values(raw: &str) -> Values {
+        let reading = read_line(raw).unwrap();
         assert_eq!(reading.bad_tokens, 0, "{raw}");
         reading.values
     }
@@ -165,16 +210,16 @@ mod tests {
 
     #[test]
     fn issue_example_rail_watts() {
-        let v = values(Model::Xavier, "RAM 1/2MB VDD_IN 5079mW/4000mW");
+        let v = values("RAM 1/2MB VDD_IN 5079mW/4000mW");
         assert_eq!(get(&v, "jetson_power_vdd_in_watts"), Some(5.079));
         assert_eq!(get(&v, "jetson_power_vdd_in_avg_watts"), Some(4.0));
-        let v = values(Model::Nano, "RAM 1/2MB POM_5V_IN 2003/2003");
+        let v = values("RAM 1/2MB POM_5V_IN 2003/2003");
         assert_eq!(get(&v, "jetson_power_pom_5v_in_watts"), Some(2.003));
     }
 
     #[test]
     fn issue_example_ram() {
-        let v = values(Model::Xavier, "RAM 2690/6854MB (lfb 6x1MB)");
+        let v = values("RAM 2690/6854MB (lfb 6x1MB)");
         assert_eq!(get(&v, "jetson_ram_used_mb"), Some(2690.0));
         assert_eq!(get(&v, "jetson_ram_total_mb"), Some(6854.0));
         assert_eq!(
@@ -183,13 +228,13 @@ mod tests {
         );
         assert_eq!(get(&v, "jetson_lfb_blocks"), Some(6.0));
         assert_eq!(get(&v, "jetson_lfb_total_mb"), Some(6.0));
-        let v = values(Model::Xavier, "RAM 5408/6834MB (lfb 2x128kB)");
+        let v = values("RAM 5408/6834MB (lfb 2x128kB)");
         assert_eq!(get(&v, "jetson_lfb_total_mb"), Some(0.25));
     }
 
     #[test]
     fn issue_example_cpu_offline_core_has_status_only() {
-        let v = values(Model::Orin, "RAM 1/2MB CPU [3%@1904,off]");
+        let v = values("RAM 1/2MB CPU [3%@1904,off]");
         assert_eq!(get(&v, "jetson_cpu_core0_usage_percent"), Some(3.0));
         assert_eq!(get(&v, "jetson_cpu_core0_freq_mhz"), Some(1904.0));
         assert_eq!(get(&v, "jetson_cpu_core0_status"), Some(1.0));
@@ -202,14 +247,14 @@ mod tests {
 
     #[test]
     fn cpu_average_is_over_online_cores_and_absent_when_none_is_online() {
-        let v = values(Model::Xavier, XAVIER_NX);
+        let v = values(XAVIER_NX);
         assert_eq!(get(&v, "jetson_cpu_avg_usage_percent"), Some(11.0 / 4.0));
         assert_eq!(get(&v, "jetson_cpu_active_cores"), Some(4.0));
-        let v = values(Model::Orin, "RAM 1/2MB CPU [off,off]");
+        let v = values("RAM 1/2MB CPU [off,off]");
         assert_eq!(get(&v, "jetson_cpu_avg_usage_percent"), None);
         assert_eq!(get(&v, "jetson_cpu_active_cores"), Some(0.0));
         // A core entry that did not parse leaves the totals out instead of miscounting.
-        let r = read_line(Model::Orin, "RAM 1/2MB CPU [3%@1904,x%@1]").unwrap();
+        let r = read_line("RAM 1/2MB CPU [3%@1904,x%@1]").unwrap();
         assert_eq!(r.bad_tokens, 1);
         assert_eq!(get(&r.values, "jetson_cpu_core0_usage_percent"), Some(3.0));
         assert_eq!(get(&r.values, "jetson_cpu_active_cores"), None);
@@ -218,7 +263,7 @@ mod tests {
 
     #[test]
     fn spec_xavier_example_values() {
-        let v = values(Model::Xavier, XAVIER_NX);
+        let v = values(XAVIER_NX);
         for (name, want) in [
             ("jetson_swap_used_mb", 479.0),
             ("jetson_swap_total_mb", 3427.0),
@@ -242,7 +287,7 @@ mod tests {
 
     #[test]
     fn spec_nano_example_values() {
-        let v = values(Model::Nano, NANO);
+        let v = values(NANO);
         for (name, want) in [
             ("jetson_iram_used_kb", 0.0),
             ("jetson_iram_total_kb", 252.0),
@@ -261,38 +306,32 @@ mod tests {
 
     #[test]
     fn gpu_clusters() {
-        let v = values(Model::Orin, "RAM 1/2MB GR3D_FREQ 0%@[611,0]");
+        let v = values("RAM 1/2MB GR3D_FREQ 0%@[611,0]");
         assert_eq!(get(&v, "jetson_gpu_freq0_mhz"), Some(611.0));
         assert_eq!(get(&v, "jetson_gpu_freq1_mhz"), Some(0.0));
-        let v = values(
-            Model::Orin,
-            "RAM 1/2MB GR3D_FREQ 73%@1274 GR3D2_FREQ 99%@1275",
-        );
+        let v = values("RAM 1/2MB GR3D_FREQ 73%@1274 GR3D2_FREQ 99%@1275");
         assert_eq!(get(&v, "jetson_gpu_usage_percent"), Some(73.0));
         assert_eq!(get(&v, "jetson_gpu_gpc1_usage_percent"), Some(99.0));
         assert_eq!(get(&v, "jetson_gpu_freq0_mhz"), Some(1274.0));
         assert_eq!(get(&v, "jetson_gpu_freq1_mhz"), Some(1275.0));
         // A bracket list already names GPC 1's clock; GR3D2_FREQ does not override it.
-        let v = values(
-            Model::Orin,
-            "RAM 1/2MB GR3D_FREQ 5%@[611,612] GR3D2_FREQ 7%@9",
-        );
+        let v = values("RAM 1/2MB GR3D_FREQ 5%@[611,612] GR3D2_FREQ 7%@9");
         assert_eq!(get(&v, "jetson_gpu_freq1_mhz"), Some(612.0));
         assert_eq!(get(&v, "jetson_gpu_gpc1_usage_percent"), Some(7.0));
         // A repeated field: the later one wins.
-        let v = values(Model::Orin, "RAM 1/2MB APE 25 APE 30");
+        let v = values("RAM 1/2MB APE 25 APE 30");
         assert_eq!(get(&v, "jetson_ape_freq_mhz"), Some(30.0));
-        let v = values(Model::Orin, "RAM 1/2MB GR3D_FREQ @[0,0,0]");
+        let v = values("RAM 1/2MB GR3D_FREQ @[0,0,0]");
         assert_eq!(get(&v, "jetson_gpu_usage_percent"), None);
         assert_eq!(get(&v, "jetson_gpu_freq2_mhz"), Some(0.0));
-        let v = values(Model::Orin, "RAM 1/2MB GR3D_FREQ 12%");
+        let v = values("RAM 1/2MB GR3D_FREQ 12%");
         assert_eq!(get(&v, "jetson_gpu_usage_percent"), Some(12.0));
         assert_eq!(get(&v, "jetson_gpu_freq0_mhz"), None);
     }
 
     #[test]
     fn sentinel_temperatures_are_dropped_and_real_negatives_kept() {
-        let v = values(Model::Orin, "RAM 1/2MB CV0@-256C GPU@-256.0C tj@-12.5C");
+        let v = values("RAM 1/2MB CV0@-256C GPU@-256.0C tj@-12.5C");
         assert_eq!(get(&v, "jetson_temp_cv0_celsius"), None);
         assert_eq!(get(&v, "jetson_temp_gpu_celsius"), None);
         assert_eq!(get(&v, "jetson_temp_tj_celsius"), Some(-12.5));
@@ -300,10 +339,7 @@ mod tests {
 
     #[test]
     fn off_engines_export_nothing_and_others_follow_the_naming() {
-        let v = values(
-            Model::Orin,
-            "RAM 1/2MB VIC off NVENC 79%@166 NVDEC_LOAD 3% NVJPG1 729 MTS fg 1% bg 8%",
-        );
+        let v = values("RAM 1/2MB VIC off NVENC 79%@166 NVDEC_LOAD 3% NVJPG1 729 MTS fg 1% bg 8%");
         assert!(!v.keys().any(|k| k.starts_with("jetson_vic")), "{v:?}");
         assert_eq!(get(&v, "jetson_nvenc_usage_percent"), Some(79.0));
         assert_eq!(get(&v, "jetson_nvenc_freq_mhz"), Some(166.0));
@@ -315,7 +351,7 @@ mod tests {
 
     #[test]
     fn zero_totals_give_no_percentages() {
-        let v = values(Model::Nano, "RAM 0/0MB IRAM 0/0kB(lfb 0kB)");
+        let v = values("RAM 0/0MB IRAM 0/0kB(lfb 0kB)");
         assert_eq!(get(&v, "jetson_ram_used_percent"), None);
         assert_eq!(get(&v, "jetson_iram_used_percent"), None);
         assert_eq!(get(&v, "jetson_ram_total_mb"), Some(0.0));
@@ -330,10 +366,10 @@ mod tests {
             "RAM",
             "\u{0}\u{ff}",
         ] {
-            let err = read_line(Model::Orin, raw).unwrap_err();
+            let err = read_line(raw).unwrap_err();
             assert!(err.to_string().contains("no recognisable field"), "{err}");
         }
-        let r = read_line(Model::Orin, "RAM /MB CPU [5%@100]").unwrap();
+        let r = read_line("RAM /MB CPU [5%@100]").unwrap();
         assert_eq!(r.bad_tokens, 1);
         assert_eq!(get(&r.values, "jetson_cpu_core0_usage_percent"), Some(5.0));
     }
@@ -358,7 +394,7 @@ mod tests {
             "FOO_BAR rail power consumption, average since tegrastats started"
         );
         for raw in [XAVIER_NX, NANO] {
-            for name in values(Model::Orin, raw).keys() {
+            for name in values(raw).keys() {
                 let text = help_text(name);
                 assert!(!text.starts_with("Jetson tegrastats value"), "{name}");
                 assert!(!text.contains('\n') && !text.contains('\\'), "{name}");
@@ -415,5 +451,124 @@ mod tests {
         );
         assert_eq!(Model::for_device(DeviceType::JetsonNano), Model::Nano);
         assert_eq!(Model::for_device(DeviceType::JetsonXavier), Model::Xavier);
+    }
+    #[test]
+    fn mutated_corpus_lines_never_panic_nor_give_non_finite_values() {
+        use crate::tegrastats::parse::testing::{corpus_lines, mutate, Rng};
+        let lines = corpus_lines();
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        let (mut ok, mut errors) = (0, 0);
+        for _ in 0..4000 {
+            let line = &lines[rng.below(lines.len())];
+            let mutated = mutate(&mut rng, line);
+            // What the source publishes is exactly what yields values here.
+            let published = parse_line(&mutated).is_ok_and(|l| l.has_readings());
+            match read_line(&mutated) {
+                Ok(reading) => {
+                    assert!(published, "values from an unpublished line {mutated:?}");
+                    ok += 1;
+                    for (name, value) in &reading.values {
+                        assert!(value.is_finite(), "{name} = {value} from {mutated:?}");
+                        assert!(
+                            name.starts_with("jetson_")
+                                && name.bytes().all(|c| c.is_ascii_lowercase()
+                                    || c.is_ascii_digit()
+                                    || c == b'_'),
+                            "bad metric name {name:?} from {mutated:?}"
+                        );
+                    }
+                }
+                Err(_) => {
+                    assert!(!published, "published a line without values {mutated:?}");
+                    errors += 1
+                }
+            }
+        }
+        // Pure noise from the field alphabet, half of it behind a valid `RAM` field.
+        let alphabet: Vec<char> = "RAMSWPCUGDFQ_0123456789%@[],/()xkBmWCoff -.\u{e9}\t"
+            .chars()
+            .collect();
+        for k in 0..2000 {
+            let len = rng.below(120);
+            let mut noise: String = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect();
+            if k % 2 == 0 {
+                noise.insert_str(0, "RAM 1/2MB ");
+            }
+            let published = parse_line(&noise).is_ok_and(|l| l.has_readings());
+            assert_eq!(read_line(&noise).is_ok(), published, "{noise:?}");
+            if let Ok(reading) = read_line(&noise) {
+                assert!(reading.values.values().all(|v| v.is_finite()), "{noise:?}");
+            }
+        }
+        // Most mutations leave a usable line; some must not (cut before RAM, RAM removed).
+        assert!(ok > errors, "ok {ok}, errors {errors}");
+        assert!(errors > 0, "no mutation produced an unusable line");
+    }
+
+    #[test]
+    fn every_corpus_line_is_published_exactly_when_it_has_values() {
+        for raw in crate::tegrastats::parse::testing::corpus_lines() {
+            let published = parse_line(&raw).is_ok_and(|l| l.has_readings());
+            assert_eq!(read_line(&raw).is_ok(), published, "{raw}");
+        }
+        for raw in [
+            "RAM /MB",
+            "RAM /MB CV0@-256C",
+            "RAM /MB CPU [x%@1]",
+            "RAM /MB VIC off",
+        ] {
+            assert!(!parse_line(raw).unwrap().has_readings(), "{raw}");
+            assert!(read_line(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[tokio::test]
+    async fn values_then_stale_after_three_intervals() {
+        use crate::tegrastats::source::{SourceSpec, TegraSource};
+        use std::time::Instant;
+        let path = std::env::temp_dir().join(format!("em-device-{}.log", std::process::id()));
+        std::fs::write(&path, "RAM 2690/6854MB (lfb 6x1MB)\n").unwrap();
+        let interval = Duration::from_millis(50);
+        // Replaying every 10 s: one line now, then nothing for longer than three intervals.
+        let mut source = TegraSource::start(SourceSpec::Replay {
+            path: path.clone(),
+            interval: Duration::from_secs(10),
+        });
+        let collector =
+            crate::collector::device_collector(DeviceType::Jetson, source.handle(), interval);
+        assert_eq!(collector.name(), "JetsonOrinCollector");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut out = Values::new();
+        while collector.collect(&mut out).is_err() {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(out["jetson_ram_used_mb"], 2690.0);
+        tokio::time::sleep(interval * 4).await;
+        let mut out = Values::new();
+        let err = collector.collect(&mut out).unwrap_err();
+        assert!(matches!(err, CollectError::Stale { .. }), "{err:?}");
+        assert!(out.is_empty());
+        source.stop().await;
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn every_device_type_has_a_collector_name() {
+        let names: Vec<_> = DeviceType::ALL
+            .iter()
+            .map(|k| Model::for_device(*k).collector_name())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "JetsonOrinCollector",
+                "JetsonXavierCollector",
+                "JetsonNanoCollector",
+                "JetsonOrinCollector"
+            ]
+        );
     }
 }

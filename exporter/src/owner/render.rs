@@ -1,40 +1,13 @@
-//! One collection cycle, as pure steps the state owner runs every `interval`:
-//! collect (each collector timed) → auto-discover new names → keep the enabled values →
-//! render the `/metrics` body once, so a scrape only copies it.
+//! The one renderer: a cycle's enabled values and the self-metrics → the `/metrics` body,
+//! rendered once per cycle so that a scrape only copies it; and the `/health` answer.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::collector::{CollectorSet, CollectorStatus, Values};
+use crate::collector::{CollectorStatus, Values};
 use crate::exposition::{write_device_values, Headers};
-use crate::selfmetrics::{write_self_metrics, Counters, SelfInput};
-use crate::tegrastats::source::SourceStats;
-
-/// What the collectors produced in one cycle.
-pub struct Collected {
-    /// Every value, enabled or not.
-    pub values: Values,
-    /// How each collector fared.
-    pub statuses: Vec<CollectorStatus>,
-}
-
-/// Runs every collector of the set.
-pub fn collect(set: &CollectorSet) -> Collected {
-    let mut values = Values::new();
-    let statuses = set.collect(&mut values);
-    Collected { values, statuses }
-}
-
-/// Names produced this cycle that the `metrics:` map does not list yet.
-pub fn discover(metrics: &BTreeMap<String, bool>, values: &Values) -> Vec<String> {
-    values
-        .keys()
-        .filter(|name| !metrics.contains_key(*name))
-        .cloned()
-        .collect()
-}
+use crate::selfmetrics::{write_self_metrics, SelfInput};
 
 /// The values whose metric is enabled (`true`) in the `metrics:` map, in name order.
 pub fn enabled<'a>(metrics: &BTreeMap<String, bool>, values: &'a Values) -> Vec<(&'a str, f64)> {
@@ -51,39 +24,29 @@ pub struct RenderInput<'a> {
     pub values: &'a [(&'a str, f64)],
     /// `{device_type="…",hostname="…"}`.
     pub labels: &'a str,
-    /// How each collector fared.
-    pub statuses: &'a [CollectorStatus],
-    /// The tegrastats counters.
-    pub source: &'a SourceStats,
-    /// Wall time of the latest tegrastats reading.
-    pub last_reading: Option<SystemTime>,
-    /// Runtime counters.
-    pub counters: &'a Counters,
-    /// Config Server pushes (succeeded, failed).
-    pub pushes: (u64, u64),
+    /// The self-metrics' inputs.
+    pub own: SelfInput<'a>,
 }
 
-/// Renders the whole `/metrics` body; `headers` keeps the families' header lines between
-/// renders.
-pub fn render(input: &RenderInput<'_>, headers: &mut Headers) -> String {
-    let mut out = String::with_capacity(256 + input.values.len() * 200);
-    write_device_values(
-        &mut out,
-        input.values.iter().copied(),
-        input.labels,
-        headers,
-    );
-    write_self_metrics(
-        &mut out,
-        &SelfInput {
-            statuses: input.statuses,
-            source: input.source,
-            last_reading: input.last_reading,
-            counters: input.counters,
-            pushes: input.pushes,
-        },
-    );
-    out
+/// Renders `/metrics` bodies, keeping the families' header lines between renders.
+#[derive(Debug, Default)]
+pub struct Renderer {
+    headers: Headers,
+}
+
+impl Renderer {
+    /// Renders the whole `/metrics` body.
+    pub fn render(&mut self, input: &RenderInput<'_>) -> String {
+        let mut out = String::with_capacity(256 + input.values.len() * 200);
+        write_device_values(
+            &mut out,
+            input.values.iter().copied(),
+            input.labels,
+            &mut self.headers,
+        );
+        write_self_metrics(&mut out, &input.own);
+        out
+    }
 }
 
 /// `/health` as the spec shapes it, plus `reason` when degraded.
@@ -124,10 +87,9 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn discovery_lists_only_names_absent_from_the_map() {
+    fn only_enabled_values_are_kept() {
         let metrics = BTreeMap::from([("a".to_string(), false), ("b".to_string(), true)]);
         let values = Values::from([("a".into(), 1.0), ("b".into(), 2.0), ("c".into(), 3.0)]);
-        assert_eq!(discover(&metrics, &values), vec!["c".to_string()]);
         assert_eq!(enabled(&metrics, &values), vec![("b", 2.0)]);
     }
 

@@ -1,0 +1,213 @@
+//! What runs for a configuration: the tegrastats source, the Shelly poller, the collector set
+//! and the label set. [`Pipeline::apply`] moves from one configuration to the next by
+//! restarting exactly what [`diff`] says changed.
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::collector::shelly::ShellyCollector;
+use crate::collector::{self, CollectorSet, CollectorStatus, Values};
+use crate::config::{self, Config, Env};
+use crate::exposition::device_labels;
+use crate::tegrastats::source::{SourceSpec, TegraHandle, TegraSource};
+
+/// What differs between two configurations, as far as running parts are concerned.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The tegrastats source must restart (path, logfile, replay or interval changed).
+    pub source: bool,
+    /// The Shelly poller must restart (its section or the interval changed).
+    pub shelly: bool,
+    /// The collector set must be rebuilt (device type, interval or Shelly changed).
+    pub collectors: bool,
+    /// Ports that changed but cannot be applied without a restart: (key, old, new).
+    pub ports: Vec<(&'static str, u16, u16)>,
+}
+
+/// The one place that decides what a configuration change restarts.
+pub fn diff(old: &Config, new: &Config) -> Changes {
+    let interval = old.interval_duration() != new.interval_duration();
+    let shelly = old.shelly != new.shelly || interval;
+    let device = old.device_type != new.device_type;
+    let spec = |c: &Config| SourceSpec::from_config(&c.tegrastats, c.interval_duration());
+    let ports = [
+        ("port", old.port, new.port),
+        ("reload_port", old.reload_port, new.reload_port),
+    ]
+    .into_iter()
+    .filter(|(_, a, b)| a != b)
+    .collect();
+    Changes {
+        source: spec(old) != spec(new),
+        shelly,
+        collectors: device || shelly,
+        ports,
+    }
+}
+
+/// What one cycle's collectors produced.
+pub struct Collected {
+    /// Every value, enabled or not.
+    pub values: Values,
+    /// How each collector fared.
+    pub statuses: Vec<CollectorStatus>,
+}
+
+/// The running parts of one configuration.
+pub struct Pipeline {
+    source: TegraSource,
+    set: CollectorSet,
+    /// The running Shelly collector and the token that stops its poller.
+    shelly: Option<(CancellationToken, ShellyCollector)>,
+    labels: String,
+    /// Stops the pollers with the process.
+    shutdown: CancellationToken,
+}
+
+impl Pipeline {
+    /// Starts the parts of `cfg` (check the source first with [`SourceSpec::check`]).
+    pub fn start(cfg: &Config, env: &(dyn Env + Sync), shutdown: CancellationToken) -> Pipeline {
+        let spec = SourceSpec::from_config(&cfg.tegrastats, cfg.interval_duration());
+        let mut pipeline = Pipeline {
+            source: TegraSource::start(spec),
+            set: CollectorSet::default(),
+            shelly: None,
+            labels: String::new(),
+            shutdown,
+        };
+        pipeline.start_shelly(cfg);
+        pipeline.build_collectors(cfg);
+        pipeline.relabel(cfg, env);
+        pipeline
+    }
+
+    /// Moves from `old` to `new`: restarts what [`diff`] names, and relabels.
+    pub async fn apply(&mut self, old: &Config, new: &Config, env: &(dyn Env + Sync)) {
+        let changes = diff(old, new);
+        for (_, from, to) in &changes.ports {
+            warn!("⚠️  Port change detected ({from} → {to}) but cannot be applied.");
+            warn!("Please restart the service: sudo systemctl restart edge-metrics-exporter");
+        }
+        if changes.source {
+            info!("tegrastats settings changed; restarting the source.");
+            let spec = SourceSpec::from_config(&new.tegrastats, new.interval_duration());
+            self.source.restart(spec).await;
+        }
+        if changes.shelly {
+            self.start_shelly(new);
+            info!(
+                enabled = new.shelly.enabled,
+                server_url = %new.shelly.server_url,
+                "Shelly collector reinitialised."
+            );
+        }
+        if changes.collectors {
+            self.build_collectors(new);
+            info!(
+                device_type = new.device_type.as_str(),
+                collector = collector::device_collector_name(new.device_type),
+                "Collectors reinitialised."
+            );
+        }
+        self.relabel(new, env);
+    }
+
+    /// Runs every collector.
+    pub fn collect(&self) -> Collected {
+        let mut values = Values::new();
+        let statuses = self.set.collect(&mut values);
+        Collected { values, statuses }
+    }
+
+    /// The tegrastats source's readings and counters.
+    pub fn readings(&self) -> TegraHandle {
+        self.source.handle()
+    }
+
+    /// `{device_type="…",hostname="…"}` for every device sample.
+    pub fn labels(&self) -> &str {
+        &self.labels
+    }
+
+    /// Stops the tegrastats source (a child is killed and reaped).
+    pub async fn stop(&mut self) {
+        self.source.stop().await;
+    }
+
+    fn build_collectors(&mut self, cfg: &Config) {
+        let mut set = CollectorSet::default();
+        set.push(collector::device_collector(
+            cfg.device_type,
+            self.source.handle(),
+            cfg.interval_duration(),
+        ));
+        if let Some((_, shelly)) = &self.shelly {
+            set.push(Box::new(shelly.clone()));
+        }
+        self.set = set;
+    }
+
+    /// (Re)starts the Shelly collector per `shelly:` (stopping the previous poller).
+    fn start_shelly(&mut self, cfg: &Config) {
+        if let Some((token, _)) = self.shelly.take() {
+            token.cancel();
+        }
+        if cfg.shelly.enabled {
+            let token = self.shutdown.child_token();
+            let collector =
+                ShellyCollector::start(&cfg.shelly, cfg.interval_duration(), token.clone());
+            self.shelly = Some((token, collector));
+        }
+    }
+
+    fn relabel(&mut self, cfg: &Config, env: &(dyn Env + Sync)) {
+        self.labels = device_labels(
+            cfg.device_type.as_str(),
+            &config::resolve_hostname(cfg, env),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DeviceType;
+    use std::path::PathBuf;
+
+    fn changed(edit: impl FnOnce(&mut Config)) -> Changes {
+        let old = Config::default();
+        let mut new = old.clone();
+        edit(&mut new);
+        diff(&old, &new)
+    }
+
+    #[test]
+    fn the_diff_names_exactly_what_restarts() {
+        assert_eq!(changed(|_| {}), Changes::default());
+        // Metrics and unknown keys restart nothing.
+        assert_eq!(
+            changed(|c| {
+                c.metrics.insert("jetson_ram_used_mb".into(), true);
+                c.hostname = Some("other".into());
+            }),
+            Changes::default()
+        );
+        let device = changed(|c| c.device_type = DeviceType::JetsonNano);
+        assert!(device.collectors && !device.source && !device.shelly);
+        let shelly = changed(|c| c.shelly.device_id = Some("plug-2".into()));
+        assert!(shelly.shelly && shelly.collectors && !shelly.source);
+        let interval = changed(|c| c.interval = 2.0);
+        assert!(interval.source && interval.shelly && interval.collectors);
+        let source = changed(|c| c.tegrastats.replay = Some(PathBuf::from("/tmp/x.log")));
+        assert!(source.source && !source.shelly && !source.collectors);
+        let ports = changed(|c| {
+            c.port = 9200;
+            c.reload_port = 9201;
+        });
+        assert_eq!(
+            ports.ports,
+            vec![("port", 9102, 9200), ("reload_port", 9101, 9201)]
+        );
+        assert!(!ports.source && !ports.collectors);
+    }
+}
