@@ -1,0 +1,19 @@
+//! Plumbing that both daemons, `edge-metrics-exporter` and `shelly-bridge` (and the plug
+//! simulator), run the same way, kept once so that a fix reaches every binary:
+//!
+//! - [`serve`]: the hyper HTTP/1 accept loop under warp routes, with a header-read timeout
+//!   and graceful shutdown;
+//! - [`init_tracing`]: `RUST_LOG` (default `info`) to stderr;
+//! - [`healthcheck`]: the HTTP probe the `FROM scratch` images run;
+//! - [`env`]: environment variables behind a trait, and the [`hostname`];
+//! - [`cli`]: command-line errors for flags parsed with `lexopt`, and the usage exit code.
+
+pub mod cli;
+pub mod env;
+pub mod healthcheck;
+pub mod logging;
+pub mod serve;
+
+pub use env::hostname;
+pub use logging::init_tracing;
+pub use serve::{serve, HEADER_READ_TIMEOUT};
