@@ -7,15 +7,14 @@
 //! edge-metrics-exporter --version | --help
 //! ```
 
-use std::io::{IsTerminal, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-
 use std::process::ExitCode;
-use std::time::Duration;
+
+use edge_metrics_common::{healthcheck, init_tracing};
 
 use edge_metrics_exporter::config;
-use edge_metrics_exporter::state::{error_chain, ConfigOrigin, EnvMap};
+use edge_metrics_exporter::config::error_chain;
+use edge_metrics_exporter::owner::{ConfigOrigin, EnvMap};
 use edge_metrics_exporter::{run, RunOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -102,19 +101,9 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
-        Mode::Healthcheck { url } => healthcheck(url, &config_path),
+        Mode::Healthcheck { url } => run_healthcheck(url, &config_path),
         Mode::Run => serve(config_path, env),
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 fn serve(config_path: PathBuf, env: EnvMap) -> ExitCode {
@@ -154,7 +143,7 @@ fn serve(config_path: PathBuf, env: EnvMap) -> ExitCode {
 }
 
 /// GET the management /health; exit 0 on 200. No shell or curl needed in the image.
-fn healthcheck(url: Option<String>, config_path: &Path) -> ExitCode {
+fn run_healthcheck(url: Option<String>, config_path: &Path) -> ExitCode {
     let url = url.unwrap_or_else(|| {
         let port = std::fs::read_to_string(config_path)
             .ok()
@@ -162,49 +151,5 @@ fn healthcheck(url: Option<String>, config_path: &Path) -> ExitCode {
             .map_or(9101, |c| c.reload_port);
         format!("http://127.0.0.1:{port}/health")
     });
-    match http_get_status(&url) {
-        Ok(200) => ExitCode::SUCCESS,
-        Ok(status) => {
-            eprintln!("healthcheck: {url} answered {status}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("healthcheck: {url}: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn http_get_status(url: &str) -> Result<u16, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("only http:// URLs are supported")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let timeout = Duration::from_secs(3);
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or("address did not resolve")?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&head[..n]);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {text:?}"))
+    healthcheck::exit_code("healthcheck", &url, healthcheck::get_url(&url))
 }

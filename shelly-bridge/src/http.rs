@@ -6,18 +6,12 @@
 //! plug answered with an RPC error or an unusable reply, 502 the connection was lost while
 //! waiting, 504 no answer within the RPC timeout.
 //!
-//! Connections are served by hyper's HTTP/1 server with the routes as the service, so a client
-//! that opens a connection and never completes its request head is dropped after
-//! [`HEADER_READ_TIMEOUT`] instead of holding a socket forever.
+//! [`routes`] is served by `edge_metrics_common::serve` (header-read timeout, graceful
+//! shutdown), the loop the exporter uses too.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -29,46 +23,7 @@ use crate::device::Shared;
 use crate::registry::{Call, CallError};
 use crate::stats::Outcome;
 
-/// How long a client may take to send a complete request head (also between keep-alive
-/// requests).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves `routes` on `listener` until `shutdown`, then lets open requests finish.
-pub async fn serve<F>(listener: TcpListener, routes: F, shutdown: CancellationToken)
-where
-    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
-{
-    let graceful = GracefulShutdown::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => break,
-        };
-        let io = match accepted {
-            Ok((io, _peer)) => io,
-            Err(error) => {
-                // Out of descriptors and the like: back off briefly instead of spinning.
-                tracing::debug!(%error, "Accept failed.");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let service = hyper_util::service::TowerToHyperService::new(warp::service(routes.clone()));
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(io), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            // Client mistakes (malformed requests, timeouts) are not the operator's problem.
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "HTTP connection ended with an error.");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-}
+pub use edge_metrics_common::{serve, HEADER_READ_TIMEOUT};
 
 /// All routes.
 pub fn routes(

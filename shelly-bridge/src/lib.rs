@@ -3,12 +3,11 @@
 //!
 //! Layout: [`config`] (flags and env), [`rpc`] (frames and readings), [`device`] (one task per
 //! plug), [`registry`] (connected plugs), [`ws`] (plug listener), [`http`] (API), [`stats`]
-//! (own metrics), [`sim`] (the plug simulator behind `shelly-bridge simulate`),
-//! [`healthcheck`] (container health probe).
+//! (own metrics). The serve loop, tracing, the container health probe and the hostname come
+//! from `edge-metrics-common`; the plug simulator is the separate `shelly-sim` package.
 
 pub mod config;
 pub mod device;
-pub mod healthcheck;
 pub mod http;
 pub mod registry;
 pub mod rpc;
@@ -41,25 +40,54 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// The two listeners of a bridge, bound.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Where plugs connect (WebSocket).
+    pub ws: TcpListener,
+    /// Where the HTTP API listens.
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    /// Binds `config.ws_addr` and `config.http_addr`; the error names the flag that moves a
+    /// busy port.
+    pub async fn bind(config: &BridgeConfig) -> Result<Listeners, BindError> {
+        let ws = TcpListener::bind(config.ws_addr)
+            .await
+            .map_err(|source| BindError {
+                what: "plug WebSocket connections",
+                addr: config.ws_addr,
+                hint: "--ws-port / SHELLY_WS_PORT",
+                source,
+            })?;
+        let http = TcpListener::bind(config.http_addr)
+            .await
+            .map_err(|source| BindError {
+                what: "the HTTP API",
+                addr: config.http_addr,
+                hint: "--http-port / SHELLY_HTTP_PORT",
+                source,
+            })?;
+        Ok(Listeners { ws, http })
+    }
+}
+
 /// Binds both listeners, logs their addresses, and serves until `shutdown` is cancelled; then
 /// closes every plug connection (close frame 1001) and returns.
 pub async fn run(config: BridgeConfig, shutdown: CancellationToken) -> Result<(), BindError> {
-    let ws_listener = TcpListener::bind(config.ws_addr)
-        .await
-        .map_err(|source| BindError {
-            what: "plug WebSocket connections",
-            addr: config.ws_addr,
-            hint: "--ws-port / SHELLY_WS_PORT",
-            source,
-        })?;
-    let http_listener = TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|source| BindError {
-            what: "the HTTP API",
-            addr: config.http_addr,
-            hint: "--http-port / SHELLY_HTTP_PORT",
-            source,
-        })?;
+    let listeners = Listeners::bind(&config).await?;
+    serve(config, listeners, shutdown).await;
+    Ok(())
+}
+
+/// Serves on listeners bound by the caller (tests bind port 0 and read the ports back) until
+/// `shutdown` is cancelled; then closes every plug connection and returns.
+pub async fn serve(config: BridgeConfig, listeners: Listeners, shutdown: CancellationToken) {
+    let Listeners {
+        ws: ws_listener,
+        http: http_listener,
+    } = listeners;
     let ws_addr = ws_listener.local_addr().unwrap_or(config.ws_addr);
     let http_addr = http_listener.local_addr().unwrap_or(config.http_addr);
     tracing::info!(address = %ws_addr, "Listening for plug WebSocket connections.");
@@ -110,15 +138,4 @@ pub async fn run(config: BridgeConfig, shutdown: CancellationToken) -> Result<()
         tracing::warn!("The HTTP API did not stop within 5 s.");
     }
     tracing::info!("Stopped.");
-    Ok(())
-}
-
-/// The machine's hostname (for the default `src`), `localhost` if unknown.
-pub fn hostname(env: &std::collections::HashMap<String, String>) -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| env.get("HOSTNAME").cloned())
-        .unwrap_or_else(|| "localhost".to_string())
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use edge_metrics_common::{healthcheck, init_tracing};
 use shelly_bridge::config::BridgeConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -26,17 +27,6 @@ Options (flags win over environment variables):
   --src NAME             our JSON-RPC src            SHELLY_BRIDGE_SRC    (shelly-bridge-<host>)
 Logging: RUST_LOG (default info).
 ";
-
-fn init_tracing() {
-    use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -71,7 +61,7 @@ fn main() -> ExitCode {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    let hostname = shelly_bridge::hostname(&env);
+    let hostname = edge_metrics_common::hostname(&env);
     let config = match BridgeConfig::from_args(&args, &env, &hostname) {
         Ok(c) => c,
         Err(e) => {
@@ -80,17 +70,9 @@ fn main() -> ExitCode {
         }
     };
     if sub == "healthcheck" {
-        return match shelly_bridge::healthcheck::check(&config) {
-            Ok(200) => ExitCode::SUCCESS,
-            Ok(code) => {
-                eprintln!("shelly-bridge healthcheck: /health answered {code}");
-                ExitCode::FAILURE
-            }
-            Err(e) => {
-                eprintln!("shelly-bridge healthcheck: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        // On 127.0.0.1 unless bound to one specific address.
+        let probe = healthcheck::get(config.http_addr, "/health");
+        return healthcheck::exit_code("shelly-bridge healthcheck", "/health", probe);
     }
     init_tracing();
     match serve(config) {
