@@ -1,0 +1,274 @@
+//! The environment variables that feed the configuration, read through the [`Env`] trait so
+//! tests pass a map instead of changing the process environment, and the helpers that resolve
+//! a setting from the config, then its variable, then the built-in default.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::check::check_url;
+use super::error::{ConfigError, Problem};
+use super::keys::{DEFAULT_CONFIG_TIMEOUT_SECS, MAX_CONFIG_TIMEOUT_SECS};
+use super::schema::Config;
+
+/// Config path used when neither `--config` nor `LOCAL_CONFIG_PATH` is given: `config.yaml`
+/// in the working directory, as the original exporter and the binary's `--help` have it.
+/// Deployments pass `/etc/edge-metrics/config.yaml` and mount that *directory* writable: see
+/// [`save_atomic`](crate::config::save_atomic).
+pub const DEFAULT_CONFIG_PATH: &str = "config.yaml";
+/// Environment variable: config path when `--config` is not given.
+pub const ENV_LOCAL_CONFIG_PATH: &str = "LOCAL_CONFIG_PATH";
+/// Environment variable: `hostname` label when `hostname:` is not set in the config.
+pub const ENV_HOSTNAME: &str = "EDGE_METRICS_HOSTNAME";
+/// Environment variable: management API bearer token when `api_token:` is not set.
+pub const ENV_API_TOKEN: &str = "EDGE_METRICS_API_TOKEN";
+/// Environment variable: Config Server base URL when `config_server.url` is not set.
+pub const ENV_CONFIG_SERVER_URL: &str = "CONFIG_SERVER_URL";
+/// Environment variable: Config Server timeout in seconds when `config_server.timeout` is not
+/// set (default [`DEFAULT_CONFIG_TIMEOUT_SECS`]).
+pub const ENV_CONFIG_TIMEOUT: &str = "CONFIG_TIMEOUT";
+
+/// Reads environment variables. The process uses [`ProcessEnv`]; tests pass a map.
+pub trait Env {
+    /// The variable's value, if set.
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        BTreeMap::get(self, key).cloned()
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+/// A set, non-blank variable, trimmed.
+fn env_value(env: &dyn Env, key: &str) -> Option<String> {
+    env.get(key)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The config path: the `--config` flag, else `LOCAL_CONFIG_PATH`, else
+/// [`DEFAULT_CONFIG_PATH`].
+pub fn config_path(flag: Option<&Path>, env: &dyn Env) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    env_value(env, ENV_LOCAL_CONFIG_PATH)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+}
+
+/// The `hostname` label: config `hostname`, else `EDGE_METRICS_HOSTNAME`, else the system
+/// hostname ([`system_hostname`]), else `localhost`.
+pub fn resolve_hostname(cfg: &Config, env: &dyn Env) -> String {
+    resolve_hostname_with(cfg, env, system_hostname)
+}
+
+fn resolve_hostname_with(
+    cfg: &Config,
+    env: &dyn Env,
+    system: impl FnOnce() -> Option<String>,
+) -> String {
+    cfg.hostname
+        .as_deref()
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .or_else(|| env_value(env, ENV_HOSTNAME))
+        .or_else(system)
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The device id used with the Config Server (`/config/{device_id}`): the `hostname` label,
+/// as [`resolve_hostname`] gives it, so each device asks for its own config.
+pub fn device_id(cfg: &Config, env: &dyn Env) -> String {
+    resolve_hostname(cfg, env)
+}
+
+/// The kernel's hostname from `/proc/sys/kernel/hostname`, else `/etc/hostname`. In a
+/// container this is the container's name unless it shares the host's UTS namespace
+/// (`network_mode: host` / `hostNetwork: true`); set `EDGE_METRICS_HOSTNAME` otherwise.
+pub fn system_hostname() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
+}
+
+/// The management API bearer token: config `api_token`, else `EDGE_METRICS_API_TOKEN`; `None`
+/// leaves the API open.
+pub fn api_token(cfg: &Config, env: &dyn Env) -> Option<String> {
+    cfg.api_token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .or_else(|| env_value(env, ENV_API_TOKEN))
+}
+
+/// Where and how to reach the Config Server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigServerSettings {
+    /// Base URL, e.g. `http://config:8080`; requests go to `{url}/config/{device_id}`.
+    pub url: String,
+    /// Per-request timeout (connect + response).
+    pub timeout: Duration,
+}
+
+/// The Config Server to use, if any: `config_server.url`, else `CONFIG_SERVER_URL`; timeout
+/// `config_server.timeout`, else `CONFIG_TIMEOUT`, else [`DEFAULT_CONFIG_TIMEOUT_SECS`]. Values
+/// are those [`load`](crate::config::load) and [`check_env`] accepted; an unusable
+/// `CONFIG_TIMEOUT` falls back to the default.
+pub fn config_server(cfg: &Config, env: &dyn Env) -> Option<ConfigServerSettings> {
+    let url = cfg
+        .config_server
+        .url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .or_else(|| env_value(env, ENV_CONFIG_SERVER_URL))?;
+    let secs = cfg
+        .config_server
+        .timeout
+        .or_else(|| env_value(env, ENV_CONFIG_TIMEOUT).and_then(|t| parse_timeout(&t).ok()))
+        .unwrap_or(DEFAULT_CONFIG_TIMEOUT_SECS);
+    Some(ConfigServerSettings {
+        url,
+        timeout: Duration::from_secs_f64(secs),
+    })
+}
+
+fn parse_timeout(text: &str) -> Result<f64, ()> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= MAX_CONFIG_TIMEOUT_SECS => Ok(v),
+        _ => Err(()),
+    }
+}
+
+/// Checks the environment variables that feed the configuration (`CONFIG_SERVER_URL`,
+/// `CONFIG_TIMEOUT`), so a typo there stops start-up instead of being ignored.
+pub fn check_env(env: &dyn Env) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    if let Some(url) = env_value(env, ENV_CONFIG_SERVER_URL) {
+        if let Err(why) = check_url(&url) {
+            problems.push(Problem::new(
+                None,
+                ENV_CONFIG_SERVER_URL,
+                format!(
+                    "{ENV_CONFIG_SERVER_URL} {why}, got {url:?} \
+                     (set {ENV_CONFIG_SERVER_URL}=http://config-server:8080, or unset it)"
+                ),
+            ));
+        }
+    }
+    if let Some(t) = env_value(env, ENV_CONFIG_TIMEOUT) {
+        if parse_timeout(&t).is_err() {
+            problems.push(Problem::new(
+                None,
+                ENV_CONFIG_TIMEOUT,
+                format!(
+                    "{ENV_CONFIG_TIMEOUT} must be a number of seconds above 0 and at most \
+                     {MAX_CONFIG_TIMEOUT_SECS}, got {t:?} \
+                     (set {ENV_CONFIG_TIMEOUT}={DEFAULT_CONFIG_TIMEOUT_SECS})"
+                ),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            origin: "environment".to_string(),
+            problems,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_resolution_order() {
+        let mut env = BTreeMap::new();
+        let cfg = Config::default();
+        assert_eq!(
+            resolve_hostname_with(&cfg, &env, || Some("sys".into())),
+            "sys"
+        );
+        assert_eq!(resolve_hostname_with(&cfg, &env, || None), "localhost");
+        env.insert(ENV_HOSTNAME.to_string(), " env-host ".to_string());
+        assert_eq!(
+            resolve_hostname_with(&cfg, &env, || Some("sys".into())),
+            "env-host"
+        );
+        let cfg2 = Config {
+            hostname: Some("cfg-host".into()),
+            ..Config::default()
+        };
+        assert_eq!(resolve_hostname(&cfg2, &env), "cfg-host");
+        assert!(system_hostname().is_some());
+
+        assert_eq!(api_token(&cfg, &env), None);
+        env.insert(ENV_API_TOKEN.to_string(), "s3cret".to_string());
+        assert_eq!(api_token(&cfg, &env).as_deref(), Some("s3cret"));
+
+        assert_eq!(config_server(&cfg, &env), None);
+        env.insert(ENV_CONFIG_SERVER_URL.into(), "http://127.0.0.1:1".into());
+        assert_eq!(
+            config_server(&cfg, &env),
+            Some(ConfigServerSettings {
+                url: "http://127.0.0.1:1".into(),
+                timeout: Duration::from_secs(5)
+            })
+        );
+        env.insert(ENV_CONFIG_TIMEOUT.into(), "0.5".into());
+        assert_eq!(
+            config_server(&cfg, &env).unwrap().timeout,
+            Duration::from_millis(500)
+        );
+        let mut hm = HashMap::new();
+        hm.insert(ENV_LOCAL_CONFIG_PATH.to_string(), "/x/c.yaml".to_string());
+        assert_eq!(config_path(None, &hm), PathBuf::from("/x/c.yaml"));
+        assert_eq!(
+            config_path(Some(Path::new("/f.yaml")), &hm),
+            PathBuf::from("/f.yaml")
+        );
+        assert_eq!(
+            config_path(None, &BTreeMap::new()),
+            PathBuf::from(DEFAULT_CONFIG_PATH)
+        );
+    }
+
+    #[test]
+    fn bad_env_values_are_named_with_their_fix() {
+        let mut env = BTreeMap::new();
+        env.insert(ENV_CONFIG_TIMEOUT.to_string(), "soon".to_string());
+        let e = check_env(&env).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "environment: CONFIG_TIMEOUT must be a number of seconds above 0 and at most 300, \
+             got \"soon\" (set CONFIG_TIMEOUT=5)"
+        );
+        env.insert(ENV_CONFIG_TIMEOUT.to_string(), " 2 ".to_string());
+        check_env(&env).unwrap();
+    }
+}
