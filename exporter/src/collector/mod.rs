@@ -195,6 +195,30 @@ mod tests {
     }
 
     #[test]
+    fn fresh_configs_are_valid_and_per_model() {
+        for d in DeviceType::ALL {
+            let c = fresh_config(d);
+            assert_eq!(c.device_type, d);
+            assert!(c.metrics.values().all(|on| *on), "{d}");
+            assert_eq!(c.metrics.get("power_total_watts"), Some(&true), "{d}");
+            c.validate("defaults").unwrap();
+            for name in c.metrics.keys() {
+                assert!(default_enabled(d, name), "{d} {name}");
+            }
+        }
+        let nano = fresh_config(DeviceType::JetsonNano);
+        assert!(nano.metrics.contains_key("jetson_iram_used_percent"));
+        let orin = fresh_config(DeviceType::Jetson);
+        assert!(orin.metrics.contains_key("jetson_power_vdd_gpu_soc_watts"));
+        assert!(!orin.metrics.contains_key("jetson_iram_used_percent"));
+        assert!(!default_enabled(DeviceType::Jetson, "power_factor"));
+        assert_eq!(
+            device_collector_name(DeviceType::JetsonXavier),
+            "JetsonXavierCollector"
+        );
+    }
+
+    #[test]
     fn a_failing_collector_adds_nothing_and_keeps_the_others() {
         let set = CollectorSet::new(vec![
             Box::new(Fixed("a", Ok(2.0))),
