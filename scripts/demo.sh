@@ -2,7 +2,7 @@
 # Runs the monitoring pair on this machine, on 127.0.0.1:
 #   edge-metrics-exporter  :9102/metrics (Prometheus), :9101 (management API)
 #   shelly-bridge          :8765 (plug WebSocket), :8766 (HTTP API)
-#   one simulated Shelly plug dialling the bridge (unless --no-plug)
+#   one simulated Shelly plug (shelly-sim) dialling the bridge (unless --no-plug)
 # On a Jetson (an executable /usr/bin/tegrastats) the exporter runs the real tegrastats with the
 # model read from the device tree; elsewhere it replays a recorded Orin tegrastats log once a
 # second (demo mode).
@@ -46,9 +46,9 @@ done
 
 log "building (${profile})"
 if [ "$profile" = release ]; then
-    cargo build -q --release -p edge-metrics-exporter -p shelly-bridge
+    cargo build -q --release -p edge-metrics-exporter -p shelly-bridge -p shelly-sim
 else
-    cargo build -q -p edge-metrics-exporter -p shelly-bridge
+    cargo build -q -p edge-metrics-exporter -p shelly-bridge -p shelly-sim
 fi
 bin="$root/target/$profile"
 
@@ -103,7 +103,7 @@ pids+=($!)
 "$bin/edge-metrics-exporter" --config "$work/config.yaml" >"$work/exporter.log" 2>&1 &
 pids+=($!)
 if [ "$plug" = 1 ]; then
-    "$bin/shelly-bridge" simulate --url "ws://127.0.0.1:8765/${host}" --profile plug-s-gen3 >"$work/plug.log" 2>&1 &
+    "$bin/shelly-sim" --url "ws://127.0.0.1:8765/${host}" --profile plug-s-gen3 >"$work/plug.log" 2>&1 &
     pids+=($!)
 fi
 

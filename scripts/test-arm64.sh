@@ -35,7 +35,7 @@ if [ -n "${ARM64_TEST_ARGS:-}" ]; then
     selections=("$ARM64_TEST_ARGS")
 else
     # Doc tests are left out: cargo would run the rustup rustdoc, which has no aarch64 std.
-    selections=("-p edge-metrics-exporter -p shelly-bridge --lib --bins --tests" "-p e2e --test shelly_pair --test grafana --test helm")
+    selections=("-p edge-metrics-exporter -p shelly-bridge -p shelly-sim --lib --bins --tests" "-p e2e --test shelly_pair --test grafana --test helm")
 fi
 cargo_arm64() { /usr/bin/cargo test --locked --target aarch64-unknown-linux-gnu "$@"; }
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The delivery check for the images and compose files, on a machine without a Jetson:
-#  1. build static binaries for arm64 and amd64 (scripts/build-arm64.sh) and both images per
-#     arch FROM scratch; check size (< 15 MB), architecture, user, health check;
+#  1. build static binaries for arm64 and amd64 (scripts/build-arm64.sh) and the images per
+#     arch FROM scratch (the two daemons, and shelly-sim for the simulated plug); check size
+#     (< 15 MB), architecture, user, health check;
 #  2. bring up compose.yaml with the arm64 images under qemu emulation, with a fake
 #     tegrastats (an aarch64 glibc program, docker/test/fake-tegrastats.c) bind-mounted exactly
 #     as the real one is, together with the aarch64 loader and libraries where a Jetson has
-#     them; a simulated plug (`shelly-bridge simulate`) dials the bridge;
+#     them; a simulated plug (the shelly-sim image) dials the bridge;
 #  3. a real Prometheus on 127.0.0.1 scrapes the exporter and answers the API document's
 #     PromQL examples with data;
 #  4. restart the bridge container and watch the exporter's ShellyCollector come back to 1;
@@ -76,13 +77,13 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     done
 fi
 for arch in arm64 amd64; do
-    for b in edge-metrics-exporter shelly-bridge; do
+    for b in edge-metrics-exporter shelly-bridge shelly-sim; do
         [ -x "dist/bin/$arch/$b" ] || fail "dist/bin/$arch/$b missing (run scripts/build-arm64.sh)"
     done
 done
 revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 for arch in arm64 amd64; do
-    for img in edge-metrics-exporter shelly-bridge; do
+    for img in edge-metrics-exporter shelly-bridge shelly-sim; do
         tag="$img:test-$arch"
         start=$SECONDS
         # The classic builder cannot build FROM scratch for a foreign --platform; it builds
@@ -97,20 +98,30 @@ for arch in arm64 amd64; do
         [ "$size" -lt "$MAX_IMAGE_BYTES" ] || fail "$tag is $size bytes, over 15 MB"
         got_arch="$("$DOCKER" image inspect -f '{{.Architecture}}' "$tag")"
         [ "$got_arch" = "$arch" ] || fail "$tag says architecture $got_arch, want $arch"
-        hc="$("$DOCKER" image inspect -f '{{json .Config.Healthcheck.Test}}' "$tag")"
-        [ "$hc" = "[\"CMD\",\"/$img\",\"healthcheck\"]" ] || fail "$tag health check is $hc"
+        if [ "$img" = shelly-sim ]; then
+            # The simulator only dials out: nothing to probe.
+            hc="$("$DOCKER" image inspect -f '{{json .Config.Healthcheck}}' "$tag")"
+            [ "$hc" = null ] || fail "$tag should have no health check, has $hc"
+        else
+            hc="$("$DOCKER" image inspect -f '{{json .Config.Healthcheck.Test}}' "$tag")"
+            [ "$hc" = "[\"CMD\",\"/$img\",\"healthcheck\"]" ] || fail "$tag health check is $hc"
+        fi
         label="$("$DOCKER" image inspect -f '{{index .Config.Labels "org.opencontainers.image.source"}}' "$tag")"
         [ -n "$label" ] || fail "$tag lacks OCI labels"
     done
 done
-[ "$("$DOCKER" image inspect -f '{{.Config.User}}' shelly-bridge:test-arm64)" = "65532:65532" ] \
-    || fail "the bridge image must run as 65532"
+for img in shelly-bridge shelly-sim; do
+    [ "$("$DOCKER" image inspect -f '{{.Config.User}}' "$img:test-arm64")" = "65532:65532" ] \
+        || fail "the $img image must run as 65532"
+done
 # The binaries answer --version inside their own image (arm64 through qemu binfmt).
 for arch in amd64 arm64; do
     v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "edge-metrics-exporter:test-$arch" --version)"
     log "edge-metrics-exporter:test-$arch --version: $v"
     v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "shelly-bridge:test-$arch" --version)"
     log "shelly-bridge:test-$arch --version: $v"
+    v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "shelly-sim:test-$arch" --help | head -1)"
+    log "shelly-sim:test-$arch --help: $v"
 done
 
 # --- 2. compose.yaml with arm64 images, fake tegrastats, simulated plug ---------------------
@@ -146,13 +157,13 @@ YAML
 cat >"$tmp/override.yaml" <<YAML
 services:
   plug:
-    image: shelly-bridge:test-arm64
+    image: shelly-sim:test-arm64
     network_mode: host
     user: "65532:65532"
     read_only: true
     cap_drop: [ALL]
     restart: unless-stopped
-    command: ["simulate", "--url", "ws://127.0.0.1:$ws_port/e2e-plug", "--backoff-max-ms", "2000"]
+    command: ["--url", "ws://127.0.0.1:$ws_port/e2e-plug", "--backoff-max-ms", "2000"]
     healthcheck:
       disable: true
 YAML
@@ -257,6 +268,7 @@ sed -e "s/^port: 9102$/port: $demo_metrics/" -e "s/^reload_port: 9101$/reload_po
     -e "s|server_url: http://localhost:8766|server_url: http://localhost:$http_port|" \
     docker/demo/config.yaml >"$tmp/demo-config/config.yaml"
 export EXPORTER_IMAGE=edge-metrics-exporter:test-amd64 BRIDGE_IMAGE=shelly-bridge:test-amd64
+export SIM_IMAGE=shelly-sim:test-amd64
 export EDGE_METRICS_CONFIG_DIR="$tmp/demo-config"
 export DEMO_REPLAY_DIR="$root/testdata/tegrastats"
 compose_files=(-f compose.yaml -f compose.demo.yaml)

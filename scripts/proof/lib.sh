@@ -15,7 +15,7 @@ proof_build() {
     [ "${PROOF_NO_BUILD:-0}" = 1 ] && return 0
     local flag=()
     [ "$PROFILE" = release ] && flag=(--release)
-    (cd "$PROOF_ROOT" && cargo build -q "${flag[@]}" -p edge-metrics-exporter -p shelly-bridge)
+    (cd "$PROOF_ROOT" && cargo build -q "${flag[@]}" -p edge-metrics-exporter -p shelly-bridge -p shelly-sim)
 }
 
 proof_cleanup() {
@@ -69,13 +69,13 @@ start_bridge() {
     BRIDGE_HTTP=$(proof_wait_addr "$dir/bridge.log" "HTTP API")
 }
 
-# start_plugs DIR COUNT ALIAS [extra simulate flags...] -> SIM_PID; waits until all are listed
+# start_plugs DIR COUNT ALIAS [extra shelly-sim flags...] -> SIM_PID; waits until all are listed
 start_plugs() {
     local dir=$1 count=$2 alias=$3 base
     shift 3
     base=$(curl -fsS --max-time 2 "http://$BRIDGE_HTTP/devices" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
-    RUST_LOG=${SIM_LOG:-warn} "$BIN_DIR/shelly-bridge" simulate --url "ws://$BRIDGE_WS/$alias" \
+    RUST_LOG=${SIM_LOG:-warn} "$BIN_DIR/shelly-sim" --url "ws://$BRIDGE_WS/$alias" \
         --count "$count" --backoff-min-ms 100 --backoff-max-ms 2000 "$@" >"$dir/sim-$alias.log" 2>&1 &
     SIM_PID=$!
     PROOF_PIDS+=("$SIM_PID")

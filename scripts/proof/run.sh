@@ -21,8 +21,8 @@ run_part() {
 }
 for p in "${parts[@]}"; do
     case $p in
-        openapi) run_part openapi bash -c 'cargo build -q -p edge-metrics-exporter -p shelly-bridge && cargo test -q -p e2e --test openapi' ;;
-        faults) run_part faults bash -c 'cargo build -q -p edge-metrics-exporter -p shelly-bridge && cargo test -q --no-fail-fast -p e2e --test "faults_*"' ;;
+        openapi) run_part openapi bash -c 'cargo build -q -p edge-metrics-exporter -p shelly-bridge -p shelly-sim && cargo test -q -p e2e --test openapi' ;;
+        faults) run_part faults bash -c 'cargo build -q -p edge-metrics-exporter -p shelly-bridge -p shelly-sim && cargo test -q --no-fail-fast -p e2e --test "faults_*"' ;;
         schemathesis) run_part schemathesis scripts/proof/schemathesis.sh --max-examples 25 --max-time 30 ;;
         fuzz) run_part fuzz scripts/proof/fuzz.sh --seconds 20 ;;
         load) run_part load env PROFILE=debug scripts/proof/load.sh --duration 3 --plugs 200 --burst 100 ;;

@@ -2,7 +2,8 @@
 //! the `/metrics/{device}` round trip (median, p90, p99) on loopback. Run through
 //! `scripts/bench-bridge.sh`, which builds the binaries first.
 //!
-//! Usage: `bench_bridge [BRIDGE_BINARY] [PLUGS] [REQUESTS]`
+//! Usage: `bench_bridge [BRIDGE_BINARY] [PLUGS] [REQUESTS]`; the plugs are simulated by the
+//! `shelly-sim` binary beside `BRIDGE_BINARY`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -79,6 +80,7 @@ async fn main() {
         .unwrap_or_else(|| "target/release/shelly-bridge".into());
     let plugs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let requests: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let sim_bin = std::path::Path::new(&bin).with_file_name("shelly-sim");
 
     let mut bridge = Command::new(&bin)
         .args(["--bind", "127.0.0.1", "--ws-port", "0", "--http-port", "0"])
@@ -117,9 +119,8 @@ async fn main() {
 
     let sim = |url: String, n: u64| {
         Kill(
-            Command::new(&bin)
+            Command::new(&sim_bin)
                 .args([
-                    "simulate",
                     "--url",
                     &url,
                     "--count",
@@ -133,7 +134,7 @@ async fn main() {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("simulator"),
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", sim_bin.display())),
         )
     };
     let _one = sim(format!("{ws}/one"), 1);

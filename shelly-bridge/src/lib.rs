@@ -11,7 +11,6 @@ pub mod device;
 pub mod http;
 pub mod registry;
 pub mod rpc;
-pub mod sim;
 pub mod stats;
 pub mod ws;
 

@@ -1,10 +1,12 @@
 //! `shelly-bridge` binary: `shelly-bridge [serve] [flags]`, `shelly-bridge healthcheck
-//! [flags]`, `shelly-bridge simulate [flags]`.
+//! [flags]`. `shelly-bridge simulate` only points at `shelly-sim`, the plug simulator's own
+//! binary, which the shipped bridge does not contain.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use edge_metrics_common::cli::EXIT_USAGE;
 use edge_metrics_common::{healthcheck, init_tracing};
 use shelly_bridge::config::BridgeConfig;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +17,7 @@ shelly-bridge: keeps Shelly Gen2+ outbound WebSocket connections and serves read
 Usage:
   shelly-bridge [serve] [options]     run the bridge
   shelly-bridge healthcheck [options] GET /health on 127.0.0.1; exit 0 when healthy
-  shelly-bridge simulate [options]    run simulated plugs (see `shelly-bridge simulate --help`)
+  shelly-sim [options]                simulated plugs: a separate binary (`shelly-sim --help`)
 
 Options (flags win over environment variables):
   --bind ADDR            both listeners' address     SHELLY_BIND          (0.0.0.0)
@@ -27,6 +29,10 @@ Options (flags win over environment variables):
   --src NAME             our JSON-RPC src            SHELLY_BRIDGE_SRC    (shelly-bridge-<host>)
 Logging: RUST_LOG (default info).
 ";
+
+/// What `shelly-bridge simulate` says: the simulator left the shipped binary.
+const SIMULATE_MOVED: &str = "shelly-bridge simulate: the plug simulator is its own binary now; \
+run `shelly-sim` with the same options";
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,18 +50,8 @@ fn main() -> ExitCode {
         _ => "serve".to_string(),
     };
     if sub == "simulate" {
-        init_tracing();
-        return match shelly_bridge::sim::main(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) if e.usage => {
-                eprintln!("shelly-bridge simulate: {e}");
-                ExitCode::from(64)
-            }
-            Err(e) => {
-                eprintln!("shelly-bridge simulate: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        eprintln!("{SIMULATE_MOVED}");
+        return ExitCode::from(EXIT_USAGE);
     }
     if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{USAGE}");
@@ -66,7 +62,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("shelly-bridge: {e}");
-            return ExitCode::from(64);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     if sub == "healthcheck" {

@@ -1,20 +1,24 @@
-//! `shelly-bridge simulate` against the real bridge: both binaries, real sockets.
+//! `shelly-sim` against a real bridge: the simulator binary dials a bridge served in-process
+//! (the `shelly-bridge` library) on 127.0.0.1 with ports picked by the system; real sockets.
 
-mod common;
-
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::Value;
+use shelly_bridge::config::BridgeConfig;
+use shelly_bridge::Listeners;
+use tokio_util::sync::CancellationToken;
+
+const SIM: &str = env!("CARGO_BIN_EXE_shelly-sim");
 
 /// A simulator process, killed on drop.
 struct Sim(Child);
 
 impl Sim {
     fn start(url: &str, extra: &[&str]) -> Sim {
-        Sim(Command::new(BIN)
-            .args(["simulate", "--url", url, "--run-for", "60", "--jitter", "0"])
+        Sim(Command::new(SIM)
+            .args(["--url", url, "--run-for", "60", "--jitter", "0"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -30,9 +34,115 @@ impl Drop for Sim {
     }
 }
 
+/// A bridge served on the test's runtime; stopped on drop.
+struct Bridge {
+    ws: String,
+    http: String,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+    client: reqwest::Client,
+}
+
+impl Bridge {
+    /// A bridge on 127.0.0.1 with free ports; `extra` flags as on the command line.
+    async fn start(extra: &[&str]) -> Bridge {
+        let base = ["--bind", "127.0.0.1", "--ws-port", "0", "--http-port", "0"];
+        Self::start_with(&base, extra).await
+    }
+
+    async fn start_with(base: &[&str], extra: &[&str]) -> Bridge {
+        let args: Vec<String> = base.iter().chain(extra).map(|a| a.to_string()).collect();
+        let config = BridgeConfig::from_args(&args, &HashMap::new(), "test").unwrap();
+        let listeners = Listeners::bind(&config).await.unwrap();
+        let ws = format!("ws://{}", listeners.ws.local_addr().unwrap());
+        let http = format!("http://{}", listeners.http.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(shelly_bridge::serve(config, listeners, shutdown.clone()));
+        Bridge {
+            ws,
+            http,
+            shutdown,
+            task: Some(task),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Stops the bridge and waits until it has closed its listeners and plug connections.
+    async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.http))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    /// Waits until `/devices` lists exactly `names` (sorted).
+    async fn wait_devices(&self, names: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, v) = self.get("/devices").await;
+            let got: Vec<&str> = v["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap())
+                .collect();
+            if got == names {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "devices {got:?}, wanted {names:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Value of a sample in `/bridge/metrics`.
+    async fn own_metric(&self, sample: &str) -> f64 {
+        let (_, v) = self.get("/bridge/metrics").await;
+        let text = v.as_str().unwrap_or_default().to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("{sample} missing in {text}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// Waits until the sample `sample` of `/bridge/metrics` reaches `at_least`.
+    async fn wait_metric(&self, sample: &str, at_least: f64, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.own_metric(sample).await < at_least {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
 #[tokio::test]
 async fn several_simulated_plugs_are_listed_by_alias_and_read_exactly() {
-    let b = Bridge::start(&[]);
+    let b = Bridge::start(&[]).await;
     let _sim = Sim::start(
         &format!("{}/edge", b.ws),
         &["--count", "3", "--power", "100"],
@@ -54,7 +164,7 @@ async fn several_simulated_plugs_are_listed_by_alias_and_read_exactly() {
 
 #[tokio::test]
 async fn every_profile_reads_its_component_and_a_non_metering_switch_has_no_reading() {
-    let b = Bridge::start(&[]);
+    let b = Bridge::start(&[]).await;
     let _sims: Vec<Sim> = [
         "plus-plug-s",
         "plug-us-gen4",
@@ -108,7 +218,7 @@ async fn every_profile_reads_its_component_and_a_non_metering_switch_has_no_read
 
 #[tokio::test]
 async fn relay_off_reads_zero_because_the_plug_is_asked_each_time() {
-    let b = Bridge::start(&[]);
+    let b = Bridge::start(&[]).await;
     let _sim = Sim::start(
         &format!("{}/r", b.ws),
         &[
@@ -129,7 +239,7 @@ async fn relay_off_reads_zero_because_the_plug_is_asked_each_time() {
 
 #[tokio::test]
 async fn simulated_faults_map_to_504_and_500() {
-    let b = Bridge::start(&["--rpc-timeout", "0.3"]);
+    let b = Bridge::start(&["--rpc-timeout", "0.3"]).await;
     let _slow = Sim::start(&format!("{}/slow", b.ws), &["--reply-delay-ms", "600"]);
     let _mute = Sim::start(&format!("{}/mute", b.ws), &["--no-reply"]);
     let _err = Sim::start(&format!("{}/err", b.ws), &["--error", "-105:Bad id=0"]);
@@ -151,14 +261,19 @@ async fn simulated_faults_map_to_504_and_500() {
     assert_eq!(s, 500, "{v}");
     assert!(v["error"].as_str().unwrap().contains("-105"), "{v}");
     // The late answer of the slow plug does not confuse its next request.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    b.wait_metric(
+        "shelly_bridge_late_replies_total",
+        1.0,
+        "the slow plug's late answer did not arrive",
+    )
+    .await;
     let (s, _) = b.get("/metrics/slow").await;
     assert_eq!(s, 504);
 }
 
 #[tokio::test]
 async fn dropped_connection_and_bridge_restart_are_followed_by_redial() {
-    let b = Bridge::start(&[]);
+    let b = Bridge::start(&[]).await;
     let _sim = Sim::start(
         &format!("{}/d", b.ws),
         &[
@@ -171,11 +286,12 @@ async fn dropped_connection_and_bridge_restart_are_followed_by_redial() {
         ],
     );
     b.wait_devices(&["d"]).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while b.own_metric("shelly_bridge_plug_connections_total").await < 3.0 {
-        assert!(Instant::now() < deadline, "simulator did not re-dial");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    b.wait_metric(
+        "shelly_bridge_plug_connections_total",
+        3.0,
+        "simulator did not re-dial",
+    )
+    .await;
 
     // Restart the bridge on the same ports: the plug comes back by itself.
     let ws_port = b.ws.rsplit(':').next().unwrap().to_string();
@@ -185,9 +301,8 @@ async fn dropped_connection_and_bridge_restart_are_followed_by_redial() {
         &["--backoff-min-ms", "100", "--backoff-max-ms", "200"],
     );
     b.wait_devices(&["again", "d"]).await;
-    drop(b);
+    b.stop().await;
     let b2 = Bridge::start_with(
-        BIN,
         &[
             "--bind",
             "127.0.0.1",
@@ -197,31 +312,48 @@ async fn dropped_connection_and_bridge_restart_are_followed_by_redial() {
             &http_port,
         ],
         &[],
-    );
+    )
+    .await;
     b2.wait_devices(&["again"]).await;
     let (s, v): (u16, Value) = b2.get("/metrics/again").await;
     assert_eq!(s, 200, "{v}");
     drop(sim2);
 }
 
-#[tokio::test]
-async fn simulator_rejects_bad_options_with_exit_64() {
-    let out = Command::new(BIN)
-        .args(["simulate", "--url", "http://x", "--run-for", "1"])
+#[test]
+fn simulator_rejects_bad_options_with_exit_64() {
+    let out = Command::new(SIM)
+        .args(["--url", "http://x", "--run-for", "1"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ws://"));
-    let out = Command::new(BIN)
-        .args([
-            "simulate",
-            "--url",
-            "ws://127.0.0.1:1/",
-            "--profile",
-            "toaster",
-        ])
+    let out = Command::new(SIM)
+        .args(["--url", "ws://127.0.0.1:1/", "--profile", "toaster"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("toaster"));
+}
+
+#[test]
+fn an_option_without_its_value_is_a_usage_error_that_names_it() {
+    let out = Command::new(SIM)
+        .args(["--url", "ws://127.0.0.1:1/", "--count"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--count"), "{stderr}");
+}
+
+#[test]
+fn help_lists_the_options() {
+    let out = Command::new(SIM).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.starts_with("shelly-sim:"), "{help}");
+    for flag in ["--url", "--profile", "--count", "--no-reply", "--run-for"] {
+        assert!(help.contains(flag), "{flag} missing in {help}");
+    }
 }

@@ -1,4 +1,5 @@
-//! `shelly-bridge simulate`: simulated Shelly Gen2+ plugs that dial a bridge like real ones.
+//! `shelly-sim`: simulated Shelly Gen2+ plugs that dial a bridge like real ones. A test and
+//! demo program: it is not part of the shipped bridge binary or image.
 //!
 //! Each plug is a WebSocket *client* that connects to `--url` (the path is its alias), sends one
 //! `NotifyFullStatus` (`dst` = `"ws"`), then answers JSON-RPC requests (`Shelly.GetDeviceInfo`,
@@ -21,9 +22,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Help text of `shelly-bridge simulate`.
+/// Help text of `shelly-sim`.
 pub const USAGE: &str = "\
-shelly-bridge simulate: simulated Shelly plugs dialling a bridge
+shelly-sim: simulated Shelly plugs dialling a bridge
+
+Usage: shelly-sim --url URL [options]
 
 Options:
   --url URL              bridge to dial, with alias path, e.g. ws://127.0.0.1:8765/jetson-01
@@ -197,7 +200,7 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// Parses `args` (after `simulate`); `env` supplies `SHELLY_SIM_URL`.
+    /// Parses `args` (without the program name); `env` supplies `SHELLY_SIM_URL`.
     pub fn from_args(
         args: &[String],
         env: &HashMap<String, String>,
@@ -403,25 +406,6 @@ impl SimConfig {
             run_for: secs("run-for")?,
         })
     }
-}
-
-/// Entry point of `shelly-bridge simulate`.
-pub fn main(args: &[String]) -> Result<(), SimError> {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return Ok(());
-    }
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let cfg = SimConfig::from_args(args, &env)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SimError {
-            usage: false,
-            message: format!("cannot start the async runtime: {e}"),
-        })?;
-    rt.block_on(run(cfg));
-    Ok(())
 }
 
 /// Runs every plug until `--run-for` elapses, a signal arrives, or (with `--reconnect never`)
