@@ -12,7 +12,7 @@
 //!   writes via temp file + fsync + rename + directory fsync (`store.rs`).
 //! - [`Env`] reads environment variables (tests pass a map), with the resolution helpers
 //!   [`config_path`], [`resolve_hostname`], [`api_token`] and [`config_server`] (`env.rs`).
-//! - [`merge_discovered`] adds auto-discovered metric names; [`to_json`] shapes `GET /config`.
+//! - [`to_json`] shapes `GET /config` and Config Server pushes.
 //!
 //! This module imports nothing from the rest of the crate: the collectors decide what a fresh
 //! config enables and pass it to [`load`]. The YAML library is reached only through `yaml.rs`.
@@ -41,7 +41,5 @@ pub use keys::{
     DEFAULT_SHELLY_SERVER_URL, DEFAULT_TEGRASTATS_PATH, MAX_CONFIG_TIMEOUT_SECS, MAX_INTERVAL_SECS,
     MIN_INTERVAL_SECS,
 };
-pub use schema::{
-    merge_discovered, Config, ConfigServerConfig, DeviceType, ShellyConfig, TegrastatsConfig,
-};
+pub use schema::{Config, ConfigServerConfig, DeviceType, ShellyConfig, TegrastatsConfig};
 pub use store::{load, save_atomic, to_yaml, Loaded};

@@ -271,24 +271,6 @@ impl Default for Config {
     }
 }
 
-/// Adds each name absent from `cfg.metrics` as `enabled(name)`, never changing an existing
-/// entry. Returns the names added, in input order without repeats, so the caller saves once per
-/// batch (and not at all when it is empty).
-pub fn merge_discovered<'a>(
-    cfg: &mut Config,
-    names: impl IntoIterator<Item = &'a str>,
-    enabled: impl Fn(&str) -> bool,
-) -> Vec<String> {
-    let mut added = Vec::new();
-    for name in names {
-        if !cfg.metrics.contains_key(name) {
-            cfg.metrics.insert(name.to_string(), enabled(name));
-            added.push(name.to_string());
-        }
-    }
-    added
-}
-
 #[cfg(test)]
 mod tests {
     use super::keys::{KeyDefault, Kind, Lit, KEYS};
@@ -423,17 +405,5 @@ mod tests {
         let c = super::super::parse("bind_address: '::1'\nport: 0\n", "c").unwrap();
         assert_eq!(c.metrics_addr().unwrap().to_string(), "[::1]:0");
         assert_eq!(c.api_addr().unwrap().to_string(), "0.0.0.0:9101");
-    }
-
-    #[test]
-    fn merge_discovered_never_overwrites() {
-        let mut c = super::super::parse("metrics:\n  a: true\n  b: false\n", "c").unwrap();
-        let added = merge_discovered(&mut c, ["a", "b", "c", "d", "c"], |n| n == "c");
-        assert_eq!(added, vec!["c".to_string(), "d".to_string()]);
-        assert!(c.metrics["a"]);
-        assert!(!c.metrics["b"]);
-        assert!(c.metrics["c"]);
-        assert!(!c.metrics["d"]);
-        assert!(merge_discovered(&mut c, ["a", "d"], |_| true).is_empty());
     }
 }
