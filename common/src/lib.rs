@@ -5,15 +5,15 @@
 //!   and graceful shutdown;
 //! - [`init_tracing`]: `RUST_LOG` (default `info`) to stderr;
 //! - [`healthcheck`]: the HTTP probe the `FROM scratch` images run;
-//! - [`env`]: environment variables behind a trait, and the [`hostname`];
+//! - [`hostname`]: the machine's name, for the bridge's default JSON-RPC `src`;
 //! - [`cli`]: command-line errors for flags parsed with `lexopt`, and the usage exit code.
 
 pub mod cli;
-pub mod env;
 pub mod healthcheck;
+pub mod host;
 pub mod logging;
 pub mod serve;
 
-pub use env::hostname;
+pub use host::hostname;
 pub use logging::init_tracing;
 pub use serve::{serve, HEADER_READ_TIMEOUT};

@@ -52,24 +52,33 @@ impl Listeners {
     /// Binds `config.ws_addr` and `config.http_addr`; the error names the flag that moves a
     /// busy port.
     pub async fn bind(config: &BridgeConfig) -> Result<Listeners, BindError> {
-        let ws = TcpListener::bind(config.ws_addr)
-            .await
-            .map_err(|source| BindError {
-                what: "plug WebSocket connections",
-                addr: config.ws_addr,
-                hint: "--ws-port / SHELLY_WS_PORT",
-                source,
-            })?;
-        let http = TcpListener::bind(config.http_addr)
-            .await
-            .map_err(|source| BindError {
-                what: "the HTTP API",
-                addr: config.http_addr,
-                hint: "--http-port / SHELLY_HTTP_PORT",
-                source,
-            })?;
+        let ws = bind(
+            config.ws_addr,
+            "plug WebSocket connections",
+            "--ws-port / SHELLY_WS_PORT",
+        )
+        .await?;
+        let http = bind(
+            config.http_addr,
+            "the HTTP API",
+            "--http-port / SHELLY_HTTP_PORT",
+        )
+        .await?;
         Ok(Listeners { ws, http })
     }
+}
+
+async fn bind(
+    addr: std::net::SocketAddr,
+    what: &'static str,
+    hint: &'static str,
+) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr).await.map_err(|source| BindError {
+        what,
+        addr,
+        hint,
+        source,
+    })
 }
 
 /// Binds both listeners, logs their addresses, and serves until `shutdown` is cancelled; then
