@@ -7,14 +7,16 @@
 //! edge-metrics-exporter --version | --help
 //! ```
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use edge_metrics_common::cli::{self, ArgError, EXIT_USAGE};
 use edge_metrics_common::{healthcheck, init_tracing};
 
-use edge_metrics_exporter::config;
 use edge_metrics_exporter::config::error_chain;
 use edge_metrics_exporter::owner::{ConfigOrigin, EnvMap};
+use edge_metrics_exporter::{collector, config};
 use edge_metrics_exporter::{run, RunOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -34,9 +36,7 @@ Options:
 
 Logging: RUST_LOG (default info).";
 
-/// Exit code for an unusable configuration (EX_USAGE).
-const EXIT_CONFIG: u8 = 64;
-
+#[derive(Debug, PartialEq)]
 enum Mode {
     Run,
     Healthcheck { url: Option<String> },
@@ -44,50 +44,48 @@ enum Mode {
     Help,
 }
 
+#[derive(Debug)]
 struct Args {
     mode: Mode,
     config: Option<PathBuf>,
 }
 
-fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
+/// Reads the command line (without the program name). The last of `--help`, `--version`
+/// and `healthcheck` decides the mode; `--url` only goes with `healthcheck`.
+fn parse_args<I>(args: I) -> Result<Args, ArgError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::Arg::{Long, Short, Value};
     let mut mode = Mode::Run;
     let mut config = None;
     let mut url = None;
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "--config" | "-c" => config = Some(PathBuf::from(value("--config")?)),
-            "--url" => url = Some(value("--url")?),
-            "--version" | "-V" => mode = Mode::Version,
-            "--help" | "-h" => mode = Mode::Help,
-            "healthcheck" => mode = Mode::Healthcheck { url: None },
-            other => return Err(format!("unknown argument {other:?}; see --help")),
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("config") | Short('c') => config = Some(PathBuf::from(parser.value()?)),
+            Long("url") => url = Some(cli::value(&mut parser)?),
+            Long("version") | Short('V') => mode = Mode::Version,
+            Long("help") | Short('h') => mode = Mode::Help,
+            Value(word) if word == "healthcheck" => mode = Mode::Healthcheck { url: None },
+            other => return Err(other.unexpected().into()),
         }
     }
     if let Mode::Healthcheck { url: u } = &mut mode {
         *u = url;
     } else if url.is_some() {
-        return Err("--url only goes with healthcheck".into());
+        return Err(ArgError::new("--url", "only goes with healthcheck"));
     }
     Ok(Args { mode, config })
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let args = match parse_args(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("edge-metrics-exporter: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     let env: EnvMap = std::env::vars().collect();
@@ -108,11 +106,13 @@ fn main() -> ExitCode {
 
 fn serve(config_path: PathBuf, env: EnvMap) -> ExitCode {
     init_tracing();
-    let (config, created) = match config::load(&config_path, &env) {
+    let (config, created) = match config::load(&config_path, &env, &|| {
+        collector::fresh_config(config::Config::default().device_type)
+    }) {
         Ok(loaded) => (loaded.config, loaded.created),
         Err(error) => {
             eprintln!("{}", error_chain(&error));
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     // One thread is plenty for a 1 Hz exporter and keeps RSS small.
@@ -152,4 +152,59 @@ fn run_healthcheck(url: Option<String>, config_path: &Path) -> ExitCode {
         format!("http://127.0.0.1:{port}/health")
     });
     healthcheck::exit_code("healthcheck", &url, healthcheck::get_url(&url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, ArgError> {
+        parse_args(args.iter().copied())
+    }
+
+    #[test]
+    fn config_without_its_value_is_an_error_that_names_it() {
+        let e = parse(&["--config"]).unwrap_err();
+        assert_eq!(e.to_string(), "--config: needs a value; see --help");
+        let e = parse(&["healthcheck", "-c"]).unwrap_err();
+        assert_eq!(e.name, "-c");
+        let e = parse(&["healthcheck", "--url"]).unwrap_err();
+        assert_eq!(e.name, "--url");
+    }
+
+    #[test]
+    fn flags_subcommand_and_modes() {
+        let a = parse(&[]).unwrap();
+        assert_eq!((a.mode, a.config), (Mode::Run, None));
+        let a = parse(&["--config=/tmp/c.yaml"]).unwrap();
+        assert_eq!(a.config, Some(PathBuf::from("/tmp/c.yaml")));
+        let a = parse(&[
+            "-c",
+            "x.yaml",
+            "healthcheck",
+            "--url",
+            "http://127.0.0.1:1/health",
+        ])
+        .unwrap();
+        assert_eq!(a.config, Some(PathBuf::from("x.yaml")));
+        assert_eq!(
+            a.mode,
+            Mode::Healthcheck {
+                url: Some("http://127.0.0.1:1/health".into())
+            }
+        );
+        assert_eq!(parse(&["--help", "--version"]).unwrap().mode, Mode::Version);
+        assert_eq!(parse(&["-V", "-h"]).unwrap().mode, Mode::Help);
+    }
+
+    #[test]
+    fn usage_errors_name_the_argument() {
+        assert_eq!(
+            parse(&["--no-such-flag"]).unwrap_err().name,
+            "--no-such-flag"
+        );
+        assert_eq!(parse(&["serve"]).unwrap_err().name, "serve");
+        let e = parse(&["--url", "http://127.0.0.1:1/health"]).unwrap_err();
+        assert_eq!(e.to_string(), "--url: only goes with healthcheck");
+    }
 }

@@ -11,8 +11,11 @@
 //! | `--src NAME` | `SHELLY_BRIDGE_SRC` | `shelly-bridge-<hostname>` |
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+use edge_metrics_common::cli::{self, ArgError};
 
 /// Everything the bridge needs to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,46 +34,37 @@ pub struct BridgeConfig {
     pub src: String,
 }
 
-/// A flag or variable that could not be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{name}: {message}")]
-pub struct ConfigError {
-    /// The flag or variable.
-    pub name: String,
-    /// What was wrong and what to do.
-    pub message: String,
-}
+/// A flag or variable that could not be used: `name` is the flag or variable, `message` what
+/// was wrong and what to do.
+pub type ConfigError = ArgError;
 
 fn err(name: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        name: name.to_string(),
-        message: message.into(),
-    }
+    ArgError::new(name, message)
 }
 
-/// Finds `--flag VALUE` or `--flag=VALUE` in `args`, else the environment variable.
-fn lookup(
-    args: &[String],
-    flag: &str,
-    env: &HashMap<String, String>,
-    var: &str,
-) -> Option<(String, String)> {
-    let mut found = None;
-    let mut i = 0;
-    while i < args.len() {
-        if args[i] == flag {
-            if let Some(v) = args.get(i + 1) {
-                found = Some((flag.to_string(), v.clone()));
-            }
-            i += 2;
-            continue;
-        }
-        if let Some(v) = args[i].strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
-            found = Some((flag.to_string(), v.to_string()));
-        }
-        i += 1;
+/// The flags given on the command line (each takes a value; the last of a repeated flag
+/// wins). A flag without its value or an unknown argument is an error naming it.
+fn given_flags<I>(args: I) -> Result<HashMap<&'static str, String>, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut given = HashMap::new();
+    while let Some(arg) = parser.next()? {
+        let known = match &arg {
+            lexopt::Arg::Long(name) => FLAGS.iter().copied().find(|f| f[2..] == **name),
+            _ => None,
+        };
+        let Some(flag) = known else {
+            return Err(err(
+                &cli::shown(&arg),
+                format!("unknown option; known: {} (see --help)", FLAGS.join(", ")),
+            ));
+        };
+        given.insert(flag, cli::value(&mut parser)?);
     }
-    found.or_else(|| env.get(var).map(|v| (var.to_string(), v.clone())))
+    Ok(given)
 }
 
 fn parse_port(name: &str, v: &str) -> Result<u16, ConfigError> {
@@ -111,25 +105,23 @@ pub const FLAGS: [&str; 7] = [
 
 impl BridgeConfig {
     /// Reads settings from `args` (after the subcommand) and `env`; `hostname` names the
-    /// default `src`. Unknown flags are an error.
-    pub fn from_args(
-        args: &[String],
+    /// default `src`. Unknown flags and flags without their value are errors.
+    pub fn from_args<I>(
+        args: I,
         env: &HashMap<String, String>,
         hostname: &str,
-    ) -> Result<BridgeConfig, ConfigError> {
-        let mut i = 0;
-        while i < args.len() {
-            let a = &args[i];
-            let name = a.split('=').next().unwrap_or(a);
-            if !FLAGS.contains(&name) {
-                return Err(err(
-                    a,
-                    format!("unknown option; known: {} (see --help)", FLAGS.join(", ")),
-                ));
-            }
-            i += if a.contains('=') { 1 } else { 2 };
-        }
-        let bind: IpAddr = match lookup(args, "--bind", env, "SHELLY_BIND") {
+    ) -> Result<BridgeConfig, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<OsString>,
+    {
+        let given = given_flags(args)?;
+        // The flag if given, else the environment variable; with the name to blame.
+        let lookup = |flag: &str, var: &str| match given.get(flag) {
+            Some(v) => Some((flag.to_string(), v.clone())),
+            None => env.get(var).map(|v| (var.to_string(), v.clone())),
+        };
+        let bind: IpAddr = match lookup("--bind", "SHELLY_BIND") {
             Some((n, v)) => v.trim().parse().map_err(|_| {
                 err(
                     &n,
@@ -138,20 +130,19 @@ impl BridgeConfig {
             })?,
             None => IpAddr::from([0, 0, 0, 0]),
         };
-        let port = |flag: &str, var: &str, default: u16| match lookup(args, flag, env, var) {
+        let port = |flag: &str, var: &str, default: u16| match lookup(flag, var) {
             Some((n, v)) => parse_port(&n, &v),
             None => Ok(default),
         };
         let ws_port = port("--ws-port", "SHELLY_WS_PORT", 8765)?;
         let http_port = port("--http-port", "SHELLY_HTTP_PORT", 8766)?;
-        let secs = |flag: &str, var: &str, default: u64| match lookup(args, flag, env, var) {
+        let secs = |flag: &str, var: &str, default: u64| match lookup(flag, var) {
             Some((n, v)) => parse_secs(&n, &v),
             None => Ok(Duration::from_secs(default)),
         };
         let rpc_timeout = secs("--rpc-timeout", "SHELLY_RPC_TIMEOUT", 5)?;
         let ping_interval = secs("--ping-interval", "SHELLY_PING_INTERVAL", 20)?;
-        let max_frame_bytes = match lookup(args, "--max-frame-bytes", env, "SHELLY_MAX_FRAME_BYTES")
-        {
+        let max_frame_bytes = match lookup("--max-frame-bytes", "SHELLY_MAX_FRAME_BYTES") {
             Some((n, v)) => match v.trim().parse::<usize>() {
                 Ok(b) if b >= 1024 => b,
                 _ => {
@@ -163,7 +154,7 @@ impl BridgeConfig {
             },
             None => 64 * 1024,
         };
-        let src = match lookup(args, "--src", env, "SHELLY_BRIDGE_SRC") {
+        let src = match lookup("--src", "SHELLY_BRIDGE_SRC") {
             Some((_, v)) if !v.trim().is_empty() => v.trim().to_string(),
             _ => format!("shelly-bridge-{hostname}"),
         };
@@ -188,7 +179,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = BridgeConfig::from_args(&[], &HashMap::new(), "edge-01").unwrap();
+        let c = BridgeConfig::from_args(args(&[]), &HashMap::new(), "edge-01").unwrap();
         assert_eq!(c.ws_addr, "0.0.0.0:8765".parse().unwrap());
         assert_eq!(c.http_addr, "0.0.0.0:8766".parse().unwrap());
         assert_eq!(c.rpc_timeout, Duration::from_secs(5));
@@ -206,7 +197,7 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let c =
-            BridgeConfig::from_args(&args(&["--http-port=0", "--rpc-timeout", "0.5"]), &env, "h")
+            BridgeConfig::from_args(args(&["--http-port=0", "--rpc-timeout", "0.5"]), &env, "h")
                 .unwrap();
         assert_eq!(c.ws_addr, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.http_addr, "127.0.0.1:0".parse().unwrap());
@@ -216,14 +207,53 @@ mod tests {
     #[test]
     fn bad_values_say_what_and_how() {
         let e =
-            BridgeConfig::from_args(&args(&["--ws-port", "x"]), &HashMap::new(), "h").unwrap_err();
+            BridgeConfig::from_args(args(&["--ws-port", "x"]), &HashMap::new(), "h").unwrap_err();
         assert_eq!(e.name, "--ws-port");
         assert!(e.message.contains("port number"));
         let env: HashMap<String, String> =
             [("SHELLY_RPC_TIMEOUT".to_string(), "-1".to_string())].into();
-        let e = BridgeConfig::from_args(&[], &env, "h").unwrap_err();
+        let e = BridgeConfig::from_args(args(&[]), &env, "h").unwrap_err();
         assert_eq!(e.name, "SHELLY_RPC_TIMEOUT");
-        let e = BridgeConfig::from_args(&args(&["--wat", "1"]), &HashMap::new(), "h").unwrap_err();
+        let e = BridgeConfig::from_args(args(&["--wat", "1"]), &HashMap::new(), "h").unwrap_err();
         assert!(e.message.contains("unknown option"));
+    }
+
+    #[test]
+    fn a_flag_without_its_value_is_an_error_that_names_it() {
+        // Regression: `--ws-port` as the last argument used to be accepted and ignored.
+        let e = BridgeConfig::from_args(args(&["--ws-port"]), &HashMap::new(), "h").unwrap_err();
+        assert_eq!(e.name, "--ws-port");
+        assert!(e.message.contains("needs a value"), "{e}");
+        let e = BridgeConfig::from_args(
+            args(&["--bind", "127.0.0.1", "--src"]),
+            &HashMap::new(),
+            "h",
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "--src: needs a value; see --help");
+    }
+
+    #[test]
+    fn a_value_may_start_with_a_dash_and_the_last_flag_wins() {
+        let c = BridgeConfig::from_args(
+            args(&["--src", "-x", "--ws-port", "1", "--ws-port=2"]),
+            &HashMap::new(),
+            "h",
+        )
+        .unwrap();
+        assert_eq!(c.src, "-x");
+        assert_eq!(c.ws_addr.port(), 2);
+    }
+
+    #[test]
+    fn stray_arguments_and_short_options_are_named() {
+        for (arg, name) in [("serve", "serve"), ("-x", "-x"), ("--wat=1", "--wat")] {
+            let e = BridgeConfig::from_args(args(&[arg]), &HashMap::new(), "h").unwrap_err();
+            assert_eq!(e.name, name);
+            assert!(
+                e.message.starts_with("unknown option; known: --bind"),
+                "{e}"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! binary, which the shipped bridge does not contain.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -35,9 +36,9 @@ const SIMULATE_MOVED: &str = "shelly-bridge simulate: the plug simulator is its 
 run `shelly-sim` with the same options";
 
 fn main() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let env: HashMap<String, String> = std::env::vars().collect();
-    let sub = match args.first().map(String::as_str) {
+    let sub = match args.first().and_then(|a| a.to_str()) {
         Some("serve") | Some("healthcheck") | Some("simulate") => args.remove(0),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");
@@ -47,18 +48,19 @@ fn main() -> ExitCode {
             println!("shelly-bridge {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        _ => "serve".to_string(),
+        _ => OsString::from("serve"),
     };
     if sub == "simulate" {
         eprintln!("{SIMULATE_MOVED}");
         return ExitCode::from(EXIT_USAGE);
     }
+    // Help anywhere wins, even after a flag that is wrong.
     if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
     let hostname = edge_metrics_common::hostname(&env);
-    let config = match BridgeConfig::from_args(&args, &env, &hostname) {
+    let config = match BridgeConfig::from_args(args, &env, &hostname) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("shelly-bridge: {e}");

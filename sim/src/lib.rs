@@ -12,9 +12,11 @@
 //! `--reconnect never`, `--run-for`. See [`USAGE`].
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use edge_metrics_common::cli::{self, ArgError};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
@@ -65,6 +67,12 @@ pub struct SimError {
     pub usage: bool,
     /// What went wrong and what to do.
     pub message: String,
+}
+
+impl From<ArgError> for SimError {
+    fn from(error: ArgError) -> SimError {
+        usage(error.to_string())
+    }
 }
 
 fn usage(message: impl Into<String>) -> SimError {
@@ -201,35 +209,13 @@ pub struct SimConfig {
 
 impl SimConfig {
     /// Parses `args` (without the program name); `env` supplies `SHELLY_SIM_URL`.
-    pub fn from_args(
-        args: &[String],
-        env: &HashMap<String, String>,
-    ) -> Result<SimConfig, SimError> {
-        let mut opts: HashMap<String, String> = HashMap::new();
-        let mut flags: Vec<String> = Vec::new();
-        let mut i = 0;
-        while i < args.len() {
-            let a = &args[i];
-            if a == "--no-reply" || a == "--bad-json" {
-                flags.push(a.clone());
-                i += 1;
-                continue;
-            }
-            let Some(name) = a.strip_prefix("--") else {
-                return Err(usage(format!("unexpected argument `{a}`; see --help")));
-            };
-            if let Some((k, v)) = name.split_once('=') {
-                opts.insert(k.to_string(), v.to_string());
-                i += 1;
-            } else {
-                let v = args
-                    .get(i + 1)
-                    .ok_or_else(|| usage(format!("--{name} needs a value; see --help")))?;
-                opts.insert(name.to_string(), v.clone());
-                i += 2;
-            }
-        }
-        const KNOWN: [&str; 24] = [
+    pub fn from_args<I>(args: I, env: &HashMap<String, String>) -> Result<SimConfig, SimError>
+    where
+        I: IntoIterator,
+        I::Item: Into<OsString>,
+    {
+        // Options that take a value; `--no-reply` and `--bad-json` take none.
+        const WITH_VALUE: [&str; 22] = [
             "url",
             "profile",
             "count",
@@ -251,12 +237,21 @@ impl SimConfig {
             "hello-delay-ms",
             "notify-interval",
             "run-for",
-            "no-reply",
-            "bad-json",
             "clock",
         ];
-        if let Some(k) = opts.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(usage(format!("unknown option --{k}; see --help")));
+        let mut opts: HashMap<String, String> = HashMap::new();
+        let (mut no_reply, mut bad_json) = (false, false);
+        let mut parser = lexopt::Parser::from_args(args);
+        while let Some(arg) = parser.next().map_err(ArgError::from)? {
+            match arg {
+                lexopt::Arg::Long("no-reply") => no_reply = true,
+                lexopt::Arg::Long("bad-json") => bad_json = true,
+                lexopt::Arg::Long(name) if WITH_VALUE.contains(&name) => {
+                    let name = name.to_string();
+                    opts.insert(name, cli::value(&mut parser)?);
+                }
+                other => return Err(ArgError::from(other.unexpected()).into()),
+            }
         }
         fn num<T: std::str::FromStr>(
             opts: &HashMap<String, String>,
@@ -329,29 +324,17 @@ impl SimConfig {
         } else {
             1.0
         };
-        let relay = match opts.get("relay").map(String::as_str) {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(v) => return Err(usage(format!("--relay must be on or off, got `{v}`"))),
+        // Two-word options: the first word is the default and means `true`.
+        let either = |k: &str, yes: &str, no: &str| match opts.get(k).map(String::as_str) {
+            None => Ok(true),
+            Some(v) if v == yes => Ok(true),
+            Some(v) if v == no => Ok(false),
+            Some(v) => Err(usage(format!("--{k} must be {yes} or {no}, got `{v}`"))),
         };
-        let loose = match opts.get("numbers").map(String::as_str) {
-            None | Some("loose") => true,
-            Some("plain") => false,
-            Some(v) => {
-                return Err(usage(format!(
-                    "--numbers must be loose or plain, got `{v}`"
-                )))
-            }
-        };
-        let reconnect = match opts.get("reconnect").map(String::as_str) {
-            None | Some("always") => true,
-            Some("never") => false,
-            Some(v) => {
-                return Err(usage(format!(
-                    "--reconnect must be always or never, got `{v}`"
-                )))
-            }
-        };
+        let relay = either("relay", "on", "off")?;
+        let loose = either("numbers", "loose", "plain")?;
+        let reconnect = either("reconnect", "always", "never")?;
+        let unsynced = !either("clock", "synced", "unsynced")?;
         let error = match opts.get("error") {
             None => None,
             Some(v) => {
@@ -385,17 +368,9 @@ impl SimConfig {
             seed,
             loose,
             reply_delay: Duration::from_millis(num(&opts, "reply-delay-ms", 0)?),
-            no_reply: flags.iter().any(|f| f == "--no-reply"),
-            bad_json: flags.iter().any(|f| f == "--bad-json"),
-            unsynced: match opts.get("clock").map(String::as_str) {
-                None | Some("synced") => false,
-                Some("unsynced") => true,
-                Some(v) => {
-                    return Err(usage(format!(
-                        "--clock must be synced or unsynced, got `{v}`"
-                    )))
-                }
-            },
+            no_reply,
+            bad_json,
+            unsynced,
             error,
             drop_after: secs("drop-after")?,
             reconnect,
@@ -1190,6 +1165,47 @@ mod tests {
         ];
         a.extend(extra.iter().map(|s| s.to_string()));
         SimConfig::from_args(&a, &HashMap::new()).unwrap()
+    }
+
+    fn parse_err(extra: &[&str]) -> SimError {
+        let mut a = vec!["--url", "ws://127.0.0.1:1/jetson-01"];
+        a.extend(extra);
+        SimConfig::from_args(a, &HashMap::new()).unwrap_err()
+    }
+
+    #[test]
+    fn options_parse_with_their_defaults_and_errors_name_the_option() {
+        let c = cfg(&[
+            "--no-reply",
+            "--count=3",
+            "--power",
+            "-50",
+            "--clock",
+            "unsynced",
+        ]);
+        assert!(c.no_reply && !c.bad_json && c.unsynced && c.relay && c.loose && c.reconnect);
+        assert_eq!((c.count, c.power), (3, -50.0));
+        assert_eq!(c.notify_interval, Some(Duration::from_secs(60)));
+        for (args, message) in [
+            (
+                &["--relay", "maybe"][..],
+                "--relay must be on or off, got `maybe`",
+            ),
+            (
+                &["--reconnect", "sometimes"],
+                "--reconnect must be always or never, got `sometimes`",
+            ),
+            (&["--seed"], "--seed: needs a value; see --help"),
+            (&["--toast", "1"], "--toast: unknown option; see --help"),
+            (&["extra"], "extra: unexpected argument; see --help"),
+            (&["--no-reply=yes"], "--no-reply: takes no value, got `yes`"),
+        ] {
+            let e = parse_err(args);
+            assert!(e.usage, "{args:?}");
+            assert_eq!(e.message, message);
+        }
+        let e = SimConfig::from_args(["--count", "2"], &HashMap::new()).unwrap_err();
+        assert!(e.message.starts_with("--url is required"), "{e}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! options, 1 otherwise.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use edge_metrics_common::cli::EXIT_USAGE;
@@ -10,14 +11,15 @@ use edge_metrics_common::init_tracing;
 use shelly_sim::{SimConfig, USAGE};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // Help anywhere wins, even after an option that is wrong.
     if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
     init_tracing();
     let env: HashMap<String, String> = std::env::vars().collect();
-    let cfg = match SimConfig::from_args(&args, &env) {
+    let cfg = match SimConfig::from_args(args, &env) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("shelly-sim: {e}");

@@ -320,38 +320,34 @@ async fn dropped_connection_and_bridge_restart_are_followed_by_redial() {
     drop(sim2);
 }
 
+/// Runs the simulator to its end with `args`: (exit code, stdout, stderr).
+fn run_sim(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(SIM).args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
 #[test]
 fn simulator_rejects_bad_options_with_exit_64() {
-    let out = Command::new(SIM)
-        .args(["--url", "http://x", "--run-for", "1"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ws://"));
-    let out = Command::new(SIM)
-        .args(["--url", "ws://127.0.0.1:1/", "--profile", "toaster"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("toaster"));
+    let (code, _, stderr) = run_sim(&["--url", "http://x", "--run-for", "1"]);
+    assert_eq!(code, Some(64));
+    assert!(stderr.contains("ws://"), "{stderr}");
+    let (code, _, stderr) = run_sim(&["--url", "ws://127.0.0.1:1/", "--profile", "toaster"]);
+    assert_eq!(code, Some(64));
+    assert!(stderr.contains("toaster"), "{stderr}");
 }
 
 #[test]
 fn an_option_without_its_value_is_a_usage_error_that_names_it() {
-    let out = Command::new(SIM)
-        .args(["--url", "ws://127.0.0.1:1/", "--count"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--count"), "{stderr}");
+    let (code, _, stderr) = run_sim(&["--url", "ws://127.0.0.1:1/", "--count"]);
+    assert_eq!(code, Some(64));
+    assert!(stderr.contains("--count: needs a value"), "{stderr}");
 }
 
 #[test]
 fn help_lists_the_options() {
-    let out = Command::new(SIM).arg("--help").output().unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
+    let (code, help, _) = run_sim(&["--help"]);
+    assert_eq!(code, Some(0));
     assert!(help.starts_with("shelly-sim:"), "{help}");
     for flag in ["--url", "--profile", "--count", "--no-reply", "--run-for"] {
         assert!(help.contains(flag), "{flag} missing in {help}");
