@@ -188,15 +188,7 @@ pub fn default_metrics(model: Model) -> Vec<&'static str> {
 mod tests {
     use super::*;
 
-    const XAVIER_NX: &str = "RAM 2690/6854MB (lfb 6x1MB) SWAP 479/3427MB (cached 3MB) \
-        CPU [3%@1904,7%@1906,1%@1905,0%@1907,off,off] EMC_FREQ 0%@1600 GR3D_FREQ 0%@[510] \
-        VIC_FREQ 601 APE 150 AUX@39C CPU@39.5C AO@37.5C GPU@37.5C PMIC@50C \
-        VDD_IN 5079mW/5079mW VDD_CPU_GPU_CV 696mW/696mW VDD_SOC 1104mW/1104mW";
-
-    const NANO: &str = "RAM 1409/3964MB (lfb 28x4MB) SWAP 0/1982MB (cached 0MB) \
-        IRAM 0/252kB(lfb 252kB) CPU [22%@518,67%@518,off,off] EMC_FREQ 0%@1600 \
-        GR3D_FREQ 0%@76 APE 25 PLL@28.5C CPU@32C PMIC@50C GPU@30.5C AO@39.5C thermal@31.25C \
-        POM_5V_IN 2003/2003 POM_5V_GPU 0/0 POM_5V_CPU 320/320";
+    use crate::tegrastats::parse::testing::{NANO, XAVIER_NX};
 
     fn values(raw: &str) -> Values {
         let reading = read_line(raw).unwrap();
