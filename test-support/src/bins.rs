@@ -12,14 +12,8 @@
 //! the same runner, so they start whether or not the host has binfmt set up.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// The exporter's binary name.
-pub const EXPORTER: &str = "edge-metrics-exporter";
-/// The bridge's binary name.
-pub const BRIDGE: &str = "shelly-bridge";
-/// The plug simulator's binary name.
-pub const SIM: &str = "shelly-sim";
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// The target triple this crate was built for (from `build.rs`).
 const TARGET: &str = env!("TEST_SUPPORT_TARGET");
@@ -88,6 +82,38 @@ pub fn command(program: &Path) -> Command {
     }
 }
 
+/// [`command`] with the environment every daemon under test gets: `RUST_LOG=info` (the
+/// lifecycle lines tests wait for; a caller may set its own after) and `NO_COLOR=1`.
+pub fn daemon_command(program: &Path) -> Command {
+    let mut cmd = command(program);
+    cmd.env("RUST_LOG", "info").env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `cmd` to its end with stdin closed and stdout and stderr captured. Panics, after
+/// killing it, when it is still running after `timeout`.
+pub fn run_to_end(cmd: &mut Command, timeout: Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reading both pipes to their end while waiting: a chatty child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(output) => output.unwrap_or_else(|e| panic!("cannot read what {cmd:?} printed: {e}")),
+        Err(_) => {
+            crate::daemon::send_signal(pid, "KILL");
+            panic!("{cmd:?} did not exit within {timeout:?}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +130,25 @@ mod tests {
     #[should_panic(expected = "cargo test --workspace")]
     fn a_missing_binary_says_how_to_build_it() {
         locate("no-such-binary-in-this-workspace", None);
+    }
+
+    #[test]
+    fn run_to_end_captures_both_streams_and_the_status() {
+        let out = run_to_end(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(
+            (&out.stdout[..], &out.stderr[..]),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "did not exit within")]
+    fn run_to_end_is_bounded() {
+        run_to_end(Command::new("sleep").arg("30"), Duration::from_millis(100));
     }
 
     #[test]

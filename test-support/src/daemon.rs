@@ -334,13 +334,11 @@ impl Bridge {
 /// `extra` (which may override any of these).
 pub fn plug(ws: SocketAddr, alias: &str, extra: &[&str], log_dir: Option<&Path>) -> Daemon {
     let url = format!("ws://{ws}/{alias}");
-    let mut cmd = crate::bins::command(&crate::bin!("shelly-sim"));
+    let mut cmd = crate::bins::daemon_command(&crate::bin!("shelly-sim"));
     cmd.args(["--url", &url])
         .args(["--backoff-min-ms", "100", "--backoff-max-ms", "500"])
         .args(["--run-for", "300"])
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1");
+        .args(extra);
     Daemon::start(&format!("plug-{alias}"), cmd, log_dir)
 }
 

@@ -46,6 +46,21 @@ impl Reply {
     }
 }
 
+/// Answers as a Config Server does: a `PUT` (a pushed configuration) is accepted with
+/// `200 {}`; any other request gets `get`, after `delay` (zero, or a slow server's wait).
+pub fn config_server(
+    get: Reply,
+    delay: Duration,
+) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
+    move |request| {
+        if request.method == "PUT" {
+            return Reply::json(200, "{}");
+        }
+        std::thread::sleep(delay);
+        get.clone()
+    }
+}
+
 /// How the fake server answers a request.
 pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 

@@ -52,8 +52,10 @@ impl Response {
     }
 }
 
-/// One request on a fresh connection: `headers` as given, plus `Content-Length` when there is
-/// a body or the method is POST or PUT. No `Content-Type` is added: pass it in `headers`.
+/// One request on a fresh connection (`Connection: close`): `headers` as given, plus
+/// `Content-Length` when there is a body or the method is POST or PUT, unless `headers` set
+/// `Content-Length` or `Transfer-Encoding` themselves (a chunked body is sent as given). No
+/// `Content-Type` is added: pass it in `headers`.
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -61,32 +63,20 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> io::Result<Response> {
-    let length =
-        (!body.is_empty() || method == "POST" || method == "PUT").then(|| body.len().to_string());
-    let mut all = headers.to_vec();
-    if let Some(length) = &length {
-        all.push(("Content-Length", length));
-    }
-    request_raw(addr, method, path, &all, body)
-}
-
-/// One request with exactly `headers` (besides `Host` and `Connection: close`) and the body
-/// bytes as given: no `Content-Length` is added, e.g. for a chunked body.
-pub fn request_raw(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> io::Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
-    stream.set_write_timeout(Some(TIMEOUT))?;
+    let framed = headers.iter().any(|(k, _)| {
+        k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
+    });
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
+    if !framed && (!body.is_empty() || method == "POST" || method == "PUT") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     head.push_str("\r\n");
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     read_response(&mut BufReader::new(stream))

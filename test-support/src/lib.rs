@@ -22,7 +22,7 @@ pub mod prom;
 pub mod temp;
 pub mod wait;
 
-pub use bins::{command, locate, BRIDGE, EXPORTER, SIM};
+pub use bins::{command, daemon_command, locate, run_to_end};
 pub use daemon::{Bridge, Daemon, Exporter};
 pub use fake_http::{FakeHttp, Reply, Request};
 pub use http::Response;
