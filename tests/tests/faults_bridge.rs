@@ -10,9 +10,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use e2e::proof::{
-    closed_within, exporter_config, get, repo_root, sample, scrape, wait_until, ws_send_text,
-    ws_upgrade, Bridge, Exporter, TempDir,
+    closed_within, corpus, exporter_config, fd_count, rss_kib, start_bridge, start_exporter,
+    ws_read_frame, ws_send_text, ws_upgrade,
 };
+use test_support::http::get;
+use test_support::{sample, scrape, wait_for, TempDir};
 
 /// `GET path` must answer `status` within `limit`.
 fn answers(addr: SocketAddr, path: &str, status: u16, limit: Duration) {
@@ -29,20 +31,19 @@ fn answers(addr: SocketAddr, path: &str, status: u16, limit: Duration) {
 #[test]
 fn bridge_restarted_while_the_exporter_polls() {
     let tmp = TempDir::new("bridge-restart");
-    let bridge = Bridge::start(tmp.path(), "bridge", &[]);
-    let _plug = bridge.plug(tmp.path(), "jetson-01", &["--jitter", "0"]);
+    let bridge = start_bridge(tmp.path(), "bridge", &[]);
+    let _plug = bridge.plug("jetson-01", &["--jitter", "0"], Some(tmp.path()));
     bridge.wait_devices(1, Duration::from_secs(10));
-    let corpus = repo_root().join("testdata/tegrastats/orin-agx-jp6.log");
     let cfg = exporter_config(
         tmp.path(),
-        &format!("replay: {}", corpus.display()),
+        &format!("replay: {}", corpus("orin-agx-jp6.log").display()),
         &format!(
             "shelly:\n  enabled: true\n  server_url: http://{}\n  device_id: jetson-01\n\
              metrics:\n  power_total_watts: true\n  jetson_ram_used_mb: true\n",
             bridge.http
         ),
     );
-    let exp = Exporter::start(&cfg, tmp.path());
+    let exp = start_exporter(&cfg, tmp.path());
     let watts = exp.wait_sample("power_total_watts", Duration::from_secs(10));
     assert_eq!(watts, 42.5, "the plug's power reaches /metrics");
     let (ws_port, http_port) = (bridge.ws.port().to_string(), bridge.http.port().to_string());
@@ -50,7 +51,7 @@ fn bridge_restarted_while_the_exporter_polls() {
     // Bridge gone (SIGKILL): the Shelly series disappears rather than freezing, /health says
     // why, the tegrastats series stay, and /metrics stays quick.
     drop(bridge);
-    let text = wait_until(Duration::from_secs(10), "power_total_watts gone", || {
+    let text = wait_for(Duration::from_secs(10), "power_total_watts gone", || {
         let t = scrape(exp.metrics);
         sample(&t, "power_total_watts").is_none().then_some(t)
     });
@@ -79,14 +80,14 @@ fn bridge_restarted_while_the_exporter_polls() {
     }
 
     // Bridge back on the same ports: the plug re-dials, the exporter's next polls succeed.
-    let bridge = Bridge::start(
+    let bridge = start_bridge(
         tmp.path(),
         "bridge-again",
         &["--ws-port", &ws_port, "--http-port", &http_port],
     );
     bridge.wait_devices(1, Duration::from_secs(10));
     exp.wait_sample("power_total_watts", Duration::from_secs(10));
-    wait_until(Duration::from_secs(5), "healthy again", || {
+    wait_for(Duration::from_secs(5), "healthy again", || {
         (exp.health()["status"] == "healthy").then_some(())
     });
 }
@@ -94,7 +95,7 @@ fn bridge_restarted_while_the_exporter_polls() {
 #[test]
 fn a_plug_that_connects_and_never_speaks_is_dropped_and_never_listed() {
     let tmp = TempDir::new("silent-plug");
-    let bridge = Bridge::start(tmp.path(), "bridge", &["--ping-interval", "1"]);
+    let bridge = start_bridge(tmp.path(), "bridge", &["--ping-interval", "1"]);
     let mut silent = ws_upgrade(bridge.ws, "/mute")
         .expect("TCP connect")
         .unwrap_or_else(|status| panic!("upgrade refused with {status}"));
@@ -122,12 +123,12 @@ fn a_plug_that_connects_and_never_speaks_is_dropped_and_never_listed() {
 #[test]
 fn a_flood_of_websocket_connections_does_not_starve_real_plugs_or_leak() {
     let tmp = TempDir::new("ws-flood");
-    let bridge = Bridge::start(tmp.path(), "bridge", &[]);
-    let _plug = bridge.plug(tmp.path(), "real", &[]);
+    let bridge = start_bridge(tmp.path(), "bridge", &[]);
+    let _plug = bridge.plug("real", &[], Some(tmp.path()));
     bridge.wait_devices(1, Duration::from_secs(10));
     answers(bridge.http, "/metrics/real", 200, Duration::from_secs(2));
-    let fds_before = bridge.proc.fd_count();
-    let rss_before = bridge.proc.rss_kib();
+    let fds_before = fd_count(bridge.proc.pid());
+    let rss_before = rss_kib(bridge.proc.pid());
 
     // 8 threads × 250 attempts: half open a TCP connection and close it at once, half
     // complete the upgrade and vanish without a close frame. 300 of them stay open at peak.
@@ -168,14 +169,14 @@ fn a_flood_of_websocket_connections_does_not_starve_real_plugs_or_leak() {
     assert!(served >= 1);
     // Afterwards: nothing left behind. Unidentified connections closed by the client are
     // reaped as soon as the bridge reads the EOF.
-    wait_until(
+    wait_for(
         Duration::from_secs(10),
         "descriptors back to the baseline",
-        || (bridge.proc.fd_count() <= fds_before + 2).then_some(()),
+        || (fd_count(bridge.proc.pid()) <= fds_before + 2).then_some(()),
     );
     let d = bridge.wait_devices(1, Duration::from_secs(5));
     assert_eq!(d["devices"][0], "real", "{d}");
-    let rss_after = bridge.proc.rss_kib();
+    let rss_after = rss_kib(bridge.proc.pid());
     assert!(
         rss_after < rss_before + 16 * 1024,
         "RSS grew from {rss_before} to {rss_after} KiB after the flood"
@@ -183,15 +184,15 @@ fn a_flood_of_websocket_connections_does_not_starve_real_plugs_or_leak() {
     eprintln!(
         "flood: 2000 attempts ({upgraded} upgrades) in {flood_time:?}; {served} readings served meanwhile; \
          RSS {rss_before} -> {rss_after} KiB; fds {fds_before} -> {}",
-        bridge.proc.fd_count()
+        fd_count(bridge.proc.pid())
     );
 }
 
 #[test]
 fn oversized_frames_are_dropped_or_cut_off_without_harm() {
     let tmp = TempDir::new("ws-frames");
-    let bridge = Bridge::start(tmp.path(), "bridge", &["--max-frame-bytes", "4096"]);
-    let _plug = bridge.plug(tmp.path(), "real", &[]);
+    let bridge = start_bridge(tmp.path(), "bridge", &["--max-frame-bytes", "4096"]);
+    let _plug = bridge.plug("real", &[], Some(tmp.path()));
     bridge.wait_devices(1, Duration::from_secs(10));
 
     // Above --max-frame-bytes: dropped, the connection kept.
@@ -218,13 +219,13 @@ fn oversized_frames_are_dropped_or_cut_off_without_harm() {
         rejected.contains("too_large"),
         "oversized frames are counted in the bridge's own metrics:\n{rejected}"
     );
-    assert!(bridge.proc.rss_kib() < 64 * 1024);
+    assert!(rss_kib(bridge.proc.pid()) < 64 * 1024);
 }
 
 fn scrape_bridge(http: SocketAddr) -> String {
     let r = get(http, "/bridge/metrics").unwrap();
     assert_eq!(r.status, 200);
-    r.text()
+    r.body
 }
 
 /// Fuzzing found it (fuzz/regressions/shelly_frame/): a reply whose text is cut at a byte that
@@ -233,7 +234,7 @@ fn scrape_bridge(http: SocketAddr) -> String {
 #[test]
 fn a_plug_answering_with_multibyte_text_does_not_crash_the_bridge() {
     let tmp = TempDir::new("multibyte");
-    let bridge = Bridge::start(tmp.path(), "bridge", &[]);
+    let bridge = start_bridge(tmp.path(), "bridge", &[]);
     let mut s = ws_upgrade(bridge.ws, "/poison").unwrap().unwrap();
     ws_send_text(
         &mut s,
@@ -244,8 +245,8 @@ fn a_plug_answering_with_multibyte_text_does_not_crash_the_bridge() {
     let http = bridge.http;
     let asking = std::thread::spawn(move || get(http, "/metrics/poison").unwrap());
     // Answer the bridge's Switch.GetStatus with a string result of two-byte characters.
-    let id = wait_until(Duration::from_secs(5), "the bridge's request", || {
-        let (op, payload) = e2e::proof::ws_read_frame(&mut s).ok()?;
+    let id = wait_for(Duration::from_secs(5), "the bridge's request", || {
+        let (op, payload) = ws_read_frame(&mut s).ok()?;
         if op != 1 {
             return None;
         }

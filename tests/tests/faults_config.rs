@@ -3,80 +3,38 @@
 //! YAML before POST /reload. Expected outcomes are in docs/RELIABILITY.md ("configuration");
 //! each test asserts exactly that.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
-use e2e::proof::{
-    exporter_config, get, http, post_json, repo_root, sample, scrape, wait_until, Exporter, TempDir,
-};
+use e2e::proof::{corpus, exporter_config, start_exporter, Tmpfs};
 use serde_json::Value;
-
-/// A tmpfs mounted on a fresh directory, unmounted on drop.
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    fn new(dir: PathBuf, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(&dir).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "mount -t tmpfs on {} failed: these tests need root (as in CI)",
-            dir.display()
-        );
-        Tmpfs { dir }
-    }
-
-    fn remount(&self, opts: &str) {
-        let ok = Command::new("mount")
-            .args(["-o", opts])
-            .arg(&self.dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "mount -o {opts} {} failed", self.dir.display());
-    }
-
-    /// Fills the file system to the last byte; returns the filler's path.
-    fn fill(&self) -> PathBuf {
-        use std::io::Write;
-        let path = self.dir.join("filler");
-        let mut f = std::fs::File::create(&path).unwrap();
-        let block = vec![0u8; 4096];
-        while f.write_all(&block).is_ok() {}
-        let byte = [0u8; 1];
-        while f.write_all(&byte).is_ok() {}
-        let _ = f.sync_all();
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
-}
+use test_support::http::{get, post_json, request, Response};
+use test_support::{sample, scrape, wait_for, Exporter, TempDir};
 
 fn start_on(dir: &Path, log_dir: &Path) -> Exporter {
-    let corpus = repo_root().join("testdata/tegrastats/orin-agx-jp6.log");
     let cfg = exporter_config(
         dir,
-        &format!("replay: {}", corpus.display()),
+        &format!("replay: {}", corpus("orin-agx-jp6.log").display()),
         "shelly:\n  enabled: false\nmetrics:\n  jetson_ram_used_mb: true\n  jetson_ram_total_mb: false\n",
     );
-    let exp = Exporter::start(&cfg, log_dir);
+    let exp = start_exporter(&cfg, log_dir);
     exp.wait_sample("jetson_ram_used_mb", Duration::from_secs(10));
     // Let the first cycles write the discovered metrics, so later writes are ours alone.
-    wait_until(Duration::from_secs(10), "discovered metrics saved", || {
+    wait_for(Duration::from_secs(10), "discovered metrics saved", || {
         let text = std::fs::read_to_string(&cfg).ok()?;
         text.contains("jetson_cpu_avg_usage_percent").then_some(())
     });
     exp
+}
+
+/// `POST /metrics/enable {"jetson_ram_total_mb": true}`.
+fn enable_ram_total(exp: &Exporter) -> Response {
+    post_json(
+        exp.api,
+        "/metrics/enable",
+        r#"{"jetson_ram_total_mb": true}"#,
+    )
+    .expect("the management API answers")
 }
 
 fn list(exp: &Exporter) -> Value {
@@ -103,12 +61,7 @@ fn read_only_config_directory_refuses_changes_and_loses_nothing() {
     let before = list(&exp);
 
     fs.remount("remount,ro");
-    let r = post_json(
-        exp.api,
-        "/metrics/enable",
-        r#"{"jetson_ram_total_mb": true}"#,
-    )
-    .unwrap();
+    let r = enable_ram_total(&exp);
     assert_eq!(r.status, 500, "{}", r.text());
     let msg = r.json()["error"].as_str().unwrap_or("").to_string();
     assert!(
@@ -126,12 +79,7 @@ fn read_only_config_directory_refuses_changes_and_loses_nothing() {
     assert_eq!(get(exp.api, "/health").unwrap().status, 200);
 
     fs.remount("remount,rw");
-    let r = post_json(
-        exp.api,
-        "/metrics/enable",
-        r#"{"jetson_ram_total_mb": true}"#,
-    )
-    .unwrap();
+    let r = enable_ram_total(&exp);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(std::fs::read_to_string(&config)
         .unwrap()
@@ -150,12 +98,7 @@ fn disk_full_refuses_changes_keeps_the_old_file_whole_and_leaves_no_temp_files()
     let files_before = files_in(&fs.dir);
 
     let filler = fs.fill();
-    let r = post_json(
-        exp.api,
-        "/metrics/enable",
-        r#"{"jetson_ram_total_mb": true}"#,
-    )
-    .unwrap();
+    let r = enable_ram_total(&exp);
     assert_eq!(r.status, 500, "{}", r.text());
     let msg = r.json()["error"].as_str().unwrap_or("").to_string();
     assert!(
@@ -177,16 +120,11 @@ fn disk_full_refuses_changes_keeps_the_old_file_whole_and_leaves_no_temp_files()
         "no temp file may be left behind"
     );
     // POST /reload reads the (intact) file fine while the disk is full.
-    let r = http(exp.api, "POST", "/reload", &[], b"").unwrap();
+    let r = request(exp.api, "POST", "/reload", &[], b"").unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
 
     std::fs::remove_file(filler).unwrap();
-    let r = post_json(
-        exp.api,
-        "/metrics/enable",
-        r#"{"jetson_ram_total_mb": true}"#,
-    )
-    .unwrap();
+    let r = enable_ram_total(&exp);
     assert_eq!(r.status, 200, "{}", r.text());
     exp.wait_sample("jetson_ram_total_mb", Duration::from_secs(5));
 }
@@ -212,7 +150,7 @@ fn invalid_yaml_before_reload_is_refused_and_the_running_config_stays() {
         ("\u{0}\u{1}binary\u{ff}", vec![]),
     ] {
         std::fs::write(&config, text).unwrap();
-        let r = http(exp.api, "POST", "/reload", &[], b"").unwrap();
+        let r = request(exp.api, "POST", "/reload", &[], b"").unwrap();
         assert_eq!(r.status, 400, "{text:?}: {}", r.text());
         let msg = r.json()["error"].as_str().unwrap_or("").to_string();
         assert!(
@@ -231,7 +169,7 @@ fn invalid_yaml_before_reload_is_refused_and_the_running_config_stays() {
         assert_eq!(exp.health()["status"], "healthy");
     }
     std::fs::write(&config, &good).unwrap();
-    let r = http(exp.api, "POST", "/reload", &[], b"").unwrap();
+    let r = request(exp.api, "POST", "/reload", &[], b"").unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
@@ -241,12 +179,21 @@ fn invalid_yaml_before_reload_is_refused_and_the_running_config_stays() {
 fn read_only_config_directory_at_start_is_warned_about_once_not_every_cycle() {
     let tmp = TempDir::new("ro-start");
     let fs = Tmpfs::new(tmp.join("etc"), "1m");
-    let corpus = repo_root().join("testdata/tegrastats/orin-agx-jp6.log");
-    let cfg = exporter_config(&fs.dir, &format!("replay: {}", corpus.display()), "");
+    let replay = format!("replay: {}", corpus("orin-agx-jp6.log").display());
+    let cfg = exporter_config(&fs.dir, &replay, "");
     fs.remount("remount,ro");
-    let exp = Exporter::start(&cfg, tmp.path());
-    // Discovery wants to write; 4 s is 20 cycles at interval 0.2 s.
-    std::thread::sleep(Duration::from_secs(4));
+    let exp = start_exporter(&cfg, tmp.path());
+    // Discovery wants to write on every cycle, and a cycle runs on every reading: let 20 go by.
+    let read = || {
+        sample(
+            &scrape(exp.metrics),
+            "edge_metrics_exporter_tegrastats_lines_read_total",
+        )
+    };
+    let first = wait_for(Duration::from_secs(10), "a first reading", read);
+    wait_for(Duration::from_secs(20), "20 more readings", || {
+        read().filter(|n| *n >= first + 20.0)
+    });
     assert_eq!(get(exp.api, "/health").unwrap().status, 200);
     let warns = exp
         .proc

@@ -8,8 +8,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use e2e::proof::{
-    closed_within, exporter_config, get, http, read_response, repo_root, Bridge, Exporter, TempDir,
+    alive, closed_within, corpus, exporter_config, rss_kib, start_bridge, start_exporter,
 };
+use test_support::http::{get, read_response, request, Response};
+use test_support::{Bridge, Exporter, TempDir};
 
 /// The three servers, each with a cheap path that answers 200.
 struct Servers {
@@ -23,14 +25,13 @@ struct Servers {
 
 fn servers(label: &str) -> Servers {
     let tmp = TempDir::new(label);
-    let bridge = Bridge::start(tmp.path(), "bridge", &[]);
-    let corpus = repo_root().join("testdata/tegrastats/orin-agx-jp6.log");
+    let bridge = start_bridge(tmp.path(), "bridge", &[]);
     let cfg = exporter_config(
         tmp.path(),
-        &format!("replay: {}", corpus.display()),
+        &format!("replay: {}", corpus("orin-agx-jp6.log").display()),
         "shelly:\n  enabled: false\n",
     );
-    let exporter = Exporter::start(&cfg, tmp.path());
+    let exporter = start_exporter(&cfg, tmp.path());
     let list = vec![
         ("exporter /metrics", exporter.metrics, "/metrics"),
         ("exporter management", exporter.api, "/health"),
@@ -44,10 +45,6 @@ fn servers(label: &str) -> Servers {
         _exporter: exporter,
         list,
     }
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
 /// Opens `n` connections that stall: a third send nothing, a third half a request line, a
@@ -137,13 +134,13 @@ fn oversized_headers_urls_and_bodies_get_4xx_and_harm_nothing() {
         let many_refs: Vec<(&str, &str)> =
             many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let long_url = format!("{path}?{}", "q".repeat(100 * 1024));
-        let cases: Vec<(&str, Result<e2e::proof::Response, std::io::Error>)> = vec![
+        let cases: Vec<(&str, Result<Response, std::io::Error>)> = vec![
             (
                 "1 MiB header",
-                http(*addr, "GET", path, &[("X-Big", &big_value)], b""),
+                request(*addr, "GET", path, &[("X-Big", &big_value)], b""),
             ),
-            ("200 headers", http(*addr, "GET", path, &many_refs, b"")),
-            ("100 KiB URL", http(*addr, "GET", &long_url, &[], b"")),
+            ("200 headers", request(*addr, "GET", path, &many_refs, b"")),
+            ("100 KiB URL", request(*addr, "GET", &long_url, &[], b"")),
         ];
         for (case, result) in cases {
             match result {
@@ -174,7 +171,8 @@ fn oversized_headers_urls_and_bodies_get_4xx_and_harm_nothing() {
     // 8 MiB sent for real: 413, or the connection closed before the rest is read (the
     // client then sees a broken pipe or a reset); never a 2xx/5xx, never a hang.
     let body = vec![b' '; 8 * 1024 * 1024];
-    match http(api, "POST", "/metrics/enable", &[], &body) {
+    let json = [("Content-Type", "application/json")];
+    match request(api, "POST", "/metrics/enable", &json, &body) {
         Ok(r) => assert_eq!(r.status, 413, "{}", r.text()),
         Err(e) => assert!(
             matches!(
@@ -198,7 +196,7 @@ fn oversized_headers_urls_and_bodies_get_4xx_and_harm_nothing() {
     assert!(t.elapsed() < Duration::from_secs(2));
     // The bridge and the /metrics port take no bodies: a body on GET is ignored or refused.
     for (name, addr, path) in [&s.list[0], &s.list[2]] {
-        let r = http(*addr, "GET", path, &[], &vec![b'x'; 1024 * 1024]);
+        let r = request(*addr, "GET", path, &[], &vec![b'x'; 1024 * 1024]);
         if let Ok(r) = r {
             assert!(
                 r.status < 500,
@@ -212,7 +210,7 @@ fn oversized_headers_urls_and_bodies_get_4xx_and_harm_nothing() {
     let _ = c.read(&mut buf);
     for (pid, what) in [(s.exporter_pid, "exporter"), (s.bridge_pid, "bridge")] {
         assert!(alive(pid), "the {what} died");
-        let rss = e2e::proof::proc_status_kib(pid, "VmRSS:");
+        let rss = rss_kib(pid);
         assert!(
             rss < 64 * 1024,
             "{what} RSS {rss} KiB after oversized requests"

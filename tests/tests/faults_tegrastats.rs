@@ -5,31 +5,43 @@
 //! one kill and one error exit are restarted, a silent tegrastats makes the series disappear
 //! and /health degraded, a few garbage lines count as parse errors.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use e2e::proof::{
-    children, exporter_config, repo_root, sample, scrape, set_mode, signal, wait_until,
-    write_script, Exporter, TempDir,
+    children, exporter_command, exporter_config, fd_count, proc_status_kib, rss_kib, set_mode,
+    start_exporter, write_script,
 };
+use test_support::daemon::send_signal;
+use test_support::{sample, scrape, wait_for, Daemon, Exporter, TempDir};
 
 const USED: &str = "jetson_ram_used_mb";
 const RESTARTS: &str = "edge_metrics_exporter_tegrastats_restarts_total";
 const PARSE_ERRORS: &str = "edge_metrics_exporter_tegrastats_parse_errors_total";
 
 fn corpus() -> std::path::PathBuf {
-    repo_root().join("testdata/tegrastats/orin-agx-jp6.log")
+    e2e::proof::corpus("orin-agx-jp6.log")
 }
 
-/// A stand-in tegrastats printing the corpus in a loop every 0.2 s.
-fn looping_tegrastats(path: &Path) {
-    write_script(
-        path,
-        &format!(
-            "while :; do while IFS= read -r l; do printf '%s\\n' \"$l\" || exit 0; sleep 0.2; done < {}; done",
-            corpus().display()
-        ),
+/// A stand-in tegrastats script printing the corpus in a loop every 0.2 s.
+fn looping() -> String {
+    format!(
+        "while :; do while IFS= read -r l; do printf '%s\\n' \"$l\" || exit 0; sleep 0.2; done < {}; done",
+        corpus().display()
+    )
+}
+
+/// Starts the exporter on a stand-in tegrastats, `<tmp>/tegrastats`, running `script`;
+/// returns the exporter and the script's path.
+fn start_on(tmp: &TempDir, script: &str) -> (Exporter, PathBuf) {
+    let fake = tmp.join("tegrastats");
+    write_script(&fake, script);
+    let cfg = exporter_config(
+        tmp.path(),
+        &format!("path: {}", fake.display()),
+        metrics_yaml(),
     );
+    (start_exporter(&cfg, tmp.path()), fake)
 }
 
 /// `GET /metrics` must answer within `limit` (the server stays responsive during the fault).
@@ -53,33 +65,26 @@ fn metrics_yaml() -> &'static str {
 #[test]
 fn killed_repeatedly_it_is_restarted_with_backoff_and_nothing_leaks() {
     let tmp = TempDir::new("kill-repeatedly");
-    let fake = tmp.join("tegrastats");
-    looping_tegrastats(&fake);
-    let cfg = exporter_config(
-        tmp.path(),
-        &format!("path: {}", fake.display()),
-        metrics_yaml(),
-    );
-    let exp = Exporter::start(&cfg, tmp.path());
+    let (exp, _) = start_on(&tmp, &looping());
     exp.wait_sample(USED, Duration::from_secs(10));
-    let fds_before = exp.proc.fd_count();
+    let fds_before = fd_count(exp.proc.pid());
 
     let mut killed = Vec::new();
     let mut gaps = Vec::new();
     for round in 0..4 {
-        let pid = wait_until(Duration::from_secs(15), "a running tegrastats", || {
+        let pid = wait_for(Duration::from_secs(15), "a running tegrastats", || {
             children(exp.proc.pid())
                 .into_iter()
                 .find(|(p, zombie)| !zombie && !killed.contains(p))
                 .map(|(p, _)| p)
         });
         let t = Instant::now();
-        signal(pid, "KILL");
+        send_signal(pid, "KILL");
         killed.push(pid);
         // While it is down the exporter answers at once.
         assert_responsive(&exp, Duration::from_secs(1));
         if round < 3 {
-            wait_until(Duration::from_secs(15), "the next tegrastats", || {
+            wait_for(Duration::from_secs(15), "the next tegrastats", || {
                 children(exp.proc.pid())
                     .into_iter()
                     .any(|(p, z)| !z && !killed.contains(&p))
@@ -98,7 +103,7 @@ fn killed_repeatedly_it_is_restarted_with_backoff_and_nothing_leaks() {
         "first restart too soon: {gaps:?}"
     );
     // It comes back, counts every restart, and leaves no zombie and no descriptor behind.
-    wait_until(
+    wait_for(
         Duration::from_secs(20),
         "readings again after the kills",
         || {
@@ -114,7 +119,7 @@ fn killed_repeatedly_it_is_restarted_with_backoff_and_nothing_leaks() {
         zombies.is_empty(),
         "zombie tegrastats children: {zombies:?}"
     );
-    let fds_after = exp.proc.fd_count();
+    let fds_after = fd_count(exp.proc.pid());
     assert!(
         fds_after <= fds_before + 2,
         "descriptors grew from {fds_before} to {fds_after} over 4 restarts"
@@ -125,21 +130,12 @@ fn killed_repeatedly_it_is_restarted_with_backoff_and_nothing_leaks() {
 #[test]
 fn text_garbage_at_a_high_rate_is_skipped_and_counted_without_restarts() {
     let tmp = TempDir::new("garbage-rate");
-    let fake = tmp.join("tegrastats");
     // As fast as the pipe takes it: 20,000 garbage lines, then the whole corpus, again and again.
-    write_script(
-        &fake,
-        &format!(
-            "while :; do yes 'RAM ###/??MB CPU [x%@y] garbage @@@ 12C %%%' | head -n 20000 || exit 0; cat {} || exit 0; done",
-            corpus().display()
-        ),
+    let script = format!(
+        "while :; do yes 'RAM ###/??MB CPU [x%@y] garbage @@@ 12C %%%' | head -n 20000 || exit 0; cat {} || exit 0; done",
+        corpus().display()
     );
-    let cfg = exporter_config(
-        tmp.path(),
-        &format!("path: {}", fake.display()),
-        metrics_yaml(),
-    );
-    let exp = Exporter::start(&cfg, tmp.path());
+    let (exp, _) = start_on(&tmp, &script);
     exp.wait_sample(USED, Duration::from_secs(10));
     let log_before = exp.proc.log().len();
     let started = Instant::now();
@@ -165,7 +161,7 @@ fn text_garbage_at_a_high_rate_is_skipped_and_counted_without_restarts() {
         Some(0.0),
         "garbage must not restart tegrastats"
     );
-    let rss = exp.proc.rss_kib();
+    let rss = rss_kib(exp.proc.pid());
     assert!(rss < 64 * 1024, "RSS {rss} KiB under a garbage flood");
     let logged = exp.proc.log().len() - log_before;
     assert!(
@@ -178,22 +174,12 @@ fn text_garbage_at_a_high_rate_is_skipped_and_counted_without_restarts() {
 #[test]
 fn binary_garbage_and_endless_lines_are_skipped_without_restarts_or_bloat() {
     let tmp = TempDir::new("garbage-binary");
-    let fake = tmp.join("tegrastats");
     // Invalid UTF-8 bytes on a line, then 32 MiB without a newline, then good lines forever.
-    write_script(
-        &fake,
-        &format!(
-            "printf 'RAM \\377\\376 garbage\\n'; head -c 33554432 /dev/zero | tr '\\0' x; printf '\\n'; \
-             while :; do while IFS= read -r l; do printf '%s\\n' \"$l\" || exit 0; sleep 0.2; done < {}; done",
-            corpus().display()
-        ),
+    let script = format!(
+        "printf 'RAM \\377\\376 garbage\\n'; head -c 33554432 /dev/zero | tr '\\0' x; printf '\\n'; {}",
+        looping()
     );
-    let cfg = exporter_config(
-        tmp.path(),
-        &format!("path: {}", fake.display()),
-        metrics_yaml(),
-    );
-    let exp = Exporter::start(&cfg, tmp.path());
+    let (exp, _) = start_on(&tmp, &script);
     exp.wait_sample(USED, Duration::from_secs(15));
     let text = scrape(exp.metrics);
     assert_eq!(
@@ -206,7 +192,7 @@ fn binary_garbage_and_endless_lines_are_skipped_without_restarts_or_bloat() {
         sample(&text, PARSE_ERRORS).unwrap_or(0.0) >= 2.0,
         "both bad lines are counted"
     );
-    let hwm = e2e::proof::proc_status_kib(exp.proc.pid(), "VmHWM:");
+    let hwm = proc_status_kib(exp.proc.pid(), "VmHWM:");
     assert!(
         hwm < 24 * 1024,
         "peak RSS {hwm} KiB: an endless line must not be buffered whole"
@@ -217,13 +203,7 @@ fn binary_garbage_and_endless_lines_are_skipped_without_restarts_or_bloat() {
 fn missing_at_start_exits_with_a_message_that_says_what_to_do() {
     let tmp = TempDir::new("missing-start");
     let cfg = exporter_config(tmp.path(), "path: /nonexistent/tegrastats", metrics_yaml());
-    let mut p = e2e::proof::Proc::start(
-        "exporter",
-        &e2e::proof::bin(e2e::proof::EXPORTER),
-        &["--config", cfg.to_str().unwrap()],
-        &[],
-        tmp.path(),
-    );
+    let p = Daemon::start("exporter", exporter_command(&cfg), Some(tmp.path()));
     let status = p
         .wait_exit(Duration::from_secs(10))
         .expect("exits by itself");
@@ -245,25 +225,17 @@ fn missing_at_start_exits_with_a_message_that_says_what_to_do() {
 #[test]
 fn removed_or_not_executable_while_running_degrades_then_recovers() {
     let tmp = TempDir::new("vanish");
-    let fake = tmp.join("tegrastats");
-    looping_tegrastats(&fake);
-    let cfg = exporter_config(
-        tmp.path(),
-        &format!("path: {}", fake.display()),
-        metrics_yaml(),
-    );
-    let mut exp = Exporter::start(&cfg, tmp.path());
+    let (exp, fake) = start_on(&tmp, &looping());
     exp.wait_sample(USED, Duration::from_secs(10));
 
     // Not executable: every restart fails; the exporter serves on, degraded, naming tegrastats.
     set_mode(&fake, 0o644);
     for (pid, _) in children(exp.proc.pid()) {
-        signal(pid, "KILL");
+        send_signal(pid, "KILL");
     }
-    exp.proc.wait_log(Duration::from_secs(10), |log| {
-        log.contains("could not start").then_some(())
-    });
-    let health = wait_until(Duration::from_secs(10), "degraded", || {
+    exp.proc
+        .wait_line(&["could not start"], Duration::from_secs(10));
+    let health = wait_for(Duration::from_secs(10), "degraded", || {
         let h = exp.health();
         (h["status"] == "degraded").then_some(h)
     });
@@ -294,15 +266,15 @@ fn removed_or_not_executable_while_running_degrades_then_recovers() {
     let saved = std::fs::read(&fake).unwrap();
     std::fs::remove_file(&fake).unwrap();
     for (pid, _) in children(exp.proc.pid()) {
-        signal(pid, "KILL");
+        send_signal(pid, "KILL");
     }
-    wait_until(Duration::from_secs(10), "degraded after removal", || {
+    wait_for(Duration::from_secs(10), "degraded after removal", || {
         (exp.health()["status"] == "degraded").then_some(())
     });
     std::fs::write(&fake, saved).unwrap();
     set_mode(&fake, 0o755);
     exp.wait_sample(USED, Duration::from_secs(35));
-    wait_until(Duration::from_secs(5), "healthy again", || {
+    wait_for(Duration::from_secs(5), "healthy again", || {
         (exp.health()["status"] == "healthy").then_some(())
     });
     assert!(exp.proc.try_wait().is_none(), "the exporter must not exit");
@@ -311,39 +283,34 @@ fn removed_or_not_executable_while_running_degrades_then_recovers() {
 #[test]
 fn hanging_without_output_degrades_then_is_killed_and_restarted() {
     let tmp = TempDir::new("hang");
-    let fake = tmp.join("tegrastats");
-    write_script(&fake, "exec sleep 600");
-    let cfg = exporter_config(
-        tmp.path(),
-        &format!("path: {}", fake.display()),
-        metrics_yaml(),
-    );
-    let mut exp = Exporter::start(&cfg, tmp.path());
-    let first = wait_until(Duration::from_secs(5), "the hanging child", || {
+    let (exp, _) = start_on(&tmp, "exec sleep 600");
+    let first = wait_for(Duration::from_secs(5), "the hanging child", || {
         children(exp.proc.pid()).first().map(|c| c.0)
     });
-    std::thread::sleep(Duration::from_secs(1));
+    wait_for(Duration::from_secs(5), "/health degraded", || {
+        (exp.health()["status"] == "degraded").then_some(())
+    });
     for _ in 0..5 {
         let text = assert_responsive(&exp, Duration::from_secs(1));
         assert_eq!(sample(&text, USED), None, "no value was ever read");
         assert_eq!(exp.health()["status"], "degraded");
     }
     // Interval 0.2 s: the silence limit is 30 intervals, 6 s; then the 0.5 s first backoff.
-    let second = wait_until(Duration::from_secs(12), "a restarted tegrastats", || {
+    let second = wait_for(Duration::from_secs(12), "a restarted tegrastats", || {
         children(exp.proc.pid())
             .iter()
             .find(|c| c.0 != first && !c.1)
             .map(|c| c.0)
     });
     // The counter shows from the next collection cycle.
-    wait_until(Duration::from_secs(2), "the restart counted", || {
+    wait_for(Duration::from_secs(2), "the restart counted", || {
         let text = assert_responsive(&exp, Duration::from_secs(1));
         (sample(&text, RESTARTS).unwrap_or(0.0) >= 1.0).then_some(())
     });
-    exp.proc.wait_log(Duration::from_secs(2), |log| {
-        log.contains("printed no line for 6 s; killed as hung")
-            .then_some(())
-    });
+    exp.proc.wait_line(
+        &["printed no line for 6 s; killed as hung"],
+        Duration::from_secs(2),
+    );
     assert!(
         !Path::new(&format!("/proc/{first}")).exists(),
         "the hung tegrastats ({first}) was killed and reaped"
@@ -364,26 +331,19 @@ fn hanging_without_output_degrades_then_is_killed_and_restarted() {
 #[test]
 fn hanging_after_some_lines_goes_stale_then_recovers_by_restart() {
     let tmp = TempDir::new("hang-later");
-    let fake = tmp.join("tegrastats");
     // One reading, then stuck, as a tegrastats blocked on a sysfs read would be.
-    write_script(
-        &fake,
+    let (exp, _) = start_on(
+        &tmp,
         &format!("head -n 1 {}\nexec sleep 600", corpus().display()),
     );
-    let cfg = exporter_config(
-        tmp.path(),
-        &format!("path: {}", fake.display()),
-        metrics_yaml(),
-    );
-    let mut exp = Exporter::start(&cfg, tmp.path());
     exp.wait_sample(USED, Duration::from_secs(5));
     // Stale after three intervals: the series goes, /health says so.
-    wait_until(Duration::from_secs(3), "the stale reading hidden", || {
+    wait_for(Duration::from_secs(3), "the stale reading hidden", || {
         sample(&scrape(exp.metrics), USED).is_none().then_some(())
     });
     assert_eq!(exp.health()["status"], "degraded");
     // Killed as hung after 6 s of silence and restarted: its first line is a fresh reading.
-    wait_until(
+    wait_for(
         Duration::from_secs(10),
         "a restart after the silence",
         || {

@@ -5,19 +5,17 @@
 //! and `/metrics` (self-metrics), plus the Shelly names that the API document lists for the
 //! bridge's plug readings, plus Prometheus' own `up`.
 //!
-//! The binary is `EDGE_METRICS_EXPORTER_BIN`, else `edge-metrics-exporter` beside this test's
-//! target directory (`cargo build -p edge-metrics-exporter`, or `cargo test --workspace`).
+//! The binary is `edge-metrics-exporter` beside this test's target directory (`cargo test
+//! --workspace`, or `cargo build -p edge-metrics-exporter`).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use e2e::proof::{corpus, repo_root, start_exporter};
 use regex::Regex;
 use serde_json::Value;
+use test_support::http::get;
+use test_support::{wait_for, TempDir};
 
 /// Readings the exporter takes from the plug through shelly-bridge (API document, Shelly
 /// integration): exposed only while a plug is connected.
@@ -29,79 +27,10 @@ const SHELLY_METRICS: [&str; 3] = [
 /// Series Prometheus makes itself for every target.
 const PROMETHEUS_SERIES: [&str; 1] = ["up"];
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the repository root")
-        .to_path_buf()
-}
-
-fn exporter_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("EDGE_METRICS_EXPORTER_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/<profile>/deps/grafana-<hash> → target/<profile>/edge-metrics-exporter
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable sits in target/<profile>/deps");
-    let bin = dir.join("edge-metrics-exporter");
-    assert!(
-        bin.is_file(),
-        "{} not found: run `cargo build -p edge-metrics-exporter` first (or set EDGE_METRICS_EXPORTER_BIN)",
-        bin.display()
-    );
-    bin
-}
-
-/// Kills the exporter when the test ends, and prints its log if the test failed.
-struct Exporter {
-    child: Child,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    metrics: SocketAddr,
-    management: SocketAddr,
-    _dir: TempDir,
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- exporter log ---");
-            for l in self.log.lock().unwrap().iter() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "edge-metrics-grafana-{tag}-{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn start_exporter(device_type: &str, corpus: &str) -> Exporter {
-    let dir = TempDir::new(device_type);
-    let replay = repo_root().join("testdata/tegrastats").join(corpus);
-    assert!(replay.is_file(), "corpus file {} missing", replay.display());
-    let config = dir.0.join("config.yaml");
+/// Every metric name one exporter run exposes: discovered (`/metrics/list`) and self-metrics.
+fn exposed_names(device_type: &str, corpus_file: &str) -> BTreeSet<String> {
+    let dir = TempDir::new(&format!("grafana-{device_type}"));
+    let config = dir.join("config.yaml");
     std::fs::write(
         &config,
         format!(
@@ -109,107 +38,21 @@ fn start_exporter(device_type: &str, corpus: &str) -> Exporter {
              bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\n\
              hostname: grafana-test\n\
              tegrastats:\n  replay: {}\nshelly:\n  enabled: false\nmetrics: {{}}\n",
-            replay.display()
+            corpus(corpus_file).display()
         ),
     )
     .unwrap();
-    let mut child = Command::new(exporter_bin())
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("exporter starts");
-    let stderr = child.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let log2 = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            log2.lock().unwrap().push(line.clone());
-            let _ = tx.send(line);
-        }
+    let ex = start_exporter(&config, dir.path());
+    let list = wait_for(Duration::from_secs(20), "metrics discovered", || {
+        let r = get(ex.api, "/metrics/list").ok()?;
+        let m = r.json()["metrics"].as_object().cloned().unwrap_or_default();
+        (r.status == 200 && !m.is_empty()).then_some(m)
     });
-    let addr_re = Regex::new(r#"Listening\. server="(\w+)" address=(\S+)"#).unwrap();
-    let (mut metrics, mut management) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while metrics.is_none() || management.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-            panic!(
-                "exporter did not log both Listening lines within 20 s: {:?}",
-                log.lock().unwrap()
-            )
-        });
-        if let Some(c) = addr_re.captures(&line) {
-            let addr: SocketAddr = c[2].parse().expect("bound address");
-            match &c[1] {
-                "metrics" => metrics = Some(addr),
-                "management" => management = Some(addr),
-                _ => {}
-            }
-        }
-    }
-    Exporter {
-        child,
-        log,
-        metrics: metrics.unwrap(),
-        management: management.unwrap(),
-        _dir: dir,
-    }
-}
-
-/// A plain HTTP/1.1 GET; returns the status code and body.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    // The exporter answers with Content-Length; chunked bodies would need decoding.
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "unexpected chunked response from {path}"
-    );
-    Ok((code, body.to_string()))
-}
-
-/// Every metric name one exporter run exposes: discovered (`/metrics/list`) and self-metrics.
-fn exposed_names(device_type: &str, corpus: &str) -> BTreeSet<String> {
-    let ex = start_exporter(device_type, corpus);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let list = loop {
-        if let Ok((200, body)) = http_get(ex.management, "/metrics/list") {
-            let v: Value = serde_json::from_str(&body).expect("/metrics/list is JSON");
-            let m = v["metrics"].as_object().cloned().unwrap_or_default();
-            if !m.is_empty() {
-                break m;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no metrics discovered within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let (code, text) = http_get(ex.metrics, "/metrics").expect("/metrics answers");
-    assert_eq!(code, 200);
+    let text = ex.scrape();
+    assert_eq!(text.status, 200);
     let mut names: BTreeSet<String> = list.keys().cloned().collect();
     for line in text
+        .body
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
     {

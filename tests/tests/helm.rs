@@ -11,17 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use e2e::proof::repo_root;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Service, Volume};
 use serde::Deserialize;
 use serde_yaml::Value;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the repository root")
-        .to_path_buf()
-}
 
 fn chart_dir() -> PathBuf {
     repo_root().join("helm/edge-metrics")
@@ -567,7 +561,7 @@ fn monitoring_values_label_the_servicemonitor_and_rules_pass_promtool() {
     assert!(text.contains("edge_metrics_exporter_collector_up{collector=\"ShellyCollector\"}"));
 
     let Some(promtool) = promtool() else { return };
-    let dir = tempdir("rules");
+    let dir = test_support::TempDir::new("helm-rules");
     let file = dir.join("rules.yaml");
     std::fs::write(&file, &text).unwrap();
     let out = Command::new(promtool)
@@ -586,7 +580,6 @@ fn monitoring_values_label_the_servicemonitor_and_rules_pass_promtool() {
         said.contains("SUCCESS: 5 rules found"),
         "promtool said: {said}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -668,17 +661,6 @@ fn privileged_is_opt_in_and_bad_values_fail_with_a_reason() {
     );
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "edge-metrics-helm-{tag}-{}-{n}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Runs the ConfigMap's seed.sh (what the init container runs) with /seed and /config pointed
 /// at temp dirs, in `mode`; returns what it printed.
 fn run_seed(script: &str, seed: &Path, config: &Path, mode: &str) -> String {
@@ -706,7 +688,7 @@ fn the_seed_script_copies_only_when_the_mode_says_so() {
     let cm: ConfigMap = r.one("ConfigMap");
     let data = cm.data.unwrap();
     let (script, chart_config) = (&data["seed.sh"], &data["config.yaml"]);
-    let dir = tempdir("seed");
+    let dir = test_support::TempDir::new("helm-seed");
     let (seed, config) = (dir.join("seed"), dir.join("config"));
     std::fs::create_dir_all(&seed).unwrap();
     std::fs::create_dir_all(&config).unwrap();
@@ -737,5 +719,4 @@ fn the_seed_script_copies_only_when_the_mode_says_so() {
     assert_eq!(std::fs::read_to_string(&node_file).unwrap(), changed);
     // always: every start.
     assert!(run_seed(script, &seed, &config, "always").contains("Seeded"));
-    let _ = std::fs::remove_dir_all(dir);
 }

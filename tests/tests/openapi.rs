@@ -12,8 +12,10 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use e2e::proof::{self, bin, repo_root, wait_until, Proc, Response, TempDir, BRIDGE, EXPORTER};
+use e2e::proof::{corpus, repo_root, start_bridge, start_exporter, Tmpfs};
 use serde_json::{json, Value};
+use test_support::http::{self, request, Response};
+use test_support::{wait_for, TempDir};
 
 /// An OpenAPI document and what the test has seen of it.
 struct Doc {
@@ -177,7 +179,7 @@ impl Doc {
             !self.has_operation(path, &method.to_ascii_lowercase()),
             "{method} {path} is documented; probe something else"
         );
-        let resp = proof::http(addr, method, path, &[], b"").expect("server answers");
+        let resp = request(addr, method, path, &[], b"").expect("server answers");
         assert!(
             resp.status == 404 || resp.status == 405,
             "{}: undocumented {method} {path} answered {} (must be 404 or 405): {}",
@@ -207,7 +209,8 @@ fn template_matches(tpl: &str, path: &str) -> bool {
             .all(|(t, p)| (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) || t == p)
 }
 
-/// Runs the request and checks it against the document; returns the response.
+/// Runs the request (a body is JSON unless `headers` name another Content-Type) and checks the
+/// answer against the document; returns the response.
 fn call(
     doc: &mut Doc,
     addr: SocketAddr,
@@ -216,52 +219,30 @@ fn call(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let resp = proof::http(addr, method, path, headers, body)
+    let mut headers = headers.to_vec();
+    if !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("Content-Type", "application/json"));
+    }
+    let resp = request(addr, method, path, &headers, body)
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     doc.check(method, path, &resp);
     resp
 }
 
-fn remount(dir: &std::path::Path, opts: &str) {
-    let ok = std::process::Command::new("mount")
-        .args(["-o", opts, dir.to_str().expect("utf-8 path")])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "mount -o {opts} {} failed (the test needs root)",
-        dir.display()
-    );
-}
-
-/// A tmpfs mounted on a fresh directory (root only), unmounted on drop.
-struct Tmpfs {
-    dir: std::path::PathBuf,
-}
-
-impl Tmpfs {
-    fn new(dir: std::path::PathBuf, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(&dir).expect("mount point");
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "mount -t tmpfs on {} failed: these tests need root (as in CI)",
-            dir.display()
-        );
-        Tmpfs { dir }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.dir)
-            .status();
+/// GETs `paths` at the same time; each must answer `status`, as the document says.
+fn get_at_once(doc: &mut Doc, addr: SocketAddr, paths: [&'static str; 2], status: u16) {
+    let waits: Vec<_> = paths
+        .into_iter()
+        .map(|path| std::thread::spawn(move || (path, http::get(addr, path).unwrap())))
+        .collect();
+    for w in waits {
+        let (path, r) = w.join().unwrap();
+        doc.check("GET", path, &r);
+        assert_eq!(r.status, status, "{path}: {}", r.text());
     }
 }
 
@@ -274,7 +255,7 @@ fn management_api_matches_its_document() {
     // config.yaml on its own tmpfs, so the test can make saving fail (read-only) for the 500.
     let fs = Tmpfs::new(tmp.join("cfg"), "1m");
     let config = fs.dir.join("config.yaml");
-    let corpus = repo_root().join("testdata/tegrastats/orin-agx-jp6.log");
+    let corpus = corpus("orin-agx-jp6.log");
     let text = format!(
         "device_type: jetson_orin\ninterval: 0.2\nport: 0\nreload_port: 0\n\
          bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: openapi\n\
@@ -282,25 +263,19 @@ fn management_api_matches_its_document() {
         corpus.display()
     );
     std::fs::write(&config, &text).unwrap();
-    let mut exp = Proc::start(
-        "exporter",
-        &bin(EXPORTER),
-        &["--config", config.to_str().unwrap()],
-        &[],
-        tmp.path(),
-    );
-    let api = exp.wait_addr("\"management\"");
+    let exp = start_exporter(&config, tmp.path());
+    let api = exp.api;
     let auth = format!("Bearer {TOKEN}");
     let auth = [("Authorization", auth.as_str())];
 
     // /health needs no token; wait until a cycle has discovered metrics.
     call(&mut doc, api, "GET", "/health", &[], b"");
-    let names: Vec<String> = wait_until(Duration::from_secs(10), "metrics discovered", || {
-        let r = proof::http(api, "GET", "/metrics/list", &auth, b"").ok()?;
+    let names: Vec<String> = wait_for(Duration::from_secs(10), "metrics discovered", || {
+        let r = request(api, "GET", "/metrics/list", &auth, b"").ok()?;
         let names: Vec<String> = r.json()["metrics"].as_object()?.keys().cloned().collect();
         (!names.is_empty()).then_some(names)
     });
-    wait_until(Duration::from_secs(10), "healthy", || {
+    wait_for(Duration::from_secs(10), "healthy", || {
         let r = call(&mut doc, api, "GET", "/health", &[], b"");
         (r.json()["status"] == "healthy").then_some(())
     });
@@ -386,7 +361,7 @@ fn management_api_matches_its_document() {
     let mut chunked = auth.to_vec();
     chunked.push(("Transfer-Encoding", "chunked"));
     chunked.push(("Content-Type", "application/json"));
-    let r = proof::http_raw_body(
+    let r = request(
         api,
         "POST",
         "/metrics/enable",
@@ -410,7 +385,7 @@ fn management_api_matches_its_document() {
     assert_eq!(r.status, 401);
 
     // 500: the directory of config.yaml turns read-only; nothing may change.
-    remount(&fs.dir, "remount,ro");
+    fs.remount("remount,ro");
     let body = format!("{{\"{first}\": false}}");
     let r = call(
         &mut doc,
@@ -420,7 +395,7 @@ fn management_api_matches_its_document() {
         &auth,
         body.as_bytes(),
     );
-    remount(&fs.dir, "remount,rw");
+    fs.remount("remount,rw");
     assert_eq!(r.status, 500, "{}", r.text());
     let list = call(&mut doc, api, "GET", "/metrics/list", &auth, b"").json();
     assert_eq!(
@@ -463,83 +438,36 @@ fn management_api_matches_its_document() {
         ),
     ]);
     assert!(
-        exp.try_wait().is_none(),
+        exp.proc.try_wait().is_none(),
         "the exporter exited:\n{}",
-        exp.log()
+        exp.proc.log()
     );
-}
-
-/// Starts `shelly-bridge simulate` dialling `ws_addr` with alias `alias`.
-fn plug(tmp: &TempDir, ws: SocketAddr, alias: &str, extra: &[&str]) -> Proc {
-    let url = format!("ws://{ws}/{alias}");
-    let mut args = vec![
-        "simulate",
-        "--url",
-        &url,
-        "--backoff-min-ms",
-        "100",
-        "--run-for",
-        "120",
-    ];
-    args.extend_from_slice(extra);
-    Proc::start(
-        &format!("plug-{alias}"),
-        &bin(BRIDGE),
-        &args,
-        &[],
-        tmp.path(),
-    )
-}
-
-fn wait_devices(http: SocketAddr, n: u64) -> Value {
-    wait_until(
-        Duration::from_secs(10),
-        &format!("{n} plugs listed"),
-        || {
-            let d = proof::get(http, "/devices").ok()?.json();
-            (d["count"] == n).then_some(d)
-        },
-    )
 }
 
 #[test]
 fn bridge_api_matches_its_document() {
     let mut doc = Doc::load("bridge.yaml");
     let tmp = TempDir::new("openapi-bridge");
-    let mut bridge = Proc::start(
-        "bridge",
-        &bin(BRIDGE),
-        &[
-            "--bind",
-            "127.0.0.1",
-            "--ws-port",
-            "0",
-            "--http-port",
-            "0",
-            "--rpc-timeout",
-            "2",
-        ],
-        &[],
-        tmp.path(),
-    );
-    let ws = bridge.wait_addr("plug WebSocket");
-    let http = bridge.wait_addr("HTTP API");
+    let bridge = start_bridge(tmp.path(), "bridge", &["--rpc-timeout", "2"]);
+    let api = bridge.http;
+    let plug = |alias: &str, extra: &[&str]| bridge.plug(alias, extra, Some(tmp.path()));
+    let wait_devices = |n: u64| bridge.wait_devices(n, Duration::from_secs(10));
 
     // Nothing connected.
     for path in ["/metrics", "/metrics/nobody"] {
-        let r = call(&mut doc, http, "GET", path, &[], b"");
+        let r = call(&mut doc, api, "GET", path, &[], b"");
         assert_eq!(r.status, 404, "{}", r.text());
     }
-    let r = call(&mut doc, http, "GET", "/devices", &[], b"");
+    let r = call(&mut doc, api, "GET", "/devices", &[], b"");
     assert_eq!(r.json()["count"], 0);
-    let r = call(&mut doc, http, "GET", "/health", &[], b"");
+    let r = call(&mut doc, api, "GET", "/health", &[], b"");
     assert_eq!(r.status, 200);
-    let r = call(&mut doc, http, "GET", "/bridge/metrics", &[], b"");
+    let r = call(&mut doc, api, "GET", "/bridge/metrics", &[], b"");
     assert_eq!(r.status, 200);
 
     // One healthy plug: by default, by alias, by device id.
-    let mut a = plug(&tmp, ws, "a", &[]);
-    let devices = wait_devices(http, 1);
+    let a = plug("a", &[]);
+    let devices = wait_devices(1);
     let id = devices["plugs"][0]["device_id"]
         .as_str()
         .expect("device id")
@@ -549,7 +477,7 @@ fn bridge_api_matches_its_document() {
         "/metrics/a".to_string(),
         format!("/metrics/{id}"),
     ] {
-        let r = call(&mut doc, http, "GET", &path, &[], b"");
+        let r = call(&mut doc, api, "GET", &path, &[], b"");
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         assert!(
             r.json()["metrics"]["power_total_watts"].is_number(),
@@ -558,12 +486,10 @@ fn bridge_api_matches_its_document() {
         );
     }
     a.kill();
-    wait_devices(http, 0);
+    wait_devices(0);
 
     // A plug that answers with an RPC error → 500; with a second plug and none named → 409.
-    let mut b = plug(
-        &tmp,
-        ws,
+    let b = plug(
         "b",
         &[
             "--error",
@@ -572,35 +498,25 @@ fn bridge_api_matches_its_document() {
             "AABBCCDDEE01",
         ],
     );
-    wait_devices(http, 1);
+    wait_devices(1);
     for path in ["/metrics", "/metrics/b"] {
-        let r = call(&mut doc, http, "GET", path, &[], b"");
+        let r = call(&mut doc, api, "GET", path, &[], b"");
         assert_eq!(r.status, 500, "{path}: {}", r.text());
     }
-    let mut c = plug(&tmp, ws, "c", &["--no-reply", "--mac", "AABBCCDDEE02"]);
-    wait_devices(http, 2);
-    let r = call(&mut doc, http, "GET", "/metrics", &[], b"");
+    let c = plug("c", &["--no-reply", "--mac", "AABBCCDDEE02"]);
+    wait_devices(2);
+    let r = call(&mut doc, api, "GET", "/metrics", &[], b"");
     assert_eq!(r.status, 409, "{}", r.text());
     b.kill();
-    wait_devices(http, 1);
+    wait_devices(1);
 
     // A plug that never answers → 504 after the RPC timeout (both paths at once).
-    let waits: Vec<_> = ["/metrics", "/metrics/c"]
-        .into_iter()
-        .map(|path| std::thread::spawn(move || (path, proof::get(http, path).unwrap())))
-        .collect();
-    for w in waits {
-        let (path, r) = w.join().unwrap();
-        doc.check("GET", path, &r);
-        assert_eq!(r.status, 504, "{path}: {}", r.text());
-    }
+    get_at_once(&mut doc, api, ["/metrics", "/metrics/c"], 504);
     c.kill();
-    wait_devices(http, 0);
+    wait_devices(0);
 
     // A plug whose connection drops while requests wait → 502 (both paths at once).
     let _d = plug(
-        &tmp,
-        ws,
         "d",
         &[
             "--no-reply",
@@ -612,16 +528,8 @@ fn bridge_api_matches_its_document() {
             "AABBCCDDEE03",
         ],
     );
-    wait_devices(http, 1);
-    let waits: Vec<_> = ["/metrics", "/metrics/d"]
-        .into_iter()
-        .map(|path| std::thread::spawn(move || (path, proof::get(http, path).unwrap())))
-        .collect();
-    for w in waits {
-        let (path, r) = w.join().unwrap();
-        doc.check("GET", path, &r);
-        assert_eq!(r.status, 502, "{path}: {}", r.text());
-    }
+    wait_devices(1);
+    get_at_once(&mut doc, api, ["/metrics", "/metrics/d"], 502);
 
     for (method, path) in [
         ("GET", "/"),
@@ -634,12 +542,12 @@ fn bridge_api_matches_its_document() {
         ("GET", "/bridge"),
         ("GET", "/rpc"),
     ] {
-        doc.probe_undocumented(http, method, path);
+        doc.probe_undocumented(api, method, path);
     }
     doc.assert_covered(&[]);
     assert!(
-        bridge.try_wait().is_none(),
+        bridge.proc.try_wait().is_none(),
         "the bridge exited:\n{}",
-        bridge.log()
+        bridge.proc.log()
     );
 }

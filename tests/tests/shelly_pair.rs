@@ -1,31 +1,20 @@
-//! The real exporter, the real bridge and the simulator subcommand together on loopback:
-//! a simulated plug's power shows up in the exporter's Prometheus output under the spec's
-//! names, and disappears (no frozen values) when the plug goes away.
+//! The real exporter, the real bridge and the plug simulator (`shelly-sim`) together on
+//! loopback: a simulated plug's power shows up in the exporter's Prometheus output under the
+//! spec's names, and disappears (no frozen values) when the plug goes away.
 
 use std::time::Duration;
 
-use e2e::{bin, http_get, sample, wait_for, Proc};
+use e2e::proof::{corpus, start_bridge, start_exporter};
+use test_support::{sample, scrape, wait_for, TempDir};
 
 #[test]
 fn simulated_plug_power_reaches_prometheus_through_bridge_and_exporter() {
-    let bridge_bin = bin("shelly-bridge");
-    let bridge = Proc::start(
-        "shelly-bridge",
-        &bridge_bin,
-        &["--bind", "127.0.0.1", "--ws-port", "0", "--http-port", "0"],
-        &[("RUST_LOG", "info")],
-    );
+    let tmp = TempDir::new("shelly-pair");
+    let bridge = start_bridge(tmp.path(), "shelly-bridge", &[]);
     let t = Duration::from_secs(10);
-    let ws = bridge.wait_address(&["Listening for plug WebSocket"], t);
-    let http = bridge.wait_address(&["Serving the HTTP API"], t);
-
-    let sim = Proc::start(
-        "simulator",
-        &bridge_bin,
+    let sim = bridge.plug(
+        "edge-01",
         &[
-            "simulate",
-            "--url",
-            &format!("ws://{ws}/edge-01"),
             "--power",
             "45.3",
             "--voltage",
@@ -35,49 +24,32 @@ fn simulated_plug_power_reaches_prometheus_through_bridge_and_exporter() {
             "--run-for",
             "60",
         ],
-        &[("RUST_LOG", "info")],
+        Some(tmp.path()),
     );
-    wait_for(t, "the plug in /devices", || {
-        let (_, body) = http_get(&http, "/devices").ok()?;
-        body.contains("\"edge-01\"").then_some(())
-    });
+    bridge.wait_devices(1, t);
 
-    let dir = std::env::temp_dir().join(format!("shelly-pair-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/tegrastats/orin-agx-jp5.log");
-    let config = dir.join("config.yaml");
+    let config = tmp.join("config.yaml");
     std::fs::write(
         &config,
         format!(
             "device_type: jetson_orin\ninterval: 1\nport: 0\nreload_port: 0\n\
              bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: edge-01\n\
              tegrastats:\n  replay: {}\n\
-             shelly:\n  enabled: true\n  server_url: http://{http}\n  device_id: edge-01\n\
+             shelly:\n  enabled: true\n  server_url: http://{}\n  device_id: edge-01\n\
              metrics:\n  power_total_watts: true\n  power_voltage_volts: true\n  \
              power_current_amps: true\n",
-            corpus.display()
+            corpus("orin-agx-jp5.log").display(),
+            bridge.http
         ),
     )
     .unwrap();
-    let exporter = Proc::start(
-        "edge-metrics-exporter",
-        &bin("edge-metrics-exporter"),
-        &["--config", config.to_str().unwrap()],
-        &[("RUST_LOG", "info")],
-    );
-    let metrics = exporter.wait_address(&["Listening.", "server=\"metrics\""], t);
+    let exporter = start_exporter(&config, tmp.path());
 
-    let scrape = || {
-        http_get(&metrics, "/metrics")
-            .map(|(_, b)| b)
-            .unwrap_or_default()
-    };
     let text = wait_for(
         Duration::from_secs(15),
         "power_total_watts in the exporter",
         || {
-            let text = scrape();
+            let text = scrape(exporter.metrics);
             sample(&text, "power_total_watts").map(|_| text)
         },
     );
@@ -95,12 +67,9 @@ fn simulated_plug_power_reaches_prometheus_through_bridge_and_exporter() {
         Duration::from_secs(15),
         "power_total_watts to disappear",
         || {
-            sample(&scrape(), "power_total_watts")
+            sample(&scrape(exporter.metrics), "power_total_watts")
                 .is_none()
                 .then_some(())
         },
     );
-    drop(exporter);
-    drop(bridge);
-    let _ = std::fs::remove_dir_all(&dir);
 }
