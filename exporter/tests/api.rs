@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -238,11 +240,13 @@ fn a_failed_write_answers_500_and_changes_nothing() {
 #[test]
 fn kill_9_during_a_burst_of_enables_leaves_a_valid_config() {
     let setup = Setup::new(&orin_corpus(), BASE);
-    let mut exp = setup.start();
+    let exp = setup.start();
     healthy(&exp);
     let api = exp.api;
+    let applied = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..4)
         .map(|w| {
+            let applied = Arc::clone(&applied);
             std::thread::spawn(move || {
                 let mut ok = 0;
                 for i in 0..200 {
@@ -251,14 +255,11 @@ fn kill_9_during_a_burst_of_enables_leaves_a_valid_config() {
                         (i + w) % 2 == 0,
                         i % 3 == 0
                     );
-                    match try_http(
-                        api,
-                        "POST",
-                        "/metrics/enable",
-                        &[("Content-Type", "application/json")],
-                        Some(body.as_bytes()),
-                    ) {
-                        Ok(r) if r.status == 200 => ok += 1,
+                    match post_json(api, "/metrics/enable", &body) {
+                        Ok(r) if r.status == 200 => {
+                            ok += 1;
+                            applied.fetch_add(1, Ordering::Relaxed);
+                        }
                         Ok(r) => panic!("unexpected answer {} {}", r.status, r.body),
                         Err(_) => break, // the exporter is gone
                     }
@@ -267,9 +268,12 @@ fn kill_9_during_a_burst_of_enables_leaves_a_valid_config() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    exp.signal("KILL");
-    assert!(exp.wait_exit(Duration::from_secs(5)).is_some());
+    // Kill it mid-burst: once a few enables have been applied, with many more under way.
+    wait_for(Duration::from_secs(10), "the first enables applied", || {
+        (applied.load(Ordering::Relaxed) >= 10).then_some(())
+    });
+    exp.proc.signal("KILL");
+    assert!(exp.proc.wait_exit(Duration::from_secs(5)).is_some());
     let done: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
     assert!(done > 0, "no enable went through before the kill");
     let cfg = on_disk(&setup);
@@ -331,21 +335,21 @@ fn sighup_reloads_and_port_changes_only_warn() {
         .config_text("metrics:\n  jetson_ram_used_mb: false\n  jetson_ram_total_mb: true\n")
         .replace("port: 0\nreload_port: 0", "port: 9103\nreload_port: 9104");
     std::fs::write(&setup.config_path, text).unwrap();
-    exp.signal("HUP");
+    exp.proc.signal("HUP");
     wait_for(Duration::from_secs(5), "reloaded metrics", || {
         let l = exp.api("GET", "/metrics/list", &[], None).json();
         (l["metrics"]["jetson_ram_total_mb"] == true).then_some(())
     });
-    exp.wait_log(
-        "⚠️  Port change detected (0 → 9103) but cannot be applied.",
+    exp.proc.wait_line(
+        &["⚠️  Port change detected (0 → 9103) but cannot be applied."],
         Duration::from_secs(2),
     );
-    exp.wait_log(
-        "⚠️  Port change detected (0 → 9104) but cannot be applied.",
+    exp.proc.wait_line(
+        &["⚠️  Port change detected (0 → 9104) but cannot be applied."],
         Duration::from_secs(2),
     );
-    exp.wait_log(
-        "Please restart the service: sudo systemctl restart edge-metrics-exporter",
+    exp.proc.wait_line(
+        &["Please restart the service: sudo systemctl restart edge-metrics-exporter"],
         Duration::from_secs(2),
     );
     // Still serving on the old ports.

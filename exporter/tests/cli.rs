@@ -6,24 +6,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn run_to_end(cmd: &mut std::process::Command) -> std::process::Output {
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the command did not exit within 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn missing_tegrastats_is_one_clear_line_and_a_failure() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,7 +50,7 @@ fn missing_config_is_written_with_defaults_from_local_config_path() {
     let written = edge_metrics_exporter::config::parse(&text, "config.yaml").unwrap();
     assert_eq!(
         written,
-        edge_metrics_exporter::config::default_config(
+        edge_metrics_exporter::collector::fresh_config(
             edge_metrics_exporter::config::DeviceType::JetsonOrin
         )
     );
@@ -100,7 +82,7 @@ fn version_and_help() {
 #[test]
 fn healthcheck_subcommand_and_graceful_sigterm() {
     let setup = Setup::new(&orin_corpus(), "");
-    let mut exp = setup.start();
+    let exp = setup.start();
     let url = format!("http://{}/health", exp.api);
     let out = run_to_end(command().args(["healthcheck", "--url", &url]));
     assert!(
@@ -115,21 +97,16 @@ fn healthcheck_subcommand_and_graceful_sigterm() {
     assert_eq!(exp.scrape().status, 200);
 
     let started = Instant::now();
-    exp.signal("TERM");
+    exp.proc.signal("TERM");
     let status = exp
+        .proc
         .wait_exit(Duration::from_secs(5))
         .expect("exit within 5 s of SIGTERM");
-    assert_eq!(status.code(), Some(0), "{}", exp.log());
+    assert_eq!(status.code(), Some(0), "{}", exp.proc.log());
     assert!(started.elapsed() < Duration::from_secs(5));
     // tegrastats went with it.
     wait_for(Duration::from_secs(2), "tegrastats gone", || {
-        let alive = std::process::Command::new("kill")
-            .args(["-0", &fake.to_string()])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap()
-            .success();
-        (!alive).then_some(())
+        (!send_signal(fake, "0")).then_some(())
     });
     // Nothing answers now: the healthcheck fails.
     let out = run_to_end(command().args(["healthcheck", "--url", &url]));

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use edge_metrics_exporter::config::{self, Config, ConfigError, DeviceType};
+use test_support::TempDir;
 
 fn fixtures(kind: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -31,28 +32,9 @@ fn parse_fixture(path: &Path) -> Result<Config, ConfigError> {
     config::parse(&text, &name(path))
 }
 
-/// A directory for this test process, removed at the end.
-struct Scratch(PathBuf);
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!(
-            "edge-metrics-fixtures-{tag}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-}
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn valid_fixtures_load_and_round_trip() {
-    let scratch = Scratch::new("valid");
+    let scratch = TempDir::new("fixtures-valid");
     let mut failures = Vec::new();
     for path in fixtures("valid") {
         let file = name(&path);
@@ -64,9 +46,9 @@ fn valid_fixtures_load_and_round_trip() {
             }
         };
         // Through the file: save_atomic then load gives the same config.
-        let out = scratch.0.join(&file);
+        let out = scratch.join(&file);
         config::save_atomic(&out, &cfg).unwrap();
-        let loaded = config::load(&out, &BTreeMap::new()).unwrap();
+        let loaded = config::load(&out, &BTreeMap::new(), &Config::default).unwrap();
         assert!(!loaded.created);
         if loaded.config != cfg {
             failures.push(format!("{file}: changed by save/load: {:?}", loaded.config));
@@ -197,12 +179,12 @@ fn invalid_fixtures_fail_with_their_expected_text() {
 
 #[test]
 fn invalid_file_on_disk_is_left_untouched_by_load() {
-    let scratch = Scratch::new("untouched");
+    let scratch = TempDir::new("fixtures-untouched");
     for path in fixtures("invalid") {
-        let target = scratch.0.join(name(&path));
+        let target = scratch.join(name(&path));
         std::fs::copy(&path, &target).unwrap();
         let before = std::fs::read(&target).unwrap();
-        let err = config::load(&target, &BTreeMap::new()).unwrap_err();
+        let err = config::load(&target, &BTreeMap::new(), &Config::default).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
         assert_eq!(std::fs::read(&target).unwrap(), before, "{}", name(&path));
     }

@@ -3,11 +3,13 @@
 //! sync's retry, coalescing and shutdown.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use edge_metrics_exporter::config::{self, Config, DeviceType};
 use edge_metrics_exporter::configserver::{spawn_sync, Backoff, Client, ConfigServerError};
+use test_support::wait_for_async;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use warp::Filter;
@@ -240,19 +242,15 @@ async fn push_rejected_by_server_is_a_status_error() {
     );
 }
 
-/// Waits until `check` holds, polling every 10 ms, at most `limit`.
+/// Waits (bounded) until `check` holds, without blocking the runtime the sync task runs on.
 async fn wait_for(limit: Duration, what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_async(limit, what, || std::future::ready(check().then_some(()))).await;
 }
 
 fn with_interval(secs: f64) -> Arc<Config> {
     Arc::new(Config {
         interval: secs,
-        ..config::default_config(DeviceType::JetsonOrin)
+        ..edge_metrics_exporter::collector::fresh_config(DeviceType::JetsonOrin)
     })
 }
 
@@ -330,12 +328,14 @@ async fn sync_retries_until_the_server_comes_back_and_sends_only_the_newest() {
 async fn sync_coalesces_a_burst_of_changes() {
     // The server answers slowly, so changes pile up behind the first push.
     let puts: Puts = Arc::default();
-    let p2 = Arc::clone(&puts);
+    let started = Arc::new(AtomicUsize::new(0));
+    let (p2, s2) = (Arc::clone(&puts), Arc::clone(&started));
     let route = warp::put()
         .and(warp::path!("config" / String))
         .and(warp::body::json())
         .and_then(move |id: String, body: serde_json::Value| {
             let p = Arc::clone(&p2);
+            s2.fetch_add(1, Ordering::SeqCst);
             async move {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 p.lock().unwrap().push((id, body));
@@ -349,7 +349,12 @@ async fn sync_coalesces_a_burst_of_changes() {
     let shutdown = CancellationToken::new();
     let task = spawn_sync(c, "d".into(), rx, shutdown.clone());
     tx.send(with_interval(2.0)).unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for(
+        Duration::from_secs(5),
+        "the first push at the server",
+        || started.load(Ordering::SeqCst) == 1,
+    )
+    .await;
     for i in 3..=10 {
         tx.send(with_interval(f64::from(i))).unwrap();
     }
@@ -369,7 +374,12 @@ async fn sync_coalesces_a_burst_of_changes() {
 
     // Shutdown during a slow push returns promptly.
     tx.send(with_interval(11.0)).unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    wait_for(
+        Duration::from_secs(5),
+        "the third push at the server",
+        || started.load(Ordering::SeqCst) == 3,
+    )
+    .await;
     let started = Instant::now();
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(1), task)

@@ -151,7 +151,7 @@ fn tegrastats_is_restarted_after_it_is_killed_or_exits() {
     wait_sample(&exp, USED);
     let first = setup.fake_pids();
     assert_eq!(first.len(), 1);
-    send_signal(first[0], "KILL");
+    assert!(send_signal(first[0], "KILL"), "kill -KILL {}", first[0]);
     wait_for(Duration::from_secs(8), "a second tegrastats", || {
         (setup.fake_pids().len() >= 2).then_some(())
     });
@@ -160,10 +160,14 @@ fn tegrastats_is_restarted_after_it_is_killed_or_exits() {
             .sample("edge_metrics_exporter_tegrastats_restarts_total")
             .filter(|n| *n >= 1.0)
     });
-    exp.wait_log("tegrastats stopped; restarting it.", Duration::from_secs(2));
+    exp.proc.wait_line(
+        &["tegrastats stopped; restarting it."],
+        Duration::from_secs(2),
+    );
     // An exit with an error and stderr output is logged and restarted too.
     setup.control("exit");
-    exp.wait_log("fake tegrastats exiting", Duration::from_secs(8));
+    exp.proc
+        .wait_line(&["fake tegrastats exiting"], Duration::from_secs(8));
     setup.control("normal");
     wait_for(Duration::from_secs(10), "restarts_total 2", || {
         exp.scrape()
@@ -171,7 +175,11 @@ fn tegrastats_is_restarted_after_it_is_killed_or_exits() {
             .filter(|n| *n >= 2.0)
     });
     wait_sample(&exp, USED);
-    assert!(exp.log().contains("exit status: 3"), "{}", exp.log());
+    assert!(
+        exp.proc.log().contains("exit status: 3"),
+        "{}",
+        exp.proc.log()
+    );
 }
 
 #[test]

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -13,21 +12,21 @@ const POWER: &str = "power_total_watts{device_type=\"jetson_orin\",hostname=\"ed
 const RAM: &str = "jetson_ram_used_mb{device_type=\"jetson_orin\",hostname=\"edge-01\"}";
 const SHELLY_UP: &str = "edge_metrics_exporter_collector_up{collector=\"ShellyCollector\"}";
 
-fn bridge_ok() -> Handler {
-    Arc::new(|_, path| {
-        if path.starts_with("/metrics") {
-            (
-                200,
-                r#"{"device_id": "shellyplus1pm-441793ce3f08", "metrics": {"power_total_watts": 45.3, "power_voltage_volts": 220.5, "power_current_amps": 0.205, "power_energy_watt_hours_total": 15761.124}, "timestamp": 1733140800.123}"#.into(),
-            )
-        } else {
-            (404, r#"{"error": "not found"}"#.into())
-        }
-    })
+/// A bridge with one plug: its reading on `/metrics...`, 404 elsewhere.
+fn bridge_ok(request: &Request) -> Reply {
+    if request.path.starts_with("/metrics") {
+        Reply::json(
+            200,
+            r#"{"device_id": "shellyplus1pm-441793ce3f08", "metrics": {"power_total_watts": 45.3, "power_voltage_volts": 220.5, "power_current_amps": 0.205, "power_energy_watt_hours_total": 15761.124}, "timestamp": 1733140800.123}"#,
+        )
+    } else {
+        Reply::json(404, r#"{"error": "not found"}"#)
+    }
 }
 
-fn bridge_down() -> Handler {
-    Arc::new(|_, _| (502, r#"{"error": "Device connection lost"}"#.into()))
+/// A bridge whose plug has gone.
+fn bridge_down(_: &Request) -> Reply {
+    Reply::json(502, r#"{"error": "Device connection lost"}"#)
 }
 
 fn shelly_config(setup: &Setup, url: &str, enabled: bool) -> String {
@@ -43,7 +42,7 @@ fn shelly_config(setup: &Setup, url: &str, enabled: bool) -> String {
 
 #[test]
 fn shelly_values_failures_and_reload() {
-    let bridge = FakeHttp::start(bridge_ok());
+    let bridge = FakeHttp::start(bridge_ok);
     let setup = Setup::new(&orin_corpus(), "");
     std::fs::write(
         &setup.config_path,
@@ -51,7 +50,8 @@ fn shelly_values_failures_and_reload() {
     )
     .unwrap();
     let exp = setup.start();
-    exp.wait_log("Shelly collector initialized.", Duration::from_secs(5));
+    exp.proc
+        .wait_line(&["Shelly collector initialized."], Duration::from_secs(5));
     let r = wait_for(Duration::from_secs(10), "Shelly and Jetson values", || {
         let r = exp.scrape();
         (r.sample(POWER).is_some() && r.sample(RAM).is_some()).then_some(r)
@@ -78,7 +78,7 @@ fn shelly_values_failures_and_reload() {
     assert_eq!(h["status"], "healthy", "{h}");
 
     // The bridge fails: Shelly series go, Jetson stays, health says why.
-    bridge.set(bridge_down());
+    bridge.set(bridge_down);
     let r = wait_for(Duration::from_secs(10), "Shelly down", || {
         let r = exp.scrape();
         (r.sample(SHELLY_UP) == Some(0.0)).then_some(r)
@@ -100,7 +100,8 @@ fn shelly_values_failures_and_reload() {
     )
     .unwrap();
     assert_eq!(exp.api("POST", "/reload", &[], None).status, 200);
-    exp.wait_log("Shelly collector reinitialised.", Duration::from_secs(2));
+    exp.proc
+        .wait_line(&["Shelly collector reinitialised."], Duration::from_secs(2));
     let r = exp.scrape();
     assert_eq!(r.sample(SHELLY_UP), None, "{}", r.body);
     assert_eq!(
@@ -109,7 +110,7 @@ fn shelly_values_failures_and_reload() {
     );
 
     // And back on, at another URL (a second fake bridge).
-    let other = FakeHttp::start(bridge_ok());
+    let other = FakeHttp::start(bridge_ok);
     std::fs::write(
         &setup.config_path,
         shelly_config(&setup, &other.url(), true),
