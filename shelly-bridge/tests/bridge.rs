@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
+use test_support::wait_for_async;
 
 const PLUG: &str = "shellyplus1pm-c049ef8cf4e0";
 
@@ -19,7 +20,7 @@ async fn reading_equals_what_the_plug_answered_by_alias_and_by_id() {
         .unwrap()
         .contains("No Shelly device connected"));
 
-    let mut plug = Plug::connect(&b.ws, "/jetson-01", PLUG, Some(plug_full_status())).await;
+    let mut plug = b.plug("/jetson-01", PLUG).await;
     b.wait_devices(&["jetson-01"]).await;
     let (_, devices) = b.get("/devices").await;
     assert_eq!(devices["count"], 1);
@@ -34,14 +35,7 @@ async fn reading_equals_what_the_plug_answered_by_alias_and_by_id() {
     .iter()
     .enumerate()
     {
-        let http = tokio::spawn({
-            let url = format!("{}{path}", b.http);
-            let c = b.client.clone();
-            async move {
-                let r = c.get(url).send().await.unwrap();
-                (r.status().as_u16(), r.json::<Value>().await.unwrap())
-            }
-        });
+        let http = b.spawn_get(path);
         let req = plug.next_request().await;
         assert_eq!(
             req["id"],
@@ -66,25 +60,13 @@ async fn reading_equals_what_the_plug_answered_by_alias_and_by_id() {
     }
 
     // On demand, no cache: a different answer shows at once, negative power stays negative.
-    let http = tokio::spawn({
-        let url = format!("{}/metrics/jetson-01", b.http);
-        let c = b.client.clone();
-        async move {
-            c.get(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    });
+    let http = b.spawn_get("/metrics/jetson-01");
     let req = plug.next_request().await;
     plug.reply_raw(
         &req,
         &corpus("switch-getstatus-result-outdoor-plug-s-gen3-negative-power.json"),
     );
-    let v = http.await.unwrap();
+    let (_, v) = http.await.unwrap();
     assert_eq!(v["metrics"]["power_total_watts"], -626.6);
     assert_eq!(v["metrics"]["power_voltage_volts"], 240.3);
     assert_eq!(v["metrics"]["power_current_amps"], 2.61);
@@ -97,14 +79,7 @@ async fn reading_equals_what_the_plug_answered_by_alias_and_by_id() {
 }
 
 async fn read_one(b: &Bridge, plug: &mut Plug, path: &str, answer: &str) -> (u16, Value, Value) {
-    let http = tokio::spawn({
-        let url = format!("{}{path}", b.http);
-        let c = b.client.clone();
-        async move {
-            let r = c.get(url).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    });
+    let http = b.spawn_get(path);
     let req = plug.next_request().await;
     plug.reply_raw(&req, answer);
     let (s, v) = http.await.unwrap();
@@ -167,20 +142,8 @@ async fn pm_mini_and_pro_3em_are_read_from_their_own_components() {
 #[tokio::test]
 async fn several_plugs_without_a_name_is_409_and_unknown_name_is_404() {
     let b = Bridge::start(&[]);
-    let _a = Plug::connect(
-        &b.ws,
-        "/a",
-        "shellyplugsg3-000000000001",
-        Some(plug_full_status()),
-    )
-    .await;
-    let _c = Plug::connect(
-        &b.ws,
-        "/",
-        "shellyplugsg3-000000000002",
-        Some(plug_full_status()),
-    )
-    .await;
+    let _a = b.plug("/a", "shellyplugsg3-000000000001").await;
+    let _c = b.plug("/", "shellyplugsg3-000000000002").await;
     b.wait_devices(&["a", "shellyplugsg3-000000000002"]).await;
     let (s, v) = b.get("/metrics").await;
     assert_eq!(s, 409, "{v}");
@@ -198,17 +161,10 @@ async fn several_plugs_without_a_name_is_409_and_unknown_name_is_404() {
 #[tokio::test]
 async fn rpc_error_and_unusable_replies_are_500_never_zero_watts() {
     let b = Bridge::start(&[]);
-    let mut plug = Plug::connect(&b.ws, "/x", PLUG, Some(plug_full_status())).await;
+    let mut plug = b.plug("/x", PLUG).await;
     b.wait_devices(&["x"]).await;
 
-    let http = tokio::spawn({
-        let url = format!("{}/metrics/x", b.http);
-        let c = b.client.clone();
-        async move {
-            let r = c.get(url).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    });
+    let http = b.spawn_get("/metrics/x");
     let req = plug.next_request().await;
     plug.reply_error(&req, -105, "Bad id=0");
     let (s, v) = http.await.unwrap();
@@ -277,35 +233,16 @@ async fn plug_without_full_status_is_identified_and_read_via_shelly_getstatus() 
 #[tokio::test]
 async fn slow_plug_times_out_at_5s_without_delaying_another_and_its_late_reply_is_dropped() {
     let b = Bridge::start(&[]);
-    let mut slow = Plug::connect(
-        &b.ws,
-        "/slow",
-        "shellyplugsg3-00000000000a",
-        Some(plug_full_status()),
-    )
-    .await;
-    let mut fast = Plug::connect(
-        &b.ws,
-        "/fast",
-        "shellyplugsg3-00000000000b",
-        Some(plug_full_status()),
-    )
-    .await;
+    let mut slow = b.plug("/slow", "shellyplugsg3-00000000000a").await;
+    let mut fast = b.plug("/fast", "shellyplugsg3-00000000000b").await;
     b.wait_devices(&["fast", "slow"]).await;
     let answer = corpus("switch-getstatus-result-plus-1pm.json");
 
     let started = Instant::now();
-    let slow_http = tokio::spawn({
-        let url = format!("{}/metrics/slow", b.http);
-        let c = b.client.clone();
-        async move {
-            let r = c.get(url).send().await.unwrap();
-            (
-                r.status().as_u16(),
-                r.json::<Value>().await.unwrap(),
-                started.elapsed(),
-            )
-        }
+    let slow_request = b.spawn_request("/metrics/slow");
+    let slow_http = tokio::spawn(async move {
+        let r = slow_request.await.unwrap();
+        (r.status, r.json(), started.elapsed())
     });
     let slow_req = slow.next_request().await;
     // Answer only after 6 s.
@@ -362,7 +299,7 @@ async fn slow_plug_times_out_at_5s_without_delaying_another_and_its_late_reply_i
 #[tokio::test]
 async fn short_timeout_by_flag_gives_504() {
     let b = Bridge::start(&["--rpc-timeout", "0.3"]);
-    let mut plug = Plug::connect(&b.ws, "/p", PLUG, Some(plug_full_status())).await;
+    let mut plug = b.plug("/p", PLUG).await;
     b.wait_devices(&["p"]).await;
     let t = Instant::now();
     let (s, v) = b.get("/metrics/p").await;
@@ -374,16 +311,9 @@ async fn short_timeout_by_flag_gives_504() {
 #[tokio::test]
 async fn plug_killed_mid_request_is_502_and_leaves_the_list() {
     let b = Bridge::start(&[]);
-    let mut plug = Plug::connect(&b.ws, "/p", PLUG, Some(plug_full_status())).await;
+    let mut plug = b.plug("/p", PLUG).await;
     b.wait_devices(&["p"]).await;
-    let http = tokio::spawn({
-        let url = format!("{}/metrics/p", b.http);
-        let c = b.client.clone();
-        async move {
-            let r = c.get(url).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    });
+    let http = b.spawn_get("/metrics/p");
     let _req = plug.next_request().await;
     plug.kill();
     let (s, v) = http.await.unwrap();
@@ -399,9 +329,9 @@ async fn plug_killed_mid_request_is_502_and_leaves_the_list() {
 #[tokio::test]
 async fn reconnection_under_the_same_id_replaces_the_old_connection() {
     let b = Bridge::start(&[]);
-    let mut old = Plug::connect(&b.ws, "/edge", PLUG, Some(plug_full_status())).await;
+    let mut old = b.plug("/edge", PLUG).await;
     b.wait_devices(&["edge"]).await;
-    let mut new = Plug::connect(&b.ws, "/edge", PLUG, Some(plug_full_status())).await;
+    let mut new = b.plug("/edge", PLUG).await;
     // The old socket is closed by the bridge.
     let code = tokio::time::timeout(Duration::from_secs(5), old.closed.recv())
         .await
@@ -425,7 +355,7 @@ async fn reconnection_under_the_same_id_replaces_the_old_connection() {
 #[tokio::test]
 async fn garbage_frames_are_counted_and_survived() {
     let b = Bridge::start(&["--max-frame-bytes", "4096"]);
-    let mut plug = Plug::connect(&b.ws, "/g", PLUG, Some(plug_full_status())).await;
+    let mut plug = b.plug("/g", PLUG).await;
     b.wait_devices(&["g"]).await;
     plug.send_text("this is not json");
     plug.send_text("{\"src\": \"x\", ");
@@ -478,20 +408,8 @@ async fn garbage_frames_are_counted_and_survived() {
 #[tokio::test]
 async fn silent_plug_is_dropped_by_ping_timeout_while_a_live_one_stays() {
     let b = Bridge::start(&["--ping-interval", "0.5"]);
-    let silent = Plug::connect(
-        &b.ws,
-        "/silent",
-        "shellyplugsg3-00000000000c",
-        Some(plug_full_status()),
-    )
-    .await;
-    let _live = Plug::connect(
-        &b.ws,
-        "/live",
-        "shellyplugsg3-00000000000d",
-        Some(plug_full_status()),
-    )
-    .await;
+    let silent = b.plug("/silent", "shellyplugsg3-00000000000c").await;
+    let live = b.plug("/live", "shellyplugsg3-00000000000d").await;
     b.wait_devices(&["live", "silent"]).await;
     silent.go_silent();
     let t = Instant::now();
@@ -501,39 +419,33 @@ async fn silent_plug_is_dropped_by_ping_timeout_while_a_live_one_stays() {
         "took {:?}",
         t.elapsed()
     );
-    // The live plug answers pings (its reader runs) and stays over three more intervals.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // The live plug answers pings (its reader runs) and stays over three more of them.
+    let pings = live.pings();
+    wait_for_async(Duration::from_secs(5), "three more pings", || {
+        std::future::ready((live.pings() >= pings + 3).then_some(()))
+    })
+    .await;
     b.wait_devices(&["live"]).await;
     assert_eq!(b.own_metric("shelly_bridge_ping_timeouts_total").await, 1.0);
 }
 
 #[tokio::test]
 async fn sigterm_closes_plug_connections_and_exits_zero() {
-    let mut b = Bridge::start(&[]);
-    let mut plug = Plug::connect(&b.ws, "/p", PLUG, Some(plug_full_status())).await;
+    let b = Bridge::start(&[]);
+    let mut plug = b.plug("/p", PLUG).await;
     b.wait_devices(&["p"]).await;
-    let pid = b.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    b.proc().signal("TERM");
     let code = tokio::time::timeout(Duration::from_secs(5), plug.closed.recv())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(code, Some(1001));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = b.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "bridge did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = wait_for_async(
+        Duration::from_secs(10),
+        "the bridge to exit after SIGTERM",
+        || std::future::ready(b.proc().try_wait()),
+    )
+    .await;
     assert_eq!(status.code(), Some(0));
 }
 
@@ -541,37 +453,28 @@ async fn sigterm_closes_plug_connections_and_exits_zero() {
 async fn healthcheck_subcommand_exits_zero_only_when_healthy() {
     let b = Bridge::start(&[]);
     let port = b.http.rsplit(':').next().unwrap().to_string();
-    let ok = std::process::Command::new(BIN)
-        .args(["healthcheck", "--http-port", &port])
-        .output()
-        .unwrap();
+    let ok = run_to_end(command().args(["healthcheck", "--http-port", &port]));
     assert!(
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
     drop(b);
-    let bad = std::process::Command::new(BIN)
-        .args(["healthcheck", "--http-port", &port])
-        .output()
-        .unwrap();
+    let bad = run_to_end(command().args(["healthcheck", "--http-port", &port]));
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot connect"));
 }
 
 #[tokio::test]
 async fn bad_flags_exit_64_with_a_clear_message() {
-    let out = std::process::Command::new(BIN)
-        .args(["--ws-port", "seventy"])
-        .output()
-        .unwrap();
+    let out = run_to_end(command().args(["--ws-port", "seventy"]));
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ws-port"));
-    let out = std::process::Command::new(BIN)
-        .args(["--bind", "127.0.0.1", "--ws-port", "0", "--http-port", "0"])
-        .env("SHELLY_RPC_TIMEOUT", "soon")
-        .output()
-        .unwrap();
+    let out = run_to_end(
+        command()
+            .args(["--bind", "127.0.0.1", "--ws-port", "0", "--http-port", "0"])
+            .env("SHELLY_RPC_TIMEOUT", "soon"),
+    );
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SHELLY_RPC_TIMEOUT"));
 }
@@ -579,7 +482,7 @@ async fn bad_flags_exit_64_with_a_clear_message() {
 #[tokio::test]
 async fn loose_numbers_and_nulls_are_read_and_null_fields_left_out() {
     let b = Bridge::start(&[]);
-    let mut plug = Plug::connect(&b.ws, "/n", PLUG, Some(plug_full_status())).await;
+    let mut plug = b.plug("/n", PLUG).await;
     b.wait_devices(&["n"]).await;
     let answer = r#"{"id":0, "apower":12 ,"voltage":null,"current":0.000,"freq":50,
         "aenergy":{"total":0.000,"by_minute":[0.000,0.000,0.000],"minute_ts":1769947860},
@@ -598,17 +501,10 @@ async fn loose_numbers_and_nulls_are_read_and_null_fields_left_out() {
 #[tokio::test]
 async fn a_truncated_reply_naming_our_id_is_500_at_once_and_the_next_call_works() {
     let b = Bridge::start(&[]);
-    let mut plug = Plug::connect(&b.ws, "/t", PLUG, Some(plug_full_status())).await;
+    let mut plug = b.plug("/t", PLUG).await;
     b.wait_devices(&["t"]).await;
     let t = Instant::now();
-    let http = tokio::spawn({
-        let url = format!("{}/metrics/t", b.http);
-        let c = b.client.clone();
-        async move {
-            let r = c.get(url).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    });
+    let http = b.spawn_get("/metrics/t");
     let req = plug.next_request().await;
     plug.send_text(format!(
         r#"{{"id":{},"src":"{PLUG}","result":{{"apower":1"#,

@@ -1,20 +1,35 @@
 //! Test harness: the real `shelly-bridge` binary on 127.0.0.1 with port 0, and test plugs that
-//! are real WebSocket clients speaking corpus frames.
+//! are real WebSocket clients speaking corpus frames. Starting the binary, waiting and HTTP
+//! come from `test-support`.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use test_support::http::{self, Response};
+use test_support::{wait_for_async, Daemon};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The bridge binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_shelly-bridge");
 
+/// A command for the bridge binary (through the cargo runner when one is set).
+pub fn command() -> Command {
+    test_support::command(Path::new(BIN))
+}
+
+/// Runs the bridge with `cmd`'s arguments to its end (at most 10 s) and returns its output.
+pub fn run_to_end(cmd: &mut Command) -> std::process::Output {
+    test_support::run_to_end(cmd, Duration::from_secs(10))
+}
+
+/// A Shelly frame of `testdata/shelly/`, as text.
 pub fn corpus(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata/shelly")
@@ -22,166 +37,110 @@ pub fn corpus(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A Shelly frame of `testdata/shelly/`, as JSON.
 pub fn corpus_json(name: &str) -> Value {
     serde_json::from_str(&corpus(name)).unwrap()
 }
 
 /// A running bridge process; killed on drop, its log printed if the test failed.
 pub struct Bridge {
-    pub child: Child,
+    inner: test_support::Bridge,
+    /// `ws://127.0.0.1:PORT`, where plugs dial.
     pub ws: String,
+    /// `http://127.0.0.1:PORT`, the HTTP API.
     pub http: String,
-    pub log: Arc<Mutex<Vec<String>>>,
-    pub client: reqwest::Client,
-}
-
-fn addr_in(line: &str) -> Option<String> {
-    let rest = &line[line.find("address=")? + 8..];
-    Some(rest.split_whitespace().next()?.to_string())
 }
 
 impl Bridge {
+    /// Starts the bridge on loopback, ports 0, RPC source `test-bridge`, plus `extra` flags,
+    /// and waits for both addresses.
     pub fn start(extra: &[&str]) -> Bridge {
-        Self::start_with(
-            BIN,
-            &[
-                "--bind",
-                "127.0.0.1",
-                "--ws-port",
-                "0",
-                "--http-port",
-                "0",
-                "--src",
-                "test-bridge",
-            ],
-            extra,
-        )
-    }
-
-    pub fn start_with(bin: &str, base: &[&str], extra: &[&str]) -> Bridge {
-        let mut child = Command::new(bin)
-            .args(base)
-            .args(extra)
-            .env("RUST_LOG", "info,shelly_bridge=debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn shelly-bridge");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("Listening for plug WebSocket")
-                    || line.contains("Serving the HTTP API")
-                {
-                    let _ = tx.send(line.clone());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut ws = None;
-        let mut http = None;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while ws.is_none() || http.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!(
-                    "bridge did not report its addresses: {:?}",
-                    log.lock().unwrap()
-                )
-            });
-            if line.contains("WebSocket") {
-                ws = addr_in(&line);
-            } else {
-                http = addr_in(&line);
-            }
-        }
+        let mut cmd = test_support::daemon_command(Path::new(BIN));
+        cmd.args(test_support::Bridge::args(extra))
+            .args(["--src", "test-bridge"])
+            .env("RUST_LOG", "info,shelly_bridge=debug");
+        let inner = test_support::Bridge::start("bridge", cmd, None);
         Bridge {
-            child,
-            ws: format!("ws://{}", ws.unwrap()),
-            http: format!("http://{}", http.unwrap()),
-            log,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(15))
-                .build()
-                .unwrap(),
+            ws: format!("ws://{}", inner.ws),
+            http: format!("http://{}", inner.http),
+            inner,
         }
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.http))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, v)
+    /// The process.
+    pub fn proc(&self) -> &Daemon {
+        &self.inner.proc
     }
 
+    /// `GET path` on the HTTP API from a blocking thread, so that the test's plugs (tasks on
+    /// this runtime) answer meanwhile.
+    pub fn spawn_request(&self, path: &str) -> tokio::task::JoinHandle<Response> {
+        let (addr, path) = (self.inner.http, path.to_string());
+        tokio::task::spawn_blocking(move || {
+            http::get(addr, &path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        })
+    }
+
+    /// [`Bridge::spawn_request`], answering status and JSON body.
+    pub fn spawn_get(&self, path: &str) -> tokio::task::JoinHandle<(u16, Value)> {
+        let request = self.spawn_request(path);
+        tokio::spawn(async move {
+            let r = request.await.expect("the request thread ends");
+            (r.status, r.json())
+        })
+    }
+
+    /// `GET path`: status, and the body as JSON (as a JSON string when it is not JSON).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .spawn_request(path)
+            .await
+            .expect("the request thread ends");
+        let v = serde_json::from_str(&r.body).unwrap_or(Value::String(r.body));
+        (r.status, v)
+    }
+
+    /// `GET path`: the body.
     pub async fn text(&self, path: &str) -> String {
-        self.client
-            .get(format!("{}{path}", self.http))
-            .send()
+        self.spawn_request(path)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+            .expect("the request thread ends")
+            .body
     }
 
     /// Waits until `/devices` lists exactly `names` (sorted).
     pub async fn wait_devices(&self, names: &[&str]) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (_, v) = self.get("/devices").await;
-            let got: Vec<String> = v["devices"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_str().unwrap().to_string())
-                .collect();
-            if got == names {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "devices {got:?}, wanted {names:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_async(
+            Duration::from_secs(10),
+            &format!("devices {names:?}"),
+            || async move {
+                let (_, v) = self.get("/devices").await;
+                let got: Vec<String> = v["devices"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|d| d.as_str().map(str::to_string))
+                    .collect();
+                (got == names).then_some(())
+            },
+        )
+        .await;
     }
 
     /// Value of a sample in `/bridge/metrics`.
     pub async fn own_metric(&self, sample: &str) -> f64 {
         let text = self.text("/bridge/metrics").await;
-        text.lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
+        test_support::prom::series(&text, sample)
             .unwrap_or_else(|| panic!("{sample} missing in {text}"))
-            .parse()
-            .unwrap()
     }
 
+    /// A test plug with one metered switch ([`plug_full_status`]) dialling `path` as `id`.
+    pub async fn plug(&self, path: &str, id: &str) -> Plug {
+        Plug::connect(&self.ws, path, id, Some(plug_full_status())).await
+    }
+
+    /// Whether the bridge has logged `needle`.
     pub fn log_contains(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- bridge log ---");
-            for l in self.log.lock().unwrap().iter() {
-                eprintln!("{l}");
-            }
-        }
+        self.proc().log().contains(needle)
     }
 }
 
@@ -192,6 +151,7 @@ pub struct Plug {
     out: mpsc::UnboundedSender<Message>,
     pub requests: mpsc::UnboundedReceiver<Value>,
     pub closed: mpsc::UnboundedReceiver<Option<u16>>,
+    pings: Arc<AtomicUsize>,
     reader: tokio::task::JoinHandle<()>,
     writer: tokio::task::JoinHandle<()>,
 }
@@ -207,6 +167,8 @@ impl Plug {
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (req_tx, requests) = mpsc::unbounded_channel();
         let (closed_tx, closed) = mpsc::unbounded_channel();
+        let pings = Arc::new(AtomicUsize::new(0));
+        let pinged = Arc::clone(&pings);
         let writer = tokio::spawn(async move {
             while let Some(m) = out_rx.recv().await {
                 if sink.send(m).await.is_err() {
@@ -224,6 +186,10 @@ impl Plug {
                         let _ = closed_tx.send(f.map(|f| u16::from(f.code)));
                         return;
                     }
+                    // tungstenite queues the pong itself; the count lets a test wait on pings.
+                    Ok(Message::Ping(_)) => {
+                        pinged.fetch_add(1, Ordering::Relaxed);
+                    }
                     Ok(_) => {}
                     Err(_) => break,
                 }
@@ -235,6 +201,7 @@ impl Plug {
             out,
             requests,
             closed,
+            pings,
             reader,
             writer,
         };
@@ -242,6 +209,11 @@ impl Plug {
             plug.send_json(&serde_json::json!({"src": id, "dst": "ws", "method": "NotifyFullStatus", "params": params}));
         }
         plug
+    }
+
+    /// How many pings the bridge has sent this plug.
+    pub fn pings(&self) -> usize {
+        self.pings.load(Ordering::Relaxed)
     }
 
     pub fn send_text(&self, text: impl Into<String>) {
