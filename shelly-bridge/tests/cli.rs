@@ -1,13 +1,15 @@
 //! The bridge's command line as a user meets it: usage errors exit 64 and name the flag, and
 //! `simulate` points at the simulator's own binary.
 
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::{command, run_to_end};
+
+/// Runs the bridge with `args` to its end (bounded) and returns what it printed.
 fn bridge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shelly-bridge"))
-        .args(args)
-        .output()
-        .expect("run shelly-bridge")
+    run_to_end(command().args(args))
 }
 
 #[test]
