@@ -223,14 +223,7 @@ fn a_new_rail_is_discovered_when_tegrastats_starts_printing_it() {
         },
     );
     // Written to disk first, then published: wait for the API to show it too.
-    wait_for(
-        Duration::from_secs(5),
-        "the new rail in /metrics/list",
-        || {
-            let list = exp.api("GET", "/metrics/list", &[], None).json();
-            (list["metrics"]["jetson_power_vdd_test_rail_watts"] == false).then_some(())
-        },
-    );
+    wait_listed(&exp, "jetson_power_vdd_test_rail_watts", false);
     let r = exp.post_json(
         "/metrics/enable",
         r#"{"jetson_power_vdd_test_rail_watts": true}"#,

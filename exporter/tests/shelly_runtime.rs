@@ -66,14 +66,7 @@ fn shelly_values_failures_and_reload() {
         r.sample("power_voltage_volts{device_type=\"jetson_orin\",hostname=\"edge-01\"}"),
         None
     );
-    wait_for(
-        Duration::from_secs(5),
-        "voltage discovered as false",
-        || {
-            let l = exp.api("GET", "/metrics/list", &[], None).json();
-            (l["metrics"]["power_voltage_volts"] == false).then_some(())
-        },
-    );
+    wait_listed(&exp, "power_voltage_volts", false);
     let h = exp.api("GET", "/health", &[], None).json();
     assert_eq!(h["status"], "healthy", "{h}");
 

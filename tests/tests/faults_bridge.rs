@@ -3,7 +3,8 @@
 //! connection attempts, and oversized frames. Expected outcomes are in docs/RELIABILITY.md
 //! ("shelly-bridge"); each test asserts exactly that.
 //!
-//! Covered by the bridge's own tests and not repeated here (shelly-bridge/tests/bridge.rs):
+//! Covered by the bridge's and the simulator's own tests and not repeated here
+//! (shelly-bridge/tests/bridge.rs, sim/tests/simulate.rs):
 //! RPC timeouts, error answers, duplicate ids, reconnection of a simulated plug.
 
 use std::net::{SocketAddr, TcpStream};

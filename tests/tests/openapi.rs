@@ -301,16 +301,12 @@ fn management_api_matches_its_document() {
     assert_eq!(cfg["interval"], json!(0.2));
 
     // POST /metrics/enable: success, and every way to get it wrong.
+    let enable = |doc: &mut Doc, body: &str| {
+        call(doc, api, "POST", "/metrics/enable", &auth, body.as_bytes())
+    };
     let first = &names[0];
     let body = format!("{{\"{first}\": true}}");
-    let r = call(
-        &mut doc,
-        api,
-        "POST",
-        "/metrics/enable",
-        &auth,
-        body.as_bytes(),
-    );
+    let r = enable(&mut doc, &body);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["updated"], 1);
     assert_eq!(r.json()["metrics"][first.as_str()], true);
@@ -328,14 +324,7 @@ fn management_api_matches_its_document() {
         ("{\"a\": ".to_string(), "Malformed JSON"),
         ("[true]".to_string(), "got an array"),
     ] {
-        let r = call(
-            &mut doc,
-            api,
-            "POST",
-            "/metrics/enable",
-            &auth,
-            body.as_bytes(),
-        );
+        let r = enable(&mut doc, &body);
         assert_eq!(r.status, 400, "{body}: {}", r.text());
         assert!(r.text().contains(why), "{body}: {}", r.text());
     }
@@ -349,14 +338,7 @@ fn management_api_matches_its_document() {
         "{{\"{first}\": true, \"pad\": \"{}\"}}",
         "x".repeat(70 * 1024)
     );
-    let r = call(
-        &mut doc,
-        api,
-        "POST",
-        "/metrics/enable",
-        &auth,
-        big.as_bytes(),
-    );
+    let r = enable(&mut doc, &big);
     assert_eq!(r.status, 413);
     let mut chunked = auth.to_vec();
     chunked.push(("Transfer-Encoding", "chunked"));
@@ -387,14 +369,7 @@ fn management_api_matches_its_document() {
     // 500: the directory of config.yaml turns read-only; nothing may change.
     fs.remount("remount,ro");
     let body = format!("{{\"{first}\": false}}");
-    let r = call(
-        &mut doc,
-        api,
-        "POST",
-        "/metrics/enable",
-        &auth,
-        body.as_bytes(),
-    );
+    let r = enable(&mut doc, &body);
     fs.remount("remount,rw");
     assert_eq!(r.status, 500, "{}", r.text());
     let list = call(&mut doc, api, "GET", "/metrics/list", &auth, b"").json();

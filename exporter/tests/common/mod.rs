@@ -149,6 +149,18 @@ impl Setup {
     }
 }
 
+/// Waits until `GET /metrics/list` shows `metric` as `enabled`.
+pub fn wait_listed(exp: &Exporter, metric: &str, enabled: bool) {
+    wait_for(
+        Duration::from_secs(5),
+        &format!("{metric}: {enabled} in /metrics/list"),
+        || {
+            let list = exp.api("GET", "/metrics/list", &[], None).json();
+            (list["metrics"][metric] == enabled).then_some(())
+        },
+    );
+}
+
 /// A command for the exporter binary with a clean environment for its variables.
 pub fn command() -> Command {
     let mut cmd = test_support::daemon_command(&test_support::bin!("edge-metrics-exporter"));
