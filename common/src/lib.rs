@@ -2,7 +2,9 @@
 //! simulator), run the same way, kept once so that a fix reaches every binary:
 //!
 //! - [`serve`]: the hyper HTTP/1 accept loop under warp routes, with a header-read timeout
-//!   and graceful shutdown;
+//!   and graceful shutdown, and [`serve_limited`] with a cap on open connections;
+//! - [`limit`]: that cap ([`limit::ConnectionLimit`]), shared with a daemon's own listeners,
+//!   and a throttle for warnings about a bound that keeps being hit;
 //! - [`init_tracing`]: `RUST_LOG` (default `info`) to stderr;
 //! - [`healthcheck`]: the HTTP probe the `FROM scratch` images run;
 //! - [`hostname`]: the machine's name, for the bridge's default JSON-RPC `src`;
@@ -11,9 +13,10 @@
 pub mod cli;
 pub mod healthcheck;
 pub mod host;
+pub mod limit;
 pub mod logging;
 pub mod serve;
 
 pub use host::hostname;
 pub use logging::init_tracing;
-pub use serve::{serve, HEADER_READ_TIMEOUT};
+pub use serve::{serve, serve_limited, HEADER_READ_TIMEOUT};
