@@ -4,25 +4,47 @@
 //! On a fresh install (config.yaml just created, or a hand-written one without a `metrics:`
 //! map) a discovered name is enabled when it is in its collector's default set; otherwise it is
 //! added as `false`. An entry already in the map is never changed.
+//!
+//! Names reach discovery only through [`CollectorSet::collect`](crate::collector::CollectorSet),
+//! which drops anything that is not a metric name. What a source may add is bounded as well:
+//! at most [`MAX_NEW_PER_CYCLE`] names in one cycle (the rest wait for later cycles) and none
+//! once the map holds [`MAX_KNOWN`] names. Names left out are counted in
+//! `edge_metrics_exporter_discovery_dropped_total{limit="cycle"|"total"}`, and the first time
+//! each limit is hit is logged.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+use tracing::warn;
 
 use crate::collector::{self, Values};
 use crate::config::Config;
+use crate::selfmetrics::LIMITS;
+
+/// Most names one cycle adds to the `metrics:` map; the rest are added in later cycles.
+pub const MAX_NEW_PER_CYCLE: usize = 200;
+
+/// Most names the `metrics:` map grows to by discovery (and most names remembered as seen);
+/// beyond it new names are neither added nor accepted by `POST /metrics/enable`.
+pub const MAX_KNOWN: usize = 1000;
 
 /// Names seen so far and whether the install is fresh.
 #[derive(Debug, Default)]
 pub struct Discovery {
     seen: BTreeSet<String>,
     fresh: bool,
+    /// Whether the per-cycle limit has been logged.
+    told_cycle: bool,
+    /// Whether the total limit has been logged.
+    told_total: bool,
 }
 
 impl Discovery {
     /// A discovery for a fresh install or not.
     pub fn new(fresh: bool) -> Discovery {
         Discovery {
-            seen: BTreeSet::new(),
             fresh,
+            ..Discovery::default()
         }
     }
 
@@ -33,28 +55,74 @@ impl Discovery {
 
     /// Notes the names of `values`; when some are absent from `cfg.metrics`, returns the
     /// configuration with them added and their names in order. `cfg` is cloned only then.
+    /// At most [`MAX_NEW_PER_CYCLE`] names are added, and none beyond [`MAX_KNOWN`].
     pub fn discover(&mut self, cfg: &Config, values: &Values) -> Option<(Config, Vec<String>)> {
         let mut next: Option<Config> = None;
         let mut added = Vec::new();
+        let (mut over_cycle, mut over_total) = (0u64, 0u64);
         for name in values.keys() {
-            if !self.seen.contains(name) {
-                self.seen.insert(name.clone());
-            }
             if cfg.metrics.contains_key(name) {
+                self.remember(name);
                 continue;
             }
+            if cfg.metrics.len() + added.len() >= MAX_KNOWN {
+                over_total += 1;
+                continue;
+            }
+            if added.len() >= MAX_NEW_PER_CYCLE {
+                over_cycle += 1;
+                continue;
+            }
+            self.remember(name);
             let on = self.fresh && collector::default_enabled(cfg.device_type, name);
             next.get_or_insert_with(|| cfg.clone())
                 .metrics
                 .insert(name.clone(), on);
             added.push(name.clone());
         }
+        self.note_limits(over_cycle, over_total);
         next.map(|next| (next, added))
     }
 
     /// Whether discoveries follow the default sets (a fresh install).
     pub fn fresh(&self) -> bool {
         self.fresh
+    }
+
+    fn remember(&mut self, name: &str) {
+        if self.seen.len() < MAX_KNOWN && !self.seen.contains(name) {
+            self.seen.insert(name.to_string());
+        }
+    }
+
+    /// Counts the names left out this cycle; logs each limit the first time it is hit.
+    fn note_limits(&mut self, over_cycle: u64, over_total: u64) {
+        if over_cycle > 0 {
+            LIMITS
+                .discovery_over_cycle
+                .fetch_add(over_cycle, Ordering::Relaxed);
+            if !std::mem::replace(&mut self.told_cycle, true) {
+                warn!(
+                    limit = MAX_NEW_PER_CYCLE,
+                    waiting = over_cycle,
+                    "More new metric names in one cycle than discovery adds at once; the rest \
+                     are added in later cycles."
+                );
+            }
+        }
+        if over_total > 0 {
+            LIMITS
+                .discovery_over_total
+                .fetch_add(over_total, Ordering::Relaxed);
+            if !std::mem::replace(&mut self.told_total, true) {
+                warn!(
+                    limit = MAX_KNOWN,
+                    left_out = over_total,
+                    "The metrics: map holds as many names as discovery may add; new names are \
+                     not added or saved (counted in edge_metrics_exporter_discovery_dropped_total)."
+                );
+            }
+        }
     }
 }
 
@@ -64,6 +132,10 @@ mod tests {
 
     fn values(names: &[&str]) -> Values {
         names.iter().map(|n| (n.to_string(), 1.0)).collect()
+    }
+
+    fn numbered(prefix: &str, n: usize) -> Values {
+        (0..n).map(|i| (format!("{prefix}_{i:05}"), 1.0)).collect()
     }
 
     #[test]
@@ -100,5 +172,48 @@ mod tests {
             .discover(&Config::default(), &values(&["jetson_ram_used_mb"]))
             .unwrap();
         assert!(!next.metrics["jetson_ram_used_mb"]);
+    }
+
+    #[test]
+    fn one_cycle_adds_at_most_its_share_and_later_cycles_the_rest() {
+        let mut d = Discovery::new(false);
+        let found = numbered("power_extra", MAX_NEW_PER_CYCLE + 50);
+        let before = LIMITS.discovery_over_cycle.load(Ordering::Relaxed);
+        let (next, added) = d.discover(&Config::default(), &found).unwrap();
+        assert_eq!(added.len(), MAX_NEW_PER_CYCLE);
+        assert_eq!(next.metrics.len(), MAX_NEW_PER_CYCLE);
+        assert!(LIMITS.discovery_over_cycle.load(Ordering::Relaxed) >= before + 50);
+        assert!(d.told_cycle);
+        // The names left out are unknown until a later cycle adds them.
+        let last = found.keys().last().unwrap();
+        assert!(!d.known(&next, last));
+        let (next, added) = d.discover(&next, &found).unwrap();
+        assert_eq!(added.len(), 50);
+        assert!(d.known(&next, last));
+        assert!(d.discover(&next, &found).is_none());
+    }
+
+    #[test]
+    fn the_map_stops_growing_at_the_total_limit() {
+        let mut d = Discovery::new(false);
+        let mut cfg = Config::default();
+        // A source that makes up new names every cycle.
+        for cycle in 0..(MAX_KNOWN / MAX_NEW_PER_CYCLE + 3) {
+            let found = numbered(&format!("power_cycle{cycle}"), MAX_NEW_PER_CYCLE);
+            if let Some((next, _)) = d.discover(&cfg, &found) {
+                cfg = next;
+            }
+        }
+        assert_eq!(cfg.metrics.len(), MAX_KNOWN);
+        assert!(d.seen.len() <= MAX_KNOWN);
+        assert!(d.told_total);
+        let before = LIMITS.discovery_over_total.load(Ordering::Relaxed);
+        assert!(d.discover(&cfg, &values(&["power_one_more"])).is_none());
+        assert!(!d.known(&cfg, "power_one_more"));
+        assert!(LIMITS.discovery_over_total.load(Ordering::Relaxed) > before);
+        // Names already in the map keep working.
+        let listed = cfg.metrics.keys().next().unwrap().clone();
+        assert!(d.discover(&cfg, &values(&[&listed])).is_none());
+        assert!(d.known(&cfg, &listed));
     }
 }

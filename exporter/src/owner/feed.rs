@@ -83,12 +83,11 @@ impl Feed {
         })
     }
 
-    /// The server's configuration, when a server is configured and answers.
-    pub async fn fetch(&self) -> Option<Config> {
-        match &self.server {
-            Some(server) => server.fetch().await,
-            None => None,
-        }
+    /// A fetch that runs on its own (a spawned task), when a server is configured: the owner
+    /// keeps collecting while the server takes its time (up to `config_server.timeout`).
+    pub fn fetch_later(&self) -> Option<impl std::future::Future<Output = Option<Config>> + Send> {
+        let server = self.server.clone()?;
+        Some(async move { server.fetch().await })
     }
 
     /// Queues `cfg` for the server (coalesced with anything not yet sent).

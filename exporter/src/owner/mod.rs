@@ -212,6 +212,25 @@ pub struct Owner {
     running_tx: watch::Sender<Arc<Running>>,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     commands: Option<mpsc::Receiver<Command>>,
+    /// A command taken from the queue while batching enables, handled next.
+    held: Option<Command>,
+    /// A reload waiting for the Config Server: the fetch and who asked.
+    reloading: Option<Reloading>,
+}
+
+/// One `POST /metrics/enable`: the requested changes and where the answer goes.
+type EnableRequest = (
+    serde_json::Map<String, Value>,
+    oneshot::Sender<Result<EnableDone, CommandError>>,
+);
+
+/// Most `POST /metrics/enable` requests applied with one config.yaml write.
+const ENABLE_BATCH: usize = 64;
+
+/// A reload whose Config Server fetch runs in its own task.
+struct Reloading {
+    fetch: tokio::task::JoinHandle<Option<Config>>,
+    reply: oneshot::Sender<Result<ReloadDone, CommandError>>,
 }
 
 impl Owner {
@@ -248,6 +267,8 @@ impl Owner {
             running_tx,
             snapshot_tx,
             commands: Some(cmd_rx),
+            held: None,
+            reloading: None,
         };
         let handle = OwnerHandle {
             commands: cmd_tx,
@@ -261,6 +282,11 @@ impl Owner {
     /// Runs a cycle per tegrastats reading (at least every 1.5 intervals, at most every half
     /// interval) and answers commands until `shutdown`; a command being handled (a config
     /// write) finishes first. Stops the tegrastats source before returning.
+    ///
+    /// Commands never hold up collection for long: a reading is served before the next command
+    /// is taken, a burst of enables is applied with one config.yaml write, and a reload's
+    /// Config Server fetch runs in its own task while cycles go on under the old
+    /// configuration (commands wait until it is applied).
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut commands = self
             .commands
@@ -278,13 +304,10 @@ impl Owner {
         let fallback = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(fallback);
         loop {
+            let idle = self.reloading.is_none();
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                command = commands.recv() => match command {
-                    Some(command) => self.handle(command).await,
-                    None => break,
-                },
                 () = readings.changed() => {
                     let earliest = last_cycle.map(|at| at + period / 2);
                     if let Some(earliest) = earliest.filter(|e| *e > Instant::now()) {
@@ -300,6 +323,16 @@ impl Owner {
                     last_cycle = Some(Instant::now());
                     fallback.as_mut().reset(Instant::now() + period);
                 }
+                fetched = fetched(&mut self.reloading) => {
+                    if let Some(reloading) = self.reloading.take() {
+                        let result = self.finish_reload(fetched).await;
+                        let _ = reloading.reply.send(result);
+                    }
+                }
+                command = next_command(&mut self.held, &mut commands), if idle => match command {
+                    Some(command) => self.handle(command, &mut commands).await,
+                    None => break,
+                },
             }
             let now = self.running.config.interval_duration();
             if now != period {
@@ -308,6 +341,9 @@ impl Owner {
             }
         }
         commands.close();
+        if let Some(reloading) = self.reloading.take() {
+            reloading.fetch.abort();
+        }
         self.pipeline.stop().await;
         if let Some(sync) = sync {
             let _ = sync.await;
@@ -315,25 +351,45 @@ impl Owner {
         info!("Collection stopped.");
     }
 
-    async fn handle(&mut self, command: Command) {
+    async fn handle(&mut self, command: Command, queue: &mut mpsc::Receiver<Command>) {
         match command {
             Command::Enable { changes, reply } => {
-                let result = self.enable(changes).await;
-                let _ = reply.send(result);
+                // Take every enable already waiting, up to a bound: one write for the lot.
+                let mut batch = vec![(changes, reply)];
+                while batch.len() < ENABLE_BATCH {
+                    match queue.try_recv() {
+                        Ok(Command::Enable { changes, reply }) => batch.push((changes, reply)),
+                        Ok(other) => {
+                            self.held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.enable(batch).await;
             }
-            Command::Reload { reply } => {
-                let result = self.reload().await;
-                let _ = reply.send(result);
-            }
+            Command::Reload { reply } => match self.feed.fetch_later() {
+                Some(fetch) => {
+                    self.reloading = Some(Reloading {
+                        fetch: tokio::spawn(fetch),
+                        reply,
+                    });
+                }
+                None => {
+                    let result = self.finish_reload(None).await;
+                    let _ = reply.send(result);
+                }
+            },
         }
     }
 
-    async fn enable(
-        &mut self,
-        changes: serde_json::Map<String, Value>,
-    ) -> Result<EnableDone, CommandError> {
+    /// Checks one enable request against `next`; all or nothing.
+    fn check_enable(
+        &self,
+        changes: &serde_json::Map<String, Value>,
+    ) -> Result<BTreeMap<String, bool>, CommandError> {
         let mut applied = BTreeMap::new();
-        for (name, value) in &changes {
+        for (name, value) in changes {
             let Some(on) = value.as_bool() else {
                 return Err(CommandError::BadRequest(format!(
                     "Invalid value for {name}: expected true or false, got {value}"
@@ -346,34 +402,67 @@ impl Owner {
             }
             applied.insert(name.clone(), on);
         }
-        if applied.is_empty() {
-            return Ok(EnableDone {
-                updated: 0,
-                metrics: applied,
-            });
-        }
-        let mut next = self.running.config.clone();
-        for (name, on) in &applied {
-            next.metrics.insert(name.clone(), *on);
-        }
-        self.persist
-            .save(&next)
-            .await
-            .map_err(CommandError::WriteFailed)?;
-        self.running.config = next;
-        self.publish_running();
-        info!(
-            updated = applied.len(),
-            "Metric settings changed and saved."
-        );
-        Ok(EnableDone {
-            updated: applied.len(),
-            metrics: applied,
-        })
+        Ok(applied)
     }
 
-    async fn load_for_reload(&self) -> Result<(Config, ConfigOrigin), String> {
-        if let Some(cfg) = self.feed.fetch().await {
+    /// Applies a batch of enable requests in order, each all or nothing, saves once and
+    /// answers each: a refused request gets its own error, the others are saved together
+    /// (or all get the write error, and nothing changes).
+    async fn enable(&mut self, batch: Vec<EnableRequest>) {
+        let mut next: Option<Config> = None;
+        let mut accepted = Vec::new();
+        for (changes, reply) in batch {
+            match self.check_enable(&changes) {
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
+                Ok(applied) if applied.is_empty() => {
+                    let _ = reply.send(Ok(EnableDone {
+                        updated: 0,
+                        metrics: applied,
+                    }));
+                }
+                Ok(applied) => {
+                    let cfg = next.get_or_insert_with(|| self.running.config.clone());
+                    for (name, on) in &applied {
+                        cfg.metrics.insert(name.clone(), *on);
+                    }
+                    accepted.push((applied, reply));
+                }
+            }
+        }
+        let Some(next) = next else {
+            return;
+        };
+        if let Err(error) = self.persist.save(&next).await {
+            for (_, reply) in accepted {
+                let _ = reply.send(Err(CommandError::WriteFailed(error.clone())));
+            }
+            return;
+        }
+        self.running.config = next;
+        self.publish_running();
+        let updated: usize = accepted.iter().map(|(a, _)| a.len()).sum();
+        info!(
+            updated,
+            requests = accepted.len(),
+            "Metric settings changed and saved."
+        );
+        for (applied, reply) in accepted {
+            let _ = reply.send(Ok(EnableDone {
+                updated: applied.len(),
+                metrics: applied,
+            }));
+        }
+    }
+
+    /// The configuration a reload applies: the one `fetched` from the Config Server, else
+    /// config.yaml (a quick local read).
+    async fn reload_source(
+        &self,
+        fetched: Option<Config>,
+    ) -> Result<(Config, ConfigOrigin), String> {
+        if let Some(cfg) = fetched {
             return Ok((cfg, ConfigOrigin::Server));
         }
         let path = self.persist.path().to_path_buf();
@@ -384,8 +473,8 @@ impl Owner {
         Ok((cfg, ConfigOrigin::Local))
     }
 
-    async fn reload(&mut self) -> Result<ReloadDone, CommandError> {
-        let (next, origin) = match self.load_for_reload().await {
+    async fn finish_reload(&mut self, fetched: Option<Config>) -> Result<ReloadDone, CommandError> {
+        let (next, origin) = match self.reload_source(fetched).await {
             Ok(found) => found,
             Err(message) => {
                 warn!(error = %message, "Reload refused; the running configuration stays.");
@@ -393,8 +482,7 @@ impl Owner {
             }
         };
         self.pipeline
-            .apply(&self.running.config, &next, self.env.as_ref())
-            .await;
+            .apply(&self.running.config, &next, self.env.as_ref());
         self.running = Running {
             config: next,
             origin,
@@ -456,6 +544,26 @@ impl Owner {
             body: bytes::Bytes::from(body),
             health: self.running.health(status, reason),
         }));
+    }
+}
+
+/// The next command: one held back from a batch, else the queue's next.
+async fn next_command(
+    held: &mut Option<Command>,
+    queue: &mut mpsc::Receiver<Command>,
+) -> Option<Command> {
+    match held.take() {
+        Some(command) => Some(command),
+        None => queue.recv().await,
+    }
+}
+
+/// The result of a reload's fetch (`None` when it failed or was cancelled); pending while no
+/// reload is waiting.
+async fn fetched(reloading: &mut Option<Reloading>) -> Option<Config> {
+    match reloading {
+        Some(r) => (&mut r.fetch).await.ok().flatten(),
+        None => std::future::pending().await,
     }
 }
 

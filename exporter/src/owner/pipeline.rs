@@ -82,7 +82,7 @@ impl Pipeline {
     }
 
     /// Moves from `old` to `new`: restarts what [`diff`] names, and relabels.
-    pub async fn apply(&mut self, old: &Config, new: &Config, env: &(dyn Env + Sync)) {
+    pub fn apply(&mut self, old: &Config, new: &Config, env: &(dyn Env + Sync)) {
         let changes = diff(old, new);
         for (_, from, to) in &changes.ports {
             warn!("⚠️  Port change detected ({from} → {to}) but cannot be applied.");
@@ -91,7 +91,7 @@ impl Pipeline {
         if changes.source {
             info!("tegrastats settings changed; restarting the source.");
             let spec = SourceSpec::from_config(&new.tegrastats, new.interval_duration());
-            self.source.restart(spec).await;
+            self.source.restart(spec);
         }
         if changes.shelly {
             self.start_shelly(new);

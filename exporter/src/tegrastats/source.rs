@@ -308,10 +308,19 @@ impl TegraSource {
         &self.spec
     }
 
-    /// Stops the current task (killing a child) and starts one for `spec`. The latest sample
-    /// stays until the new source replaces it or it goes stale.
-    pub async fn restart(&mut self, spec: SourceSpec) {
-        self.stop().await;
+    /// Stops the current task (killing a child) and starts one for `spec` without waiting for
+    /// the old one to finish: it is reaped in the background, so whoever restarts the source
+    /// (the owner, between two collection cycles) is not held up by a slow exit. The latest
+    /// sample stays until the new source replaces it or it goes stale.
+    pub fn restart(&mut self, spec: SourceSpec) {
+        if let Some((cancel, join)) = self.task.take() {
+            cancel.cancel();
+            tokio::spawn(async move {
+                if let Err(error) = join.await {
+                    warn!(%error, "tegrastats source task ended abnormally.");
+                }
+            });
+        }
         self.spec = spec;
         self.spawn_task();
     }
