@@ -513,8 +513,10 @@ impl Checker<'_> {
     }
 }
 
-/// Prometheus metric name without colons (colons are for recording rules).
-fn is_metric_name(s: &str) -> bool {
+/// Whether `s` is a Prometheus metric name without colons (colons are for recording rules):
+/// `[a-zA-Z_][a-zA-Z0-9_]*`. The one rule for every name the exporter keeps, whether a user
+/// wrote it in `metrics:` or a collector learnt it from tegrastats or shelly-bridge.
+pub fn is_metric_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

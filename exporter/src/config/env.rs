@@ -3,6 +3,7 @@
 //! a setting from the config, then its variable, then the built-in default.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -121,6 +122,40 @@ pub fn api_token(cfg: &Config, env: &dyn Env) -> Option<String> {
         .filter(|t| !t.is_empty())
         .map(str::to_string)
         .or_else(|| env_value(env, ENV_API_TOKEN))
+}
+
+/// Whether `address` (a `reload_bind_address`) is a loopback address: `127.0.0.0/8`, `::1`,
+/// or `::ffff:127.x.y.z`. Anything else, and text that is no address, is not.
+pub fn is_loopback(address: &str) -> bool {
+    address
+        .trim()
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// The management API can rewrite config.yaml, so it may listen beyond loopback only with an
+/// API token ([`api_token`]). `origin` names where `cfg` came from (the file, or "Config
+/// Server"). The error is one line that says how to set a token.
+pub fn check_api_exposure(cfg: &Config, env: &dyn Env, origin: &str) -> Result<(), ConfigError> {
+    let address = cfg.reload_bind_address.trim();
+    if is_loopback(address) || api_token(cfg, env).is_some() {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        origin: origin.to_string(),
+        problems: vec![Problem::new(
+            None,
+            "reload_bind_address",
+            format!(
+                "reload_bind_address {address} is not a loopback address and no API token is \
+                 set, so anyone who reaches port {port} could rewrite the configuration \
+                 (set api_token: \"<a long random secret>\" in config.yaml or \
+                 {ENV_API_TOKEN}=<secret> in the environment, or set reload_bind_address: \
+                 127.0.0.1)",
+                port = cfg.reload_port,
+            ),
+        )],
+    })
 }
 
 /// Where and how to reach the Config Server.
@@ -256,6 +291,48 @@ mod tests {
             config_path(None, &BTreeMap::new()),
             PathBuf::from(DEFAULT_CONFIG_PATH)
         );
+    }
+
+    #[test]
+    fn the_management_api_leaves_loopback_only_with_a_token() {
+        let mut env = BTreeMap::new();
+        let on = |address: &str| Config {
+            reload_bind_address: address.into(),
+            ..Config::default()
+        };
+        for address in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(address), "{address}");
+            check_api_exposure(&on(address), &env, "config.yaml").unwrap();
+        }
+        for address in ["0.0.0.0", "::", "192.0.2.7", "fe80::1", "localhost", ""] {
+            assert!(!is_loopback(address), "{address}");
+        }
+        check_api_exposure(&Config::default(), &env, "config.yaml").unwrap();
+        let e = check_api_exposure(&on("0.0.0.0"), &env, "/etc/edge-metrics/config.yaml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/edge-metrics/config.yaml: reload_bind_address 0.0.0.0 is not a loopback \
+             address and no API token is set, so anyone who reaches port 9101 could rewrite the \
+             configuration (set api_token: \"<a long random secret>\" in config.yaml or \
+             EDGE_METRICS_API_TOKEN=<secret> in the environment, or set reload_bind_address: \
+             127.0.0.1)"
+        );
+        assert!(!e.contains('\n'));
+        // A token from the file or from the environment allows it; a blank one does not.
+        let blank = Config {
+            api_token: Some("  ".into()),
+            ..on("::")
+        };
+        assert!(check_api_exposure(&blank, &env, "c").is_err());
+        let with_token = Config {
+            api_token: Some("t0k".into()),
+            ..on("::")
+        };
+        check_api_exposure(&with_token, &env, "c").unwrap();
+        env.insert(ENV_API_TOKEN.to_string(), "s3cret".to_string());
+        check_api_exposure(&on("192.0.2.7"), &env, "c").unwrap();
     }
 
     #[test]

@@ -220,10 +220,17 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "reload_bind_address",
         kind: Kind::IpAddr,
-        default: KeyDefault::Value(Lit::Text("0.0.0.0")),
+        default: KeyDefault::Value(Lit::Text("127.0.0.1")),
         null_ok: false,
         fix: Fix::SetDefault,
-        doc: "Address the management API listens on. Use `127.0.0.1` to keep it local.",
+        doc: "Address the management API listens on. The default keeps it on this host: the \
+              API can rewrite `config.yaml`. An address that is not a loopback one (`0.0.0.0`, \
+              `::`, a LAN address) needs an API token (`api_token`, or \
+              `EDGE_METRICS_API_TOKEN`); without one the exporter refuses to start (exit 64). \
+              A probe from outside the host (a Kubernetes `httpGet` probe reaches the node \
+              address under host networking) needs such an address, so a token must be set \
+              (`GET /health` itself never asks for it); the `healthcheck` subcommand asks \
+              127.0.0.1 and works with the default.",
     },
     Key {
         name: "hostname",
@@ -244,7 +251,8 @@ pub const KEYS: &[Key] = &[
         null_ok: true,
         fix: Fix::SetOrRemove("\"a-long-random-secret\""),
         doc: "When set (here or in `EDGE_METRICS_API_TOKEN`), the management API requires \
-              `Authorization: Bearer <token>`. When unset, the API is open. The token is never \
+              `Authorization: Bearer <token>`. When unset, the API is open, and \
+              `reload_bind_address` must be a loopback address. The token is never \
               shown by `GET /config` and never sent to the Config Server. Keep the file `0600`: \
               the exporter keeps the file's mode when it rewrites it.",
     },

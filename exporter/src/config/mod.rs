@@ -27,11 +27,11 @@ mod schema;
 mod store;
 pub(crate) mod yaml;
 
-pub use check::parse;
+pub use check::{is_metric_name, parse};
 pub use env::{
-    api_token, check_env, config_path, config_server, device_id, resolve_hostname, system_hostname,
-    ConfigServerSettings, Env, ProcessEnv, DEFAULT_CONFIG_PATH, ENV_API_TOKEN,
-    ENV_CONFIG_SERVER_URL, ENV_CONFIG_TIMEOUT, ENV_HOSTNAME, ENV_LOCAL_CONFIG_PATH,
+    api_token, check_api_exposure, check_env, config_path, config_server, device_id, is_loopback,
+    resolve_hostname, system_hostname, ConfigServerSettings, Env, ProcessEnv, DEFAULT_CONFIG_PATH,
+    ENV_API_TOKEN, ENV_CONFIG_SERVER_URL, ENV_CONFIG_TIMEOUT, ENV_HOSTNAME, ENV_LOCAL_CONFIG_PATH,
 };
 pub use error::{error_chain, ConfigError, Problem};
 pub use json::{from_json, to_json};

@@ -404,6 +404,9 @@ mod tests {
     fn addresses_handle_ipv6() {
         let c = super::super::parse("bind_address: '::1'\nport: 0\n", "c").unwrap();
         assert_eq!(c.metrics_addr().unwrap().to_string(), "[::1]:0");
-        assert_eq!(c.api_addr().unwrap().to_string(), "0.0.0.0:9101");
+        // The management API stays on this host unless asked otherwise; metrics do not.
+        assert_eq!(c.api_addr().unwrap().to_string(), "127.0.0.1:9101");
+        let c = super::super::parse("port: 0\n", "c").unwrap();
+        assert_eq!(c.metrics_addr().unwrap().to_string(), "0.0.0.0:0");
     }
 }
