@@ -7,12 +7,15 @@
 //!   `…_restarts_total`, `…_last_reading_timestamp_seconds`
 //! - `edge_metrics_exporter_config_writes_total{result}`,
 //!   `edge_metrics_exporter_config_server_pushes_total{result}`
+//! - bounds that were hit: `edge_metrics_exporter_invalid_metric_names_total`,
+//!   `edge_metrics_exporter_discovery_dropped_total{limit}`,
+//!   `edge_metrics_exporter_api_timeouts_total`
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::collector::CollectorStatus;
+use crate::collector::{CollectorStatus, INVALID_NAMES};
 use crate::exposition::{write_header, write_value};
 use crate::tegrastats::source::SourceStats;
 
@@ -23,7 +26,25 @@ pub struct Counters {
     pub config_writes_ok: AtomicU64,
     /// config.yaml writes that failed.
     pub config_writes_failed: AtomicU64,
+    /// Management requests answered 503 because the owner task did not answer in time.
+    pub api_timeouts: AtomicU64,
 }
+
+/// Limits hit inside the owner task, by parts it builds itself (discovery); process-wide, like
+/// the collectors' [`INVALID_NAMES`].
+#[derive(Debug)]
+pub struct Limits {
+    /// New names not added in their cycle because the cycle's share was used up.
+    pub discovery_over_cycle: AtomicU64,
+    /// New names not added because the `metrics:` map reached the total limit.
+    pub discovery_over_total: AtomicU64,
+}
+
+/// The process's [`Limits`].
+pub static LIMITS: Limits = Limits {
+    discovery_over_cycle: AtomicU64::new(0),
+    discovery_over_total: AtomicU64::new(0),
+};
 
 /// What one render of the self-metrics needs.
 pub struct SelfInput<'a> {
@@ -139,6 +160,39 @@ pub fn write_self_metrics(out: &mut String, input: &SelfInput<'_>) {
     write_header(out, &pushes, "Config Server pushes by result", "counter");
     let _ = writeln!(out, "{pushes}{{result=\"success\"}} {}", input.pushes.0);
     let _ = writeln!(out, "{pushes}{{result=\"error\"}} {}", input.pushes.1);
+    family(
+        out,
+        &format!("{P}invalid_metric_names_total"),
+        "Values dropped because their source named them with something that is not a metric name",
+        "counter",
+        "",
+        INVALID_NAMES.rejected() as f64,
+    );
+    let dropped = format!("{P}discovery_dropped_total");
+    write_header(
+        out,
+        &dropped,
+        "New metric names not added to metrics: by discovery, by the limit that was reached",
+        "counter",
+    );
+    let _ = writeln!(
+        out,
+        "{dropped}{{limit=\"cycle\"}} {}",
+        LIMITS.discovery_over_cycle.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "{dropped}{{limit=\"total\"}} {}",
+        LIMITS.discovery_over_total.load(Ordering::Relaxed)
+    );
+    family(
+        out,
+        &format!("{P}api_timeouts_total"),
+        "Management API requests answered 503 because the exporter did not answer in time",
+        "counter",
+        "",
+        load(&input.counters.api_timeouts),
+    );
     if let Some(p) = ProcessStats::read() {
         p.write(out);
     }

@@ -3,14 +3,21 @@
 //! A *source* owns I/O (the tegrastats child, the bridge poller) and runs as a task; a
 //! *collector* turns the latest reading into metric values without I/O. One collection cycle
 //! runs every collector of the [`CollectorSet`] and publishes one snapshot.
+//!
+//! Names come from outside the exporter (tegrastats' rail and sensor names, the bridge's JSON
+//! keys), so [`CollectorSet::collect`] is the one gate every value passes: a name that is not a
+//! metric name ([`config::is_metric_name`]) is dropped there, counted in [`INVALID_NAMES`] and
+//! logged once, and never reaches the values, discovery or `config.yaml`.
 
 pub mod jetson;
 pub mod shelly;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, DeviceType};
+use crate::config::{self, Config, DeviceType};
 use crate::tegrastats::source::TegraHandle;
 use jetson::{JetsonCollector, Model};
 
@@ -120,16 +127,128 @@ impl CollectorStatus {
     }
 }
 
+/// How many characters of text from the network (a name, a value, a message) an error
+/// message or a log line shows; see [`printable`].
+pub const SHOWN_CHARS: usize = 64;
+
+/// `text` from outside the exporter, made safe to put in a log line or an error message:
+/// control characters (line breaks included) and the Unicode line, paragraph and direction
+/// marks are escaped (`\n`, `\u{1b}`), and at most `max_chars` characters are kept, a cut
+/// marked with `…`. JSON bodies escape quotes themselves (serde).
+pub fn printable(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 2));
+    for (i, c) in text.chars().enumerate() {
+        if i == max_chars {
+            out.push('…');
+            break;
+        }
+        let hidden = c.is_control()
+            || ('\u{2028}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c);
+        if hidden {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Most distinct invalid names logged; later ones are only counted.
+const MAX_LOGGED_NAMES: usize = 100;
+
+/// The gate for collectors' names: [`NameCheck::admit`] passes metric names and drops the
+/// rest, counting every dropped value and logging each name once (the first
+/// [`MAX_LOGGED_NAMES`] names, each cut to [`SHOWN_CHARS`], so memory stays bounded whatever
+/// a source sends).
+#[derive(Debug)]
+pub struct NameCheck {
+    rejected: AtomicU64,
+    logged: Mutex<BTreeSet<String>>,
+    stopped_logging: AtomicBool,
+}
+
+/// The process's gate, used by every [`CollectorSet`]: its count is the self-metric
+/// `edge_metrics_exporter_invalid_metric_names_total`, and a name logged once stays logged
+/// across reloads (which rebuild the set).
+pub static INVALID_NAMES: NameCheck = NameCheck::new();
+
+impl NameCheck {
+    /// A gate that has seen nothing.
+    pub const fn new() -> NameCheck {
+        NameCheck {
+            rejected: AtomicU64::new(0),
+            logged: Mutex::new(BTreeSet::new()),
+            stopped_logging: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a value named `name` from `collector` may pass; counts and logs it if not.
+    pub fn admit(&self, collector: &str, name: &str) -> bool {
+        if config::is_metric_name(name) {
+            return true;
+        }
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        let shown = printable(name, SHOWN_CHARS);
+        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        if logged.contains(&shown) {
+            return false;
+        }
+        if logged.len() < MAX_LOGGED_NAMES {
+            tracing::warn!(
+                collector,
+                name = %shown,
+                "Dropped a value whose name is not a metric name ([a-zA-Z_][a-zA-Z0-9_]*); it is \
+                 neither exposed nor saved."
+            );
+            logged.insert(shown);
+        } else if !self.stopped_logging.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                collector,
+                logged = MAX_LOGGED_NAMES,
+                "More invalid metric names than are logged; further ones are only counted in \
+                 edge_metrics_exporter_invalid_metric_names_total."
+            );
+        }
+        false
+    }
+
+    /// Values dropped so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for NameCheck {
+    fn default() -> NameCheck {
+        NameCheck::new()
+    }
+}
+
 /// The collectors of one running configuration: the device collector first, then Shelly.
-#[derive(Default)]
 pub struct CollectorSet {
     collectors: Vec<Box<dyn Collector>>,
+    names: &'static NameCheck,
+}
+
+impl Default for CollectorSet {
+    fn default() -> CollectorSet {
+        CollectorSet::new(Vec::new())
+    }
 }
 
 impl CollectorSet {
-    /// A set of the given collectors, collected in this order.
+    /// A set of the given collectors, collected in this order, gated by [`INVALID_NAMES`].
     pub fn new(collectors: Vec<Box<dyn Collector>>) -> CollectorSet {
-        CollectorSet { collectors }
+        CollectorSet::with_name_check(collectors, &INVALID_NAMES)
+    }
+
+    /// A set whose names pass `names` instead (tests count on a gate of their own).
+    pub fn with_name_check(
+        collectors: Vec<Box<dyn Collector>>,
+        names: &'static NameCheck,
+    ) -> CollectorSet {
+        CollectorSet { collectors, names }
     }
 
     /// Adds a collector at the end.
@@ -148,7 +267,8 @@ impl CollectorSet {
     }
 
     /// Runs every collector, timing each. A failing collector adds nothing (values it may have
-    /// added before failing are dropped) and never blanks the others.
+    /// added before failing are dropped) and never blanks the others. A value whose name is
+    /// not a metric name is dropped here, whichever collector made it (see [`NameCheck`]).
     pub fn collect(&self, out: &mut Values) -> Vec<CollectorStatus> {
         let mut statuses = Vec::with_capacity(self.collectors.len());
         for collector in &self.collectors {
@@ -158,6 +278,7 @@ impl CollectorSet {
             let duration = started.elapsed();
             let error = match result {
                 Ok(()) => {
+                    own.retain(|name, _| self.names.admit(collector.name(), name));
                     out.append(&mut own);
                     None
                 }
@@ -192,6 +313,82 @@ mod tests {
                 Err(e) => Err(e.clone()),
             }
         }
+    }
+
+    /// Hands out fixed values.
+    struct Named(&'static str, Vec<(&'static str, f64)>);
+    impl Collector for Named {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn collect(&self, out: &mut Values) -> Result<(), CollectError> {
+            out.extend(self.1.iter().map(|(k, v)| (k.to_string(), *v)));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn names_that_are_not_metric_names_are_dropped_and_counted() {
+        static GATE: NameCheck = NameCheck::new();
+        let set = CollectorSet::with_name_check(
+            vec![
+                Box::new(Named(
+                    "ShellyCollector",
+                    vec![
+                        ("bad name{x=\"1\"}", 1.0),
+                        ("power_x\nfake_metric 1", 2.0),
+                        ("power_total_watts", 5.0),
+                        ("9starts_with_a_digit", 3.0),
+                        ("", 4.0),
+                    ],
+                )),
+                Box::new(Named(
+                    "JetsonOrinCollector",
+                    vec![("jetson_ram_used_mb", 1.0), ("jetson-ram", 2.0)],
+                )),
+            ],
+            &GATE,
+        );
+        let mut out = Values::new();
+        let statuses = set.collect(&mut out);
+        assert_eq!(
+            out.keys().collect::<Vec<_>>(),
+            ["jetson_ram_used_mb", "power_total_watts"]
+        );
+        assert!(statuses.iter().all(CollectorStatus::up), "{statuses:?}");
+        assert_eq!(GATE.rejected(), 5);
+        // Every cycle counts again; each name is remembered (logged) once.
+        set.collect(&mut Values::new());
+        assert_eq!(GATE.rejected(), 10);
+        assert_eq!(GATE.logged.lock().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn the_log_memory_of_invalid_names_is_bounded() {
+        static GATE: NameCheck = NameCheck::new();
+        for i in 0..MAX_LOGGED_NAMES * 3 {
+            assert!(!GATE.admit("test", &format!("bad name {i} {}", "x".repeat(10_000))));
+        }
+        let logged = GATE.logged.lock().unwrap();
+        assert_eq!(logged.len(), MAX_LOGGED_NAMES);
+        assert!(logged.iter().all(|n| n.chars().count() <= SHOWN_CHARS + 1));
+        assert!(GATE.stopped_logging.load(Ordering::Relaxed));
+        assert_eq!(GATE.rejected(), (MAX_LOGGED_NAMES * 3) as u64);
+    }
+
+    #[test]
+    fn printable_escapes_line_breaks_and_cuts() {
+        assert_eq!(
+            printable("power_x\nfake_metric 1", 64),
+            "power_x\\nfake_metric 1"
+        );
+        assert_eq!(
+            printable("a\r\u{1b}[2Jb\u{2028}c", 64),
+            "a\\r\\u{1b}[2Jb\\u{2028}c"
+        );
+        assert_eq!(printable("abcdef", 3), "abc…");
+        assert_eq!(printable("äöü", 3), "äöü");
+        assert!(!printable(&"\n".repeat(1000), SHOWN_CHARS).contains('\n'));
     }
 
     #[test]

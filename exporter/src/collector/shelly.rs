@@ -10,7 +10,10 @@
 //!
 //! Values are named exactly as the bridge's JSON keys: `power_total_watts`,
 //! `power_voltage_volts`, `power_current_amps` and the extras (`power_frequency_hertz`,
-//! `power_factor`, `power_energy_watt_hours_total`, ...; see `docs/SHELLY.md`).
+//! `power_factor`, `power_energy_watt_hours_total`, ...; see `docs/SHELLY.md`). Whatever sits
+//! at `shelly.server_url` is not trusted: an answer over [`MAX_BODY_BYTES`] fails the poll, the
+//! bridge's `error` text is shown escaped and cut, and a key that is not a metric name is
+//! dropped by [`CollectorSet::collect`](super::CollectorSet::collect) like any collector's.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -161,6 +164,56 @@ fn metrics_url(server_url: &str, device_id: Option<&str>) -> Result<reqwest::Url
 /// message shown by `/health`.
 type PollError = (String, String);
 
+/// Largest answer read from shelly-bridge. Its answers are a few hundred bytes; anything near
+/// this is not the bridge, and reading it whole would cost memory every interval.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// How many characters of the bridge's own `error` text `/health` and the log show.
+const SHOWN_BRIDGE_ERROR_CHARS: usize = 160;
+
+/// The answer's body, read chunk by chunk up to [`MAX_BODY_BYTES`].
+async fn read_body(url: &reqwest::Url, mut resp: reqwest::Response) -> Result<Vec<u8>, PollError> {
+    let too_large = || {
+        (
+            "too_large".to_string(),
+            format!(
+                "shelly-bridge at {url} answered with a body over {} KiB, which no shelly-bridge \
+                 sends; check shelly.server_url",
+                MAX_BODY_BYTES / 1024
+            ),
+        )
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        let chunk = resp.chunk().await.map_err(|e| {
+            if e.is_timeout() {
+                (
+                    "timeout".to_string(),
+                    format!("shelly-bridge at {url} did not finish its answer in time"),
+                )
+            } else {
+                (
+                    "read".to_string(),
+                    format!("shelly-bridge at {url}: reading the answer failed: {e}"),
+                )
+            }
+        })?;
+        let Some(chunk) = chunk else {
+            return Ok(body);
+        };
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+}
+
 /// One poll: the readings, or what failed.
 async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<Values, PollError> {
     let resp = client.get(url.clone()).send().await.map_err(|e| {
@@ -177,17 +230,18 @@ async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<Values, P
         }
     })?;
     let status = resp.status();
-    let body: Value = resp.json().await.map_err(|e| {
+    let body = read_body(url, resp).await?;
+    let body: Value = serde_json::from_slice(&body).map_err(|e| {
         (
             "not_json".to_string(),
             format!("shelly-bridge at {url} answered {status} with a body that is not JSON: {e}"),
         )
     })?;
     if !status.is_success() {
-        let msg = body
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("no error message");
+        let msg = body.get("error").and_then(Value::as_str).map_or_else(
+            || "no error message".to_string(),
+            |m| super::printable(m, SHOWN_BRIDGE_ERROR_CHARS),
+        );
         let hint = match status.as_u16() {
             409 => "; set shelly.device_id in config.yaml to one of them",
             404 if !url.path().ends_with("/metrics") => {
@@ -584,6 +638,84 @@ mod tests {
             polls,
             "poller still running"
         );
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn an_oversized_answer_fails_the_poll_whether_announced_or_streamed() {
+        // Announced: a Content-Length over the cap is refused before the body is read.
+        let fake = Arc::new(Mutex::new(Fake {
+            status: 200,
+            body: format!(
+                "{{\"metrics\": {{\"power_total_watts\": 1}}, \"pad\": \"{}\"}}",
+                "x".repeat(MAX_BODY_BYTES)
+            ),
+            ..Default::default()
+        }));
+        let stop = CancellationToken::new();
+        let (addr, _srv) = fake_bridge(fake.clone(), stop.clone()).await;
+        let c = ShellyCollector::start(&cfg(addr, None), Duration::from_millis(50), stop.clone());
+        let e = wait_for(&c, |r| matches!(r, Err(CollectError::Failed(_))))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("body over 256 KiB")
+                && e.to_string().contains("shelly.server_url"),
+            "{e}"
+        );
+
+        // Streamed: chunks without a length, never ending on their own; the reader stops at
+        // the cap. The server writes at most 4 MiB, so the test ends whatever happens.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = [0u8; 1024];
+                    let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut head).await;
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                        .await;
+                    let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, " ".repeat(16 * 1024));
+                    for _ in 0..256 {
+                        if sock.write_all(chunk.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let c = ShellyCollector::start(&cfg(addr, None), Duration::from_millis(200), stop.clone());
+        let e = wait_for(&c, |r| matches!(r, Err(CollectError::Failed(_))))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("body over 256 KiB"), "{e}");
+        server.abort();
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_bridges_error_text_is_escaped_and_cut() {
+        let fake = Arc::new(Mutex::new(Fake {
+            status: 502,
+            body: serde_json::json!({"error": format!("gone\nINFO fake log line {}", "y".repeat(500))})
+                .to_string(),
+            ..Default::default()
+        }));
+        let stop = CancellationToken::new();
+        let (addr, _srv) = fake_bridge(fake.clone(), stop.clone()).await;
+        let c = ShellyCollector::start(&cfg(addr, None), Duration::from_millis(50), stop.clone());
+        let e = wait_for(&c, |r| matches!(r, Err(CollectError::Failed(_))))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(
+            e.contains("gone\\nINFO fake log line") && e.contains('…'),
+            "{e}"
+        );
+        assert!(e.len() < 400, "{e}");
         stop.cancel();
     }
 
