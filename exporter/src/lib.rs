@@ -1,7 +1,8 @@
 //! edge-metrics-exporter: runs the host's tegrastats, parses it with per-model collectors and
 //! serves Prometheus metrics plus a JSON management API.
 //!
-//! [`run`] is what `main` and tests drive: bind both servers (logging `Listening.` with the
+//! [`run`] is what `main` and tests drive: refuse a management API beyond loopback without an
+//! API token ([`RunError::Config`], exit 64), bind both servers (logging `Listening.` with the
 //! bound address), start the tegrastats source and the state owner, serve until SIGTERM/SIGINT
 //! or the shutdown token, then stop everything within a grace period.
 
@@ -49,6 +50,10 @@ pub struct RunOptions {
 /// Why the exporter could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The configuration in force cannot be used as it is (the management API beyond loopback
+    /// without a token). `main` exits 64 for it.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
     /// The tegrastats source cannot start.
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -91,8 +96,11 @@ async fn bind(
     Ok(listener)
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+impl RunError {
+    /// Whether the configuration is at fault (exit 64, EX_USAGE) rather than the host.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, RunError::Config(_))
+    }
 }
 
 /// Runs the exporter until `shutdown` fires or SIGTERM/SIGINT arrives.
@@ -101,6 +109,8 @@ pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<()
     let server = ConfigServer::from_config(&opts.config, &opts.env);
     if let Some(server) = &server {
         if let Some(fetched) = server.fetch().await {
+            // Refused before it is kept: the management API can rewrite config.yaml.
+            config::check_api_exposure(&fetched, &opts.env, "Config Server")?;
             opts.config = fetched;
             opts.origin = ConfigOrigin::Server;
             // Keep a local copy, so a start with the server down uses the latest config.
@@ -110,6 +120,9 @@ pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<()
         }
     }
     let cfg = &opts.config;
+    if opts.origin == ConfigOrigin::Local {
+        config::check_api_exposure(cfg, &opts.env, &opts.config_path.display().to_string())?;
+    }
     SourceSpec::from_config(&cfg.tegrastats, cfg.interval_duration()).check()?;
     let metrics_listener = bind("metrics", &cfg.bind_address, cfg.port, "port").await?;
     let api_listener = bind(
@@ -119,12 +132,6 @@ pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<()
         "reload_port",
     )
     .await?;
-    if config::api_token(cfg, &opts.env).is_none() && !is_loopback(&cfg.reload_bind_address) {
-        warn!(
-            address = %cfg.reload_bind_address,
-            "The management API has no API token and listens beyond loopback: anyone who reaches it can change the configuration. Set api_token (or EDGE_METRICS_API_TOKEN) or reload_bind_address: 127.0.0.1."
-        );
-    }
     info!(
         device_type = cfg.device_type.as_str(),
         config = %opts.config_path.display(),
@@ -132,6 +139,8 @@ pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<()
         "Starting edge-metrics-exporter."
     );
     let counters = Arc::new(Counters::default());
+    let api_options =
+        http::api::ApiOptions::new(&opts.config.reload_bind_address, counters.clone());
     let (owner, handle) = Owner::new(
         OwnerInit {
             config_path: opts.config_path,
@@ -152,7 +161,7 @@ pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<()
     ));
     let api_server = tokio::spawn(http::serve(
         api_listener,
-        http::api::routes(handle.clone()),
+        http::api::routes(handle.clone(), api_options),
         shutdown.clone(),
     ));
     let signals = tokio::spawn(handle_signals(handle, shutdown.clone()));
@@ -198,15 +207,4 @@ async fn handle_signals(handle: OwnerHandle, shutdown: CancellationToken) {
         }
     }
     shutdown.cancel();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_loopback;
-
-    #[test]
-    fn only_loopback_binds_skip_the_open_api_warning() {
-        assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
-        assert!(!is_loopback("0.0.0.0") && !is_loopback("::") && !is_loopback("192.0.2.1"));
-    }
 }

@@ -1,5 +1,6 @@
 //! `edge-metrics-exporter` binary: flags → config → `edge_metrics_exporter::run`; maps errors to
-//! exit codes (64: unusable configuration, 1: anything else).
+//! exit codes (64: unusable configuration, including a management API beyond loopback without
+//! an API token; 1: anything else).
 //!
 //! ```text
 //! edge-metrics-exporter [--config PATH]          (else LOCAL_CONFIG_PATH, else /etc/edge-metrics/config.yaml)
@@ -137,7 +138,11 @@ fn serve(config_path: PathBuf, env: EnvMap) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{}", error_chain(&e));
-            ExitCode::FAILURE
+            if e.is_usage() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

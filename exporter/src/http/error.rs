@@ -1,5 +1,7 @@
 //! Rejections → the spec's JSON error body `{"error": "..."}` with a fitting status.
-//! Client mistakes are not logged; server faults are logged once where they happen.
+//! Client mistakes are not logged; server faults are logged once where they happen. A body
+//! never carries the `Debug` form of an internal type, and text the client sent is shown only
+//! through [`printable`](crate::collector::printable) (escaped, cut to 64 characters).
 
 use std::convert::Infallible;
 
@@ -28,6 +30,14 @@ impl ApiError {
 }
 
 impl warp::reject::Reject for ApiError {}
+
+/// `503` for a request the exporter could not answer in time.
+pub fn unavailable(message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: message.into(),
+    }
+}
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -79,8 +89,37 @@ pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
             "Method not allowed for this path".to_string(),
         )
     } else {
+        // The rejection's Debug form names warp's internal types: for the log, not the client.
         tracing::debug!(?err, "Unhandled rejection.");
-        (StatusCode::BAD_REQUEST, format!("Bad request: {err:?}"))
+        (
+            StatusCode::BAD_REQUEST,
+            "Bad request: the request could not be read; check its headers and body".to_string(),
+        )
     };
     Ok(json_error(status, &message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warp::Filter;
+
+    #[tokio::test]
+    async fn an_unexpected_rejection_does_not_show_internal_types() {
+        // A query that does not deserialise is a rejection no branch names.
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Q {
+            n: u32,
+        }
+        let route = warp::query::<Q>().map(|_| "ok").recover(handle_rejection);
+        let r = warp::test::request().path("/?n=x").reply(&route).await;
+        assert_eq!(r.status(), 400);
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        let text = body["error"].as_str().unwrap();
+        assert!(text.starts_with("Bad request:"), "{text}");
+        for internal in ["Rejection", "InvalidQuery", "Known", "{", "::"] {
+            assert!(!text.contains(internal), "{text}");
+        }
+    }
 }
