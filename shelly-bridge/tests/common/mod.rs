@@ -3,7 +3,7 @@
 //! come from `test-support`.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,12 +16,10 @@ use test_support::{wait_for_async, Daemon};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-/// The bridge binary cargo built for these tests.
-pub const BIN: &str = env!("CARGO_BIN_EXE_shelly-bridge");
-
-/// A command for the bridge binary (through the cargo runner when one is set).
+/// A command for the bridge binary cargo built for these tests (through the cargo runner
+/// when one is set).
 pub fn command() -> Command {
-    test_support::command(Path::new(BIN))
+    test_support::command(&test_support::bin!("shelly-bridge"))
 }
 
 /// Runs the bridge with `cmd`'s arguments to its end (at most 10 s) and returns its output.
@@ -55,7 +53,7 @@ impl Bridge {
     /// Starts the bridge on loopback, ports 0, RPC source `test-bridge`, plus `extra` flags,
     /// and waits for both addresses.
     pub fn start(extra: &[&str]) -> Bridge {
-        let mut cmd = test_support::daemon_command(Path::new(BIN));
+        let mut cmd = test_support::daemon_command(&test_support::bin!("shelly-bridge"));
         cmd.args(test_support::Bridge::args(extra))
             .args(["--src", "test-bridge"])
             .env("RUST_LOG", "info,shelly_bridge=debug");
