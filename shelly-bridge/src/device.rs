@@ -3,13 +3,21 @@
 //! HTTP handlers reach a plug only through this task's mailbox (a [`Call`]); the task owns the
 //! socket and the table of requests in flight. When the task ends, for whatever reason, the
 //! table is dropped and every waiting caller learns "connection lost" (HTTP 502). A caller that
-//! gave up (timeout, HTTP 504) leaves a closed reply channel behind: its late answer is counted
-//! and dropped.
+//! gave up (timeout, HTTP 504, or the HTTP client went away) closes its reply channel; the task
+//! notices that at once and forgets the request, and a late answer is counted and dropped.
+//!
+//! A connection must say which device it is (any frame with `src`, else the answer to
+//! `Shelly.GetDeviceInfo`) within the identify timeout, and that id must be on the allow-list
+//! when there is one; otherwise it is closed with 1008 and counted.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
+
+use edge_metrics_common::limit::{ConnectionLimit, Throttle, WARN_PERIOD};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -24,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::BridgeConfig;
 use crate::registry::{Call, CallError, Entry, Reading, Registry};
 use crate::rpc::{self, Frame, Metering};
-use crate::stats::Stats;
+use crate::stats::{Refusal, Stats};
 
 /// State shared by all connection tasks and the HTTP API.
 #[derive(Debug)]
@@ -35,10 +43,53 @@ pub struct Shared {
     pub registry: Registry,
     /// Own metrics.
     pub stats: Stats,
+    /// The cap on open plug connections.
+    pub ws_limit: ConnectionLimit,
+    /// The cap on open HTTP API connections.
+    pub http_limit: ConnectionLimit,
+    /// One WARN a minute per refusal reason at most.
+    refusal_log: [Throttle; 5],
+}
+
+impl Shared {
+    /// Shared state for `config`, with nothing connected yet.
+    pub fn new(config: BridgeConfig) -> Shared {
+        Shared {
+            ws_limit: ConnectionLimit::new("ws", config.max_plugs),
+            http_limit: ConnectionLimit::new("http", config.max_http_connections),
+            config,
+            registry: Registry::default(),
+            stats: Stats::default(),
+            refusal_log: std::array::from_fn(|_| Throttle::new(WARN_PERIOD)),
+        }
+    }
+
+    /// Counts a plug connection turned away and logs it at WARN, at most once a minute per
+    /// reason (the rest at DEBUG). `what` says what was wrong; it never holds the token.
+    pub fn refuse(&self, why: Refusal, remote: SocketAddr, what: &str) {
+        self.stats.refused(why);
+        match self.refusal_log[why.index()].hit() {
+            Some(held_back) => tracing::warn!(
+                %remote,
+                reason = why.label(),
+                refused_since_last_warning = held_back,
+                "Turned a plug connection away: {what}. Further refusals for this reason within \
+                 a minute are logged at DEBUG."
+            ),
+            None => {
+                tracing::debug!(%remote, reason = why.label(), "Turned a plug connection away: {what}.")
+            }
+        }
+    }
+
+    /// The bridge's own metrics, both listeners' caps included.
+    pub fn render_metrics(&self) -> String {
+        self.stats.render(&[&self.ws_limit, &self.http_limit])
+    }
 }
 
 /// How long an unidentified connection waits for a frame with `src` before asking
-/// `Shelly.GetDeviceInfo`.
+/// `Shelly.GetDeviceInfo` (sooner when the identify timeout is shorter).
 const IDENTIFY_AFTER: Duration = Duration::from_secs(2);
 
 type Reply = oneshot::Sender<Result<Reading, CallError>>;
@@ -65,6 +116,8 @@ struct Conn {
     last_seen: Instant,
     replaced: CancellationToken,
     warned_reject: bool,
+    /// Its device id is not on the allow-list.
+    not_allowed: bool,
 }
 
 /// Why a connection ended, for the log.
@@ -76,6 +129,25 @@ enum End {
     Replaced,
     Shutdown,
     SendStalled,
+    NotAllowed,
+    NotIdentified,
+}
+
+/// The id of a reading request whose caller has gone away (its reply channel closed), as
+/// soon as there is one; pending while every caller still waits. Polls each entry's
+/// `closed()`, so a departing caller wakes the task at once. At most the per-plug cap of
+/// entries are waiting.
+fn abandoned(pending: &mut HashMap<u64, Pending>) -> impl Future<Output = u64> + '_ {
+    std::future::poll_fn(move |cx| {
+        for (id, p) in pending.iter_mut() {
+            if let Pending::Read { reply, .. } = p {
+                if reply.poll_closed(cx).is_ready() {
+                    return Poll::Ready(*id);
+                }
+            }
+        }
+        Poll::Pending
+    })
 }
 
 impl Conn {
@@ -105,7 +177,21 @@ impl Conn {
     }
 
     fn identify(&mut self, src: &str, shared: &Shared, calls: &mpsc::Sender<Call>) {
-        if self.device_id.is_some() {
+        if self.device_id.is_some() || self.not_allowed {
+            return;
+        }
+        if !shared.config.allows(src) {
+            self.not_allowed = true;
+            let shown: String = src
+                .chars()
+                .take(64)
+                .flat_map(char::escape_default)
+                .collect();
+            shared.refuse(
+                Refusal::AllowList,
+                self.remote,
+                &format!("device {shown} is not on the allow-list (--allow-device)"),
+            );
             return;
         }
         self.device_id = Some(src.to_string());
@@ -117,6 +203,7 @@ impl Conn {
                 calls: calls.clone(),
                 replaced: self.replaced.clone(),
                 remote: self.remote,
+                waiting: Default::default(),
             },
         );
         shared.stats.plug_registered();
@@ -164,6 +251,9 @@ impl Conn {
             Some(src) => self.identify(src, shared, calls),
             None if self.device_id.is_none() => return Some("no_src"),
             None => {}
+        }
+        if self.not_allowed {
+            return None;
         }
         match frame {
             Frame::Notification { method, params, .. } => {
@@ -292,6 +382,7 @@ pub async fn run_connection<S>(
         last_seen: Instant::now(),
         replaced: CancellationToken::new(),
         warned_reject: false,
+        not_allowed: false,
     };
     let cfg = &shared.config;
     let mut ping = tokio::time::interval_at(
@@ -299,9 +390,11 @@ pub async fn run_connection<S>(
         cfg.ping_interval,
     );
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let identify = tokio::time::sleep(IDENTIFY_AFTER);
+    let identify = tokio::time::sleep(IDENTIFY_AFTER.min(cfg.identify_timeout / 2));
     tokio::pin!(identify);
     let mut identify_armed = true;
+    let identify_deadline = tokio::time::sleep(cfg.identify_timeout);
+    tokio::pin!(identify_deadline);
     let replaced = c.replaced.clone();
     let send_limit = cfg.rpc_timeout.max(Duration::from_secs(1));
 
@@ -324,6 +417,9 @@ pub async fn run_connection<S>(
                         if let Some(reason) = c.on_text(t.as_str(), &shared, &calls_tx) {
                             c.reject(&shared, reason, t.len());
                         }
+                        if c.not_allowed {
+                            break End::NotAllowed;
+                        }
                     }
                     Message::Binary(b) => c.reject(&shared, "binary", b.len()),
                     Message::Close(_) => break End::Closed,
@@ -331,6 +427,10 @@ pub async fn run_connection<S>(
                 }
             }
             Some(call) = calls_rx.recv() => {
+                if call.reply.is_closed() {
+                    tracing::debug!(device_id = c.device_id.as_deref().unwrap_or("-"), "Skipped a request whose caller went away while it queued.");
+                    continue;
+                }
                 let id = c.take_id();
                 let (method, params) = match c.metering {
                     Some(m) => (m.method(), Some(json!({"id": m.id()}))),
@@ -344,12 +444,13 @@ pub async fn run_connection<S>(
                     Err(_) => break End::SendStalled,
                 }
             }
+            id = abandoned(&mut c.pending) => {
+                // The caller gave up or went away: forget the request now; a late answer is
+                // counted and dropped.
+                c.pending.remove(&id);
+                tracing::debug!(device_id = c.device_id.as_deref().unwrap_or("-"), id, "Forgot a request whose caller went away.");
+            }
             _ = ping.tick() => {
-                // Forget callers that gave up; their late answers will be dropped.
-                c.pending.retain(|_, p| match p {
-                    Pending::Read { reply, .. } => !reply.is_closed(),
-                    Pending::Identify => true,
-                });
                 if c.last_seen.elapsed() >= cfg.ping_interval * 2 {
                     shared.stats.ping_timeout();
                     break End::PingTimeout;
@@ -371,6 +472,17 @@ pub async fn run_connection<S>(
                     }
                 }
             }
+            () = &mut identify_deadline, if c.device_id.is_none() => {
+                shared.refuse(
+                    Refusal::IdentifyTimeout,
+                    c.remote,
+                    &format!(
+                        "no frame named the device within {:.1} s (--identify-timeout)",
+                        cfg.identify_timeout.as_secs_f64()
+                    ),
+                );
+                break End::NotIdentified;
+            }
             () = replaced.cancelled() => break End::Replaced,
             () = shutdown.cancelled() => break End::Shutdown,
         }
@@ -380,6 +492,8 @@ pub async fn run_connection<S>(
         End::Replaced => (CloseCode::Policy, "replaced by a newer connection"),
         End::Shutdown => (CloseCode::Away, "bridge shutting down"),
         End::PingTimeout | End::SendStalled => (CloseCode::Away, "no answer to ping"),
+        End::NotAllowed => (CloseCode::Policy, "device not allowed"),
+        End::NotIdentified => (CloseCode::Policy, "device not identified"),
         _ => (CloseCode::Normal, ""),
     };
     if !matches!(end, End::Closed | End::Error(_)) {

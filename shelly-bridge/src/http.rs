@@ -4,12 +4,16 @@
 //! Every reading is fetched from the plug when asked (no cache). Errors are JSON
 //! `{"error": "..."}`: 404 no such plug connected, 409 several plugs and none named, 500 the
 //! plug answered with an RPC error or an unusable reply, 502 the connection was lost while
-//! waiting, 504 no answer within the RPC timeout.
+//! waiting, 503 too many requests already wait for that plug, 504 no answer within the RPC
+//! timeout. A device name from the path is shown truncated and escaped ([`shown`]).
 //!
-//! [`routes`] is served by `edge_metrics_common::serve` (header-read timeout, graceful
-//! shutdown), the loop the exporter uses too.
+//! [`routes`] is served by `edge_metrics_common::serve_limited` (header-read timeout, graceful
+//! shutdown, the `--max-http-connections` cap), the loop the exporter uses too. A request
+//! whose client goes away is dropped by that loop; its place among the plug's waiting
+//! requests is freed there and then, and the plug's task forgets it at once.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +27,44 @@ use crate::device::Shared;
 use crate::registry::{Call, CallError};
 use crate::stats::Outcome;
 
-pub use edge_metrics_common::{serve, HEADER_READ_TIMEOUT};
+pub use edge_metrics_common::{serve_limited, HEADER_READ_TIMEOUT};
+
+/// Longest piece of client-supplied text an error message repeats.
+pub const SHOWN_MAX_CHARS: usize = 64;
+
+/// How many connected plugs a 404 or 409 message names (the `devices` field has them all).
+const NAMES_IN_MESSAGE: usize = 20;
+
+/// Client-supplied text as an error message may show it: at most [`SHOWN_MAX_CHARS`]
+/// characters (then `...`), quotes, backslashes, control and non-ASCII characters escaped.
+pub fn shown(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(SHOWN_MAX_CHARS)
+        .flat_map(char::escape_default)
+        .collect();
+    if text.chars().nth(SHOWN_MAX_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// `names` for a message: the first few, then how many more.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        return "none".to_string();
+    }
+    let mut text = names
+        .iter()
+        .take(NAMES_IN_MESSAGE)
+        .map(|n| shown(n))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMES_IN_MESSAGE {
+        text.push_str(&format!(" and {} more", names.len() - NAMES_IN_MESSAGE));
+    }
+    text
+}
 
 /// All routes.
 pub fn routes(
@@ -63,7 +104,7 @@ pub fn routes(
         .and(with())
         .map(|s: Arc<Shared>| {
             warp::reply::with_header(
-                s.stats.render(),
+                s.render_metrics(),
                 "content-type",
                 "text/plain; version=0.0.4; charset=utf-8",
             )
@@ -112,6 +153,43 @@ fn unix_now() -> f64 {
     (t * 1000.0).round() / 1000.0
 }
 
+/// A reading request's place among those waiting for one plug; leaving it (answered,
+/// failed, or dropped because the client went away) frees the place at once.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    count: Arc<AtomicUsize>,
+    answered: bool,
+}
+
+impl<'a> Waiting<'a> {
+    /// A place, unless `--max-pending-requests` requests already wait for this plug.
+    fn enter(shared: &'a Shared, count: Arc<AtomicUsize>) -> Option<Waiting<'a>> {
+        let max = shared.config.max_pending_requests;
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        shared.stats.pending_inc();
+        Some(Waiting {
+            shared,
+            count,
+            answered: false,
+        })
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        self.shared.stats.pending_dec();
+        if !self.answered {
+            self.shared.stats.outcome(Outcome::Abandoned, None);
+            tracing::debug!("A reading request was abandoned by its client; its place is free.");
+        }
+    }
+}
+
 /// Reads one plug: the named one, or the only one connected.
 async fn read_device(s: &Shared, name: Option<String>) -> Response {
     let started = Instant::now();
@@ -129,7 +207,7 @@ async fn read_device(s: &Shared, name: Option<String>) -> Response {
                 return json_reply(
                     StatusCode::NOT_FOUND,
                     json!({
-                        "error": format!("No Shelly device '{n}' connected; connected: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") }),
+                        "error": format!("No Shelly device '{}' connected; connected: {}", shown(&n), listed(&known)),
                         "devices": known,
                     }),
                 );
@@ -159,11 +237,11 @@ async fn read_device(s: &Shared, name: Option<String>) -> Response {
                 },
                 _ => {
                     s.stats.outcome(Outcome::Ambiguous, None);
-                    let names: Vec<&str> = list.iter().map(|l| l.name()).collect();
+                    let names: Vec<String> = list.iter().map(|l| l.name().to_string()).collect();
                     return json_reply(
                         StatusCode::CONFLICT,
                         json!({
-                            "error": format!("{} Shelly devices are connected; ask GET /metrics/{{device}} with one of: {}", names.len(), names.join(", ")),
+                            "error": format!("{} Shelly devices are connected; ask GET /metrics/{{device}} with one of: {}", names.len(), listed(&names)),
                             "devices": names,
                         }),
                     );
@@ -171,7 +249,23 @@ async fn read_device(s: &Shared, name: Option<String>) -> Response {
             }
         }
     };
-    let (device_id, calls) = target;
+    let device_id = target.device_id;
+    let calls = target.calls;
+    let Some(mut waiting) = Waiting::enter(s, target.waiting) else {
+        s.stats.outcome(Outcome::Overloaded, None);
+        let max = s.config.max_pending_requests;
+        tracing::debug!(device_id = %device_id, max, "Refused a reading request: too many wait for this plug.");
+        let mut resp = json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({
+                "error": format!("Too many requests are waiting for device {device_id} ({max} at most, --max-pending-requests); try again shortly"),
+                "device_id": device_id,
+            }),
+        );
+        resp.headers_mut()
+            .insert("retry-after", warp::http::HeaderValue::from_static("1"));
+        return resp;
+    };
     let (tx, rx) = oneshot::channel();
     let timeout = s.config.rpc_timeout;
     let waited = tokio::time::timeout(timeout, async move {
@@ -181,6 +275,9 @@ async fn read_device(s: &Shared, name: Option<String>) -> Response {
         rx.await.ok()
     })
     .await;
+    // From here on the request has an outcome of its own; only a dropped handler (the client
+    // went away while waiting) counts as abandoned.
+    waiting.answered = true;
     match waited {
         Err(_) => {
             s.stats.outcome(Outcome::Timeout, None);
@@ -224,5 +321,33 @@ async fn read_device(s: &Shared, name: Option<String>) -> Response {
                 }),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_text_is_truncated_and_escaped() {
+        assert_eq!(shown("jetson-01"), "jetson-01");
+        assert_eq!(shown(r#"a'b"c\d"#), r#"a\'b\"c\\d"#);
+        assert_eq!(shown("x\ny\u{1b}[31m"), r"x\ny\u{1b}[31m");
+        assert_eq!(shown("\u{e9}"), r"\u{e9}");
+        let long = "a".repeat(1000);
+        assert_eq!(shown(&long), format!("{}...", "a".repeat(SHOWN_MAX_CHARS)));
+        assert_eq!(
+            shown(&"a".repeat(SHOWN_MAX_CHARS)),
+            "a".repeat(SHOWN_MAX_CHARS)
+        );
+    }
+
+    #[test]
+    fn long_lists_are_cut_in_messages() {
+        assert_eq!(listed(&[]), "none");
+        let names: Vec<String> = (0..25).map(|i| format!("p{i}")).collect();
+        let text = listed(&names);
+        assert!(text.starts_with("p0, p1,"), "{text}");
+        assert!(text.ends_with("p19 and 5 more"), "{text}");
     }
 }

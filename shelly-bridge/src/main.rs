@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use edge_metrics_common::cli::EXIT_USAGE;
 use edge_metrics_common::{healthcheck, init_tracing};
 use shelly_bridge::config::BridgeConfig;
+use shelly_bridge::StartError;
 use tokio_util::sync::CancellationToken;
 
 const USAGE: &str = "\
@@ -21,13 +22,25 @@ Usage:
   shelly-sim [options]                simulated plugs: a separate binary (`shelly-sim --help`)
 
 Options (flags win over environment variables):
-  --bind ADDR            both listeners' address     SHELLY_BIND          (0.0.0.0)
+  --ws-bind ADDR         plug listener's address     SHELLY_WS_BIND       (0.0.0.0)
+  --http-bind ADDR       HTTP API's address          SHELLY_HTTP_BIND     (127.0.0.1)
+  --bind ADDR            both, where not given above SHELLY_BIND
   --ws-port N            plug WebSocket port, 0=any  SHELLY_WS_PORT       (8765)
   --http-port N          HTTP API port, 0=any        SHELLY_HTTP_PORT     (8766)
+  --ws-token TOKEN       plugs dial .../NAME?token=  SHELLY_WS_TOKEN      (none: anyone may)
+  --ws-token-file PATH   the token, read from a file SHELLY_WS_TOKEN_FILE
+  --allow-device ID      only these ids (repeatable) SHELLY_ALLOW_DEVICES (comma list; all)
+  --ws-tls-cert PATH     PEM chain: plugs use wss:// SHELLY_WS_TLS_CERT
+  --ws-tls-key PATH      PEM private key             SHELLY_WS_TLS_KEY
+  --max-plugs N          open plug connections       SHELLY_MAX_PLUGS     (2000)
+  --max-http-connections N  open HTTP connections    SHELLY_MAX_HTTP_CONNECTIONS (256)
+  --max-pending-requests N  waiting per plug (503)   SHELLY_MAX_PENDING_REQUESTS (64)
+  --identify-timeout SECS   a plug names itself      SHELLY_IDENTIFY_TIMEOUT (10)
   --rpc-timeout SECS     wait for a plug's answer    SHELLY_RPC_TIMEOUT   (5)
   --ping-interval SECS   ping; silent 2x => dropped  SHELLY_PING_INTERVAL (20)
   --max-frame-bytes N    larger frames are dropped   SHELLY_MAX_FRAME_BYTES (65536)
   --src NAME             our JSON-RPC src            SHELLY_BRIDGE_SRC    (shelly-bridge-<host>)
+An address comes from its own flag, --bind, its own variable, SHELLY_BIND, in that order.
 Logging: RUST_LOG (default info).
 ";
 
@@ -78,7 +91,11 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "Bridge failed.");
             eprintln!("shelly-bridge: {e:#}");
-            ExitCode::FAILURE
+            // An unusable certificate or key is configuration, like a bad flag.
+            match e.downcast_ref::<StartError>() {
+                Some(StartError::Tls(_)) => ExitCode::from(EXIT_USAGE),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

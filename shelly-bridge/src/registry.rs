@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -75,6 +76,19 @@ pub struct Entry {
     pub replaced: CancellationToken,
     /// Remote address of the connection.
     pub remote: SocketAddr,
+    /// Reading requests waiting for this connection now (capped by the HTTP side).
+    pub waiting: Arc<AtomicUsize>,
+}
+
+/// A registered plug as a reading request finds it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The plug's id.
+    pub device_id: String,
+    /// Its connection task's mailbox.
+    pub calls: mpsc::Sender<Call>,
+    /// Requests waiting for it now.
+    pub waiting: Arc<AtomicUsize>,
 }
 
 /// A plug as listed by `GET /devices`.
@@ -162,14 +176,18 @@ impl Registry {
     }
 
     /// Finds a plug by id, else by alias.
-    pub fn resolve(&self, name: &str) -> Option<(String, mpsc::Sender<Call>)> {
+    pub fn resolve(&self, name: &str) -> Option<Target> {
         let inner = self.lock();
         let id = if inner.devices.contains_key(name) {
             name.to_string()
         } else {
             inner.aliases.get(name)?.clone()
         };
-        inner.devices.get(&id).map(|e| (id, e.calls.clone()))
+        inner.devices.get(&id).map(|e| Target {
+            device_id: id.clone(),
+            calls: e.calls.clone(),
+            waiting: e.waiting.clone(),
+        })
     }
 
     /// Every connected plug, sorted by the name it is listed under.
@@ -212,6 +230,7 @@ mod tests {
                 calls: tx,
                 replaced: CancellationToken::new(),
                 remote: "127.0.0.1:1".parse().unwrap(),
+                waiting: Default::default(),
             },
             rx,
         )
@@ -227,7 +246,7 @@ mod tests {
         assert!(r.register("plug-a", e2));
         assert!(t1.is_cancelled());
         assert!(!r.unregister("plug-a", 1));
-        assert_eq!(r.resolve("jetson-01").unwrap().0, "plug-a");
+        assert_eq!(r.resolve("jetson-01").unwrap().device_id, "plug-a");
         assert_eq!(r.list()[0].name(), "jetson-01");
         assert!(r.unregister("plug-a", 2));
         assert!(r.resolve("jetson-01").is_none());
@@ -241,10 +260,10 @@ mod tests {
         let (e2, _rx2) = entry(2, Some("edge"));
         r.register("plug-a", e1);
         r.register("plug-b", e2);
-        assert_eq!(r.resolve("edge").unwrap().0, "plug-b");
+        assert_eq!(r.resolve("edge").unwrap().device_id, "plug-b");
         let names: Vec<String> = r.list().iter().map(|l| l.name().to_string()).collect();
         assert_eq!(names, ["edge", "plug-a"]);
         r.unregister("plug-a", 1);
-        assert_eq!(r.resolve("edge").unwrap().0, "plug-b");
+        assert_eq!(r.resolve("edge").unwrap().device_id, "plug-b");
     }
 }

@@ -1,10 +1,14 @@
 //! The bridge's own metrics, served in Prometheus text format on `GET /bridge/metrics`.
 //!
-//! Plain atomics: a scrape reads them without locks and a frame costs one increment.
+//! Plain atomics: a scrape reads them without locks and a frame costs one increment. The
+//! connection caps of the two listeners keep their own counts ([`ConnectionLimit`]); they are
+//! rendered from there.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use edge_metrics_common::limit::ConnectionLimit;
 
 /// Outcome of one reading request, the label of `shelly_bridge_rpc_requests_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,10 +27,14 @@ pub enum Outcome {
     NotFound,
     /// Several plugs and no device named (HTTP 409).
     Ambiguous,
+    /// Too many requests already waiting for that plug (HTTP 503).
+    Overloaded,
+    /// The HTTP caller went away before the answer; its place was freed at once.
+    Abandoned,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 7] = [
+    const ALL: [Outcome; 9] = [
         Outcome::Ok,
         Outcome::Timeout,
         Outcome::ConnectionLost,
@@ -34,6 +42,8 @@ impl Outcome {
         Outcome::BadReply,
         Outcome::NotFound,
         Outcome::Ambiguous,
+        Outcome::Overloaded,
+        Outcome::Abandoned,
     ];
 
     fn label(self) -> &'static str {
@@ -45,6 +55,8 @@ impl Outcome {
             Outcome::BadReply => "bad_reply",
             Outcome::NotFound => "not_found",
             Outcome::Ambiguous => "ambiguous",
+            Outcome::Overloaded => "overloaded",
+            Outcome::Abandoned => "abandoned",
         }
     }
 }
@@ -59,6 +71,57 @@ pub const REJECT_REASONS: [&str; 6] = [
     "no_src",
 ];
 
+/// Why a plug connection was turned away before it was registered, the label of
+/// `shelly_bridge_ws_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The upgrade lacked the right `?token=` (HTTP 401).
+    Token,
+    /// The device id is not on the allow-list (closed with 1008).
+    AllowList,
+    /// No frame named the device within the identify timeout (closed with 1008).
+    IdentifyTimeout,
+    /// The TLS handshake failed or took too long.
+    Tls,
+    /// The WebSocket upgrade failed or took too long.
+    Handshake,
+}
+
+impl Refusal {
+    /// Every reason, in the order [`Refusal::index`] numbers them.
+    pub const ALL: [Refusal; 5] = [
+        Refusal::Token,
+        Refusal::AllowList,
+        Refusal::IdentifyTimeout,
+        Refusal::Tls,
+        Refusal::Handshake,
+    ];
+
+    /// Its place in [`Refusal::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Token => "token",
+            Refusal::AllowList => "allow_list",
+            Refusal::IdentifyTimeout => "identify_timeout",
+            Refusal::Tls => "tls",
+            Refusal::Handshake => "handshake",
+        }
+    }
+}
+
+/// A metric family drawn from the listeners' caps: name, help, type, value of one cap.
+type LimitFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ConnectionLimit) -> String,
+);
+
 /// Upper bounds (seconds) of the RPC latency histogram.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -71,8 +134,10 @@ pub struct Stats {
     connections: AtomicU64,
     ping_timeouts: AtomicU64,
     late_replies: AtomicU64,
-    outcomes: [AtomicU64; 7],
+    outcomes: [AtomicU64; 9],
     rejected: [AtomicU64; 6],
+    refusals: [AtomicU64; 5],
+    pending: AtomicU64,
     buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -120,6 +185,21 @@ impl Stats {
             .map_or(0, |i| self.rejected[i].load(Ordering::Relaxed))
     }
 
+    /// Counts a plug connection turned away before registration.
+    pub fn refused(&self, why: Refusal) {
+        self.refusals[why.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A reading request starts waiting for a plug.
+    pub fn pending_inc(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A reading request stopped waiting (answered, failed or abandoned).
+    pub fn pending_dec(&self) {
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Counts one request outcome; `elapsed` feeds the latency histogram when the plug
     /// answered (ok, rpc error, bad reply).
     pub fn outcome(&self, outcome: Outcome, elapsed: Option<Duration>) {
@@ -141,8 +221,9 @@ impl Stats {
         }
     }
 
-    /// Renders everything in Prometheus text format 0.0.4.
-    pub fn render(&self) -> String {
+    /// Renders everything in Prometheus text format 0.0.4, with the counts of the listeners'
+    /// connection caps in `limits`.
+    pub fn render(&self, limits: &[&ConnectionLimit]) -> String {
         let mut s = String::with_capacity(4096);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(
@@ -197,6 +278,51 @@ impl Stats {
             );
         }
         s.push_str(
+            "# HELP shelly_bridge_ws_rejected_total Plug connections turned away before registration, by reason.\n\
+             # TYPE shelly_bridge_ws_rejected_total counter\n",
+        );
+        for (r, a) in Refusal::ALL.iter().zip(&self.refusals) {
+            let _ = writeln!(
+                s,
+                "shelly_bridge_ws_rejected_total{{reason=\"{}\"}} {}",
+                r.label(),
+                load(a)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP shelly_bridge_pending_requests Reading requests waiting for a plug now.\n\
+             # TYPE shelly_bridge_pending_requests gauge\n\
+             shelly_bridge_pending_requests {}",
+            load(&self.pending)
+        );
+        let families: [LimitFamily; 3] = [
+            (
+                "shelly_bridge_connections_refused_total",
+                "Connections closed at once because their listener was at its cap.",
+                "counter",
+                |l| l.refused().to_string(),
+            ),
+            (
+                "shelly_bridge_open_connections",
+                "Connections open now, by listener.",
+                "gauge",
+                |l| l.open().to_string(),
+            ),
+            (
+                "shelly_bridge_max_connections",
+                "The cap on open connections, by listener.",
+                "gauge",
+                |l| l.max().to_string(),
+            ),
+        ];
+        for (name, help, kind, value) in families {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for l in limits {
+                let _ = writeln!(s, "{name}{{listener=\"{}\"}} {}", l.listener(), value(l));
+            }
+        }
+        s.push_str(
             "# HELP shelly_bridge_rpc_duration_seconds Time from sending a request to the plug's answer.\n\
              # TYPE shelly_bridge_rpc_duration_seconds histogram\n",
         );
@@ -230,7 +356,10 @@ mod tests {
         st.outcome(Outcome::Ok, Some(Duration::from_millis(20)));
         st.outcome(Outcome::Timeout, None);
         st.rejected("binary");
-        let text = st.render();
+        st.refused(Refusal::Token);
+        st.pending_inc();
+        let limit = ConnectionLimit::new("ws", 3);
+        let text = st.render(&[&limit]);
         assert!(text.contains("shelly_bridge_rpc_duration_seconds_bucket{le=\"0.0005\"} 1\n"));
         assert!(text.contains("shelly_bridge_rpc_duration_seconds_bucket{le=\"0.025\"} 2\n"));
         assert!(text.contains("shelly_bridge_rpc_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
@@ -238,5 +367,11 @@ mod tests {
         assert!(text.contains("shelly_bridge_rpc_requests_total{outcome=\"timeout\"} 1\n"));
         assert!(text.contains("shelly_bridge_frames_rejected_total{reason=\"binary\"} 1\n"));
         assert_eq!(st.rejected_count("binary"), 1);
+        assert!(text.contains("shelly_bridge_ws_rejected_total{reason=\"token\"} 1\n"));
+        assert!(text.contains("shelly_bridge_ws_rejected_total{reason=\"allow_list\"} 0\n"));
+        assert!(text.contains("shelly_bridge_pending_requests 1\n"));
+        assert!(text.contains("shelly_bridge_connections_refused_total{listener=\"ws\"} 0\n"));
+        assert!(text.contains("shelly_bridge_max_connections{listener=\"ws\"} 3\n"));
+        assert!(text.contains("shelly_bridge_rpc_requests_total{outcome=\"overloaded\"} 0\n"));
     }
 }

@@ -19,7 +19,7 @@ const EXPORTER: &[&[&str]] = &[
 /// The bridge's layers, lowest first.
 const BRIDGE: &[&[&str]] = &[
     &["config", "rpc", "stats"],
-    &["registry"],
+    &["registry", "tls"],
     &["device"],
     &["ws", "http"],
 ];
