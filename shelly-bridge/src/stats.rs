@@ -374,4 +374,11 @@ mod tests {
         assert!(text.contains("shelly_bridge_max_connections{listener=\"ws\"} 3\n"));
         assert!(text.contains("shelly_bridge_rpc_requests_total{outcome=\"overloaded\"} 0\n"));
     }
+
+    #[test]
+    fn refusals_are_numbered_as_listed() {
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{}", r.label());
+        }
+    }
 }

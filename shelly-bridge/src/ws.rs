@@ -219,7 +219,7 @@ async fn upgrade<S>(
             shared.refuse(
                 Refusal::Token,
                 remote,
-                &format!("the upgrade of {shown} lacked the right ?token= (answered 401)"),
+                &format!("the upgrade of {shown} lacked the right plug token (answered 401)"),
             );
             return;
         }
