@@ -11,9 +11,10 @@
 //! should a reload take the token away, requests other than /health are refused until it is
 //! back.
 //!
-//! /metrics/enable and /reload wait for the owner task; after [`OWNER_WAIT`] they give up
-//! with `503` (counted in `edge_metrics_exporter_api_timeouts_total`). The other endpoints
-//! read published state and never wait.
+//! /metrics/enable and /reload wait for the owner task; after [`OWNER_WAIT`] (for /reload, plus
+//! the Config Server's timeout when one is configured: [`reload_wait`]) they give up with `503`
+//! (counted in `edge_metrics_exporter_api_timeouts_total`). The other endpoints read published
+//! state and never wait.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -223,7 +224,8 @@ async fn enable_handler(
         Ok(changes) => changes,
         Err(e) => return e.into_response(),
     };
-    match ask_within(&handle, &options, "enable", |reply| Command::Enable {
+    let wait = options.owner_wait;
+    match ask_within(&handle, &options, "enable", wait, |reply| Command::Enable {
         changes,
         reply,
     })
@@ -238,24 +240,24 @@ async fn enable_handler(
     }
 }
 
-/// Asks the owner as [`OwnerHandle::ask`] does, but gives up after `options.owner_wait` with
-/// `503`: a busy owner never holds a request (and its connection) for long. A command already
-/// handed over may still be carried out, which the message says. `what` names the request
-/// in the log line.
+/// Asks the owner as [`OwnerHandle::ask`] does, but gives up after `wait` with `503`: a busy
+/// owner never holds a request (and its connection) for long. A command already handed over
+/// may still be carried out, which the message says. `what` names the request in the log line.
 pub async fn ask_within<T>(
     handle: &OwnerHandle,
     options: &ApiOptions,
     what: &'static str,
+    wait: Duration,
     make: impl FnOnce(oneshot::Sender<Result<T, CommandError>>) -> Command,
 ) -> Result<T, ApiError> {
-    match tokio::time::timeout(options.owner_wait, handle.ask(make)).await {
+    match tokio::time::timeout(wait, handle.ask(make)).await {
         Ok(answer) => answer.map_err(command_error),
         Err(_) => {
             let before = options
                 .counters
                 .api_timeouts
                 .fetch_add(1, Ordering::Relaxed);
-            let wait_secs = options.owner_wait.as_secs_f64();
+            let wait_secs = wait.as_secs_f64();
             // The first one is worth a warning; the counter shows the rest.
             if before == 0 {
                 tracing::warn!(
@@ -359,6 +361,13 @@ fn command_error(e: CommandError) -> ApiError {
     ApiError { status, message }
 }
 
+/// How long `POST /reload` waits: [`ApiOptions::owner_wait`], plus the Config Server's request
+/// timeout when one is configured, since the reload asks it first and may take that long.
+pub fn reload_wait(handle: &OwnerHandle, options: &ApiOptions) -> Duration {
+    let server = config::config_server(&handle.running.borrow().config, handle.env.as_ref());
+    options.owner_wait + server.map_or(Duration::ZERO, |s| s.timeout)
+}
+
 #[derive(Serialize)]
 struct ReloadReply {
     status: &'static str,
@@ -377,7 +386,8 @@ fn reload(
         .and(with_handle(handle))
         .and(with_options(options))
         .then(|handle: OwnerHandle, options: ApiOptions| async move {
-            match ask_within(&handle, &options, "reload", |reply| Command::Reload {
+            let wait = reload_wait(&handle, &options);
+            match ask_within(&handle, &options, "reload", wait, |reply| Command::Reload {
                 reply,
             })
             .await
@@ -447,9 +457,17 @@ mod tests {
         let (handle, _unread) = stuck_owner(config::Config::default());
         let opts = options(false, Duration::from_millis(100));
         let started = std::time::Instant::now();
-        let e = ask_within(&handle, &opts, "reload", |reply| Command::Reload { reply })
-            .await
-            .unwrap_err();
+        let wait = reload_wait(&handle, &opts);
+        assert_eq!(
+            wait,
+            Duration::from_millis(100),
+            "no Config Server: the owner wait"
+        );
+        let e = ask_within(&handle, &opts, "reload", wait, |reply| Command::Reload {
+            reply,
+        })
+        .await
+        .unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(100));
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(
@@ -491,9 +509,11 @@ mod tests {
         let (handle, unread) = stuck_owner(config::Config::default());
         drop(unread);
         let opts = options(false, Duration::from_secs(3600));
-        let e = ask_within(&handle, &opts, "reload", |reply| Command::Reload { reply })
-            .await
-            .unwrap_err();
+        let e = ask_within(&handle, &opts, "reload", OWNER_WAIT, |reply| {
+            Command::Reload { reply }
+        })
+        .await
+        .unwrap_err();
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.message, "the exporter is shutting down");
         assert_eq!(opts.counters.api_timeouts.load(Ordering::Relaxed), 0);
@@ -537,6 +557,16 @@ mod tests {
             .reply(&api)
             .await;
         assert_eq!(r.status(), 200);
+    }
+
+    #[test]
+    fn a_reload_also_waits_as_long_as_the_config_server_may_take() {
+        let mut cfg = config::Config::default();
+        cfg.config_server.url = Some("http://127.0.0.1:1".into());
+        cfg.config_server.timeout = Some(45.0);
+        let (handle, _unread) = stuck_owner(cfg);
+        let opts = options(false, OWNER_WAIT);
+        assert_eq!(reload_wait(&handle, &opts), Duration::from_secs(55));
     }
 
     #[test]
