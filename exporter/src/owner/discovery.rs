@@ -55,12 +55,19 @@ impl Discovery {
 
     /// Notes the names of `values`; when some are absent from `cfg.metrics`, returns the
     /// configuration with them added and their names in order. `cfg` is cloned only then.
-    /// At most [`MAX_NEW_PER_CYCLE`] names are added, and none beyond [`MAX_KNOWN`].
+    /// At most [`MAX_NEW_PER_CYCLE`] names are added, and none beyond [`MAX_KNOWN`]; names of
+    /// the collectors' default sets (`power_total_watts`, the model's defaults) go first, so a
+    /// source that floods made-up names cannot crowd them out.
     pub fn discover(&mut self, cfg: &Config, values: &Values) -> Option<(Config, Vec<String>)> {
         let mut next: Option<Config> = None;
         let mut added = Vec::new();
         let (mut over_cycle, mut over_total) = (0u64, 0u64);
-        for name in values.keys() {
+        let default = |name: &&String| collector::default_enabled(cfg.device_type, name);
+        let ordered = values
+            .keys()
+            .filter(default)
+            .chain(values.keys().filter(|n| !default(n)));
+        for name in ordered {
             if cfg.metrics.contains_key(name) {
                 self.remember(name);
                 continue;
@@ -81,6 +88,7 @@ impl Discovery {
             added.push(name.clone());
         }
         self.note_limits(over_cycle, over_total);
+        added.sort_unstable();
         next.map(|next| (next, added))
     }
 
@@ -191,6 +199,19 @@ mod tests {
         assert_eq!(added.len(), 50);
         assert!(d.known(&next, last));
         assert!(d.discover(&next, &found).is_none());
+    }
+
+    #[test]
+    fn default_names_are_not_crowded_out_by_a_flood() {
+        let mut d = Discovery::new(false);
+        let mut found = numbered("power_aaa_made_up", MAX_KNOWN * 2);
+        found.insert("power_total_watts".into(), 5.0);
+        found.insert("jetson_ram_used_mb".into(), 1.0);
+        let (next, added) = d.discover(&Config::default(), &found).unwrap();
+        assert_eq!(added.len(), MAX_NEW_PER_CYCLE);
+        assert!(next.metrics.contains_key("power_total_watts"));
+        assert!(next.metrics.contains_key("jetson_ram_used_mb"));
+        assert!(added.windows(2).all(|w| w[0] < w[1]), "in name order");
     }
 
     #[test]
