@@ -32,7 +32,8 @@ Usage: shelly-sim --url URL [options]
 
 Options:
   --url URL              bridge to dial, with alias path, e.g. ws://127.0.0.1:8765/jetson-01
-                         (SHELLY_SIM_URL); with --count > 1 plug i dials PATH-i
+                         (SHELLY_SIM_URL); with --count > 1 plug i dials PATH-i; a query
+                         such as ?token=SECRET is kept and never logged
   --profile NAME         plug-s-gen3 (default), plus-plug-s, plug-us-gen4, pm-mini, pro-3em,
                          pro-em, mini1-gen4 (a switch without metering)
   --count N              number of plugs (default 1)
@@ -948,7 +949,12 @@ impl Plug {
     }
 }
 
+/// `url` with `-i` added to its path, the query (a plug token) kept after it.
 fn with_suffix(url: &str, i: usize) -> String {
+    let (url, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
     let (head, path) = match url
         .find("://")
         .and_then(|p| url[p + 3..].find('/').map(|q| p + 3 + q))
@@ -958,10 +964,15 @@ fn with_suffix(url: &str, i: usize) -> String {
     };
     let trimmed = path.trim_end_matches('/');
     if trimmed.is_empty() {
-        format!("{head}/")
+        format!("{head}/{query}")
     } else {
-        format!("{head}{trimmed}-{i}")
+        format!("{head}{trimmed}-{i}{query}")
     }
+}
+
+/// `url` as it may be logged: without its query, which may hold the bridge's plug token.
+fn loggable(url: &str) -> &str {
+    url.split('?').next().unwrap_or("")
 }
 
 enum SessionEnd {
@@ -976,7 +987,7 @@ async fn plug_main(cfg: SimConfig, index: usize) {
         let mut req = match plug.path_url.as_str().into_client_request() {
             Ok(r) => r,
             Err(error) => {
-                tracing::error!(url = %plug.path_url, %error, "Unusable bridge URL.");
+                tracing::error!(url = %loggable(&plug.path_url), %error, "Unusable bridge URL.");
                 return;
             }
         };
@@ -987,18 +998,18 @@ async fn plug_main(cfg: SimConfig, index: usize) {
         let ws_cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        tracing::debug!(device_id = %plug.id, "WS {}", plug.path_url);
+        tracing::debug!(device_id = %plug.id, "WS {}", loggable(&plug.path_url));
         let end = match tokio_tungstenite::connect_async_with_config(req, Some(ws_cfg), true).await
         {
             Ok((ws, _resp)) => {
                 backoff = cfg.backoff_min;
-                tracing::info!(device_id = %plug.id, url = %plug.path_url, "Plug connected.");
+                tracing::info!(device_id = %plug.id, url = %loggable(&plug.path_url), "Plug connected.");
                 session(&mut plug, ws).await
             }
             Err(error) => {
                 tracing::info!(
                     device_id = %plug.id,
-                    url = %plug.path_url,
+                    url = %loggable(&plug.path_url),
                     %error,
                     retry_ms = backoff.as_millis() as u64,
                     "Invalid WebSocket handshake response or connect failure; will retry."
@@ -1314,5 +1325,12 @@ mod tests {
         assert_eq!(with_suffix("ws://h:1/jetson", 2), "ws://h:1/jetson-2");
         assert_eq!(with_suffix("ws://h:1/", 2), "ws://h:1/");
         assert_eq!(with_suffix("ws://h:1", 2), "ws://h:1/");
+        // A plug token stays in the query, after the numbered path.
+        assert_eq!(
+            with_suffix("ws://h:1/edge?token=abc", 3),
+            "ws://h:1/edge-3?token=abc"
+        );
+        assert_eq!(with_suffix("ws://h:1/?token=abc", 3), "ws://h:1/?token=abc");
+        assert_eq!(loggable("ws://h:1/edge-3?token=abc"), "ws://h:1/edge-3");
     }
 }

@@ -353,3 +353,42 @@ fn help_lists_the_options() {
         assert!(help.contains(flag), "{flag} missing in {help}");
     }
 }
+
+#[tokio::test]
+async fn plugs_dial_with_the_bridge_token_and_never_log_it() {
+    const TOKEN: &str = "sim-test-token-0123456789";
+    let b = Bridge::start(&["--ws-token", TOKEN]).await;
+    let log = std::env::temp_dir().join(format!("sim-token-{}.log", std::process::id()));
+    let file = std::fs::File::create(&log).unwrap();
+    let mut with_token = Sim(Command::new(SIM)
+        .args(["--url", &format!("{}/edge?token={TOKEN}", b.ws)])
+        .args(["--count", "2", "--run-for", "60", "--jitter", "0"])
+        .env("RUST_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("spawn simulator"));
+    // Each numbered plug keeps the token in its URL's query.
+    b.wait_devices(&["edge-1", "edge-2"]).await;
+    let (s, v) = b.get("/metrics/edge-2").await;
+    assert_eq!(s, 200, "{v}");
+    // Without the token a plug is refused (401) and never listed.
+    let _without = Sim::start(&format!("{}/intruder", b.ws), &["--backoff-min-ms", "100"]);
+    b.wait_metric(
+        "shelly_bridge_ws_rejected_total{reason=\"token\"}",
+        1.0,
+        "the plug without the token is refused",
+    )
+    .await;
+    b.wait_devices(&["edge-1", "edge-2"]).await;
+    let _ = with_token.0.kill();
+    let _ = with_token.0.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(text.contains("Plug connected."), "{text}");
+    assert!(
+        !text.contains(TOKEN),
+        "the simulator logged the token:\n{text}"
+    );
+}
