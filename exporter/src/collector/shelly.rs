@@ -191,19 +191,10 @@ async fn read_body(url: &reqwest::Url, mut resp: reqwest::Response) -> Result<Ve
     }
     let mut body = Vec::new();
     loop {
-        let chunk = resp.chunk().await.map_err(|e| {
-            if e.is_timeout() {
-                (
-                    "timeout".to_string(),
-                    format!("shelly-bridge at {url} did not finish its answer in time"),
-                )
-            } else {
-                (
-                    "read".to_string(),
-                    format!("shelly-bridge at {url}: reading the answer failed: {e}"),
-                )
-            }
-        })?;
+        let chunk = resp
+            .chunk()
+            .await
+            .map_err(|e| transport(url, &e, "read", "broke off its answer"))?;
         let Some(chunk) = chunk else {
             return Ok(body);
         };
@@ -214,21 +205,28 @@ async fn read_body(url: &reqwest::Url, mut resp: reqwest::Response) -> Result<Ve
     }
 }
 
+/// A failed request or body read: a timeout, or `kind` with `what` went wrong and why.
+fn transport(url: &reqwest::Url, e: &reqwest::Error, kind: &str, what: &str) -> PollError {
+    if e.is_timeout() {
+        (
+            "timeout".to_string(),
+            format!("shelly-bridge at {url} did not answer in time"),
+        )
+    } else {
+        (
+            kind.to_string(),
+            format!("shelly-bridge at {url} {what}: {e}"),
+        )
+    }
+}
+
 /// One poll: the readings, or what failed.
 async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<Values, PollError> {
-    let resp = client.get(url.clone()).send().await.map_err(|e| {
-        if e.is_timeout() {
-            (
-                "timeout".to_string(),
-                format!("shelly-bridge at {url} did not answer in time"),
-            )
-        } else {
-            (
-                "unreachable".to_string(),
-                format!("shelly-bridge at {url} is unreachable: {e}"),
-            )
-        }
-    })?;
+    let resp = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| transport(url, &e, "unreachable", "is unreachable"))?;
     let status = resp.status();
     let body = read_body(url, resp).await?;
     let body: Value = serde_json::from_slice(&body).map_err(|e| {

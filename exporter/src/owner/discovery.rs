@@ -13,7 +13,7 @@
 //! each limit is hit is logged.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::warn;
 
@@ -105,33 +105,41 @@ impl Discovery {
 
     /// Counts the names left out this cycle; logs each limit the first time it is hit.
     fn note_limits(&mut self, over_cycle: u64, over_total: u64) {
-        if over_cycle > 0 {
-            LIMITS
-                .discovery_over_cycle
-                .fetch_add(over_cycle, Ordering::Relaxed);
-            if !std::mem::replace(&mut self.told_cycle, true) {
-                warn!(
-                    limit = MAX_NEW_PER_CYCLE,
-                    waiting = over_cycle,
-                    "More new metric names in one cycle than discovery adds at once; the rest \
-                     are added in later cycles."
-                );
-            }
+        if note(
+            over_cycle,
+            &LIMITS.discovery_over_cycle,
+            &mut self.told_cycle,
+        ) {
+            warn!(
+                limit = MAX_NEW_PER_CYCLE,
+                waiting = over_cycle,
+                "More new metric names in one cycle than discovery adds at once; the rest are \
+                 added in later cycles."
+            );
         }
-        if over_total > 0 {
-            LIMITS
-                .discovery_over_total
-                .fetch_add(over_total, Ordering::Relaxed);
-            if !std::mem::replace(&mut self.told_total, true) {
-                warn!(
-                    limit = MAX_KNOWN,
-                    left_out = over_total,
-                    "The metrics: map holds as many names as discovery may add; new names are \
-                     not added or saved (counted in edge_metrics_exporter_discovery_dropped_total)."
-                );
-            }
+        if note(
+            over_total,
+            &LIMITS.discovery_over_total,
+            &mut self.told_total,
+        ) {
+            warn!(
+                limit = MAX_KNOWN,
+                left_out = over_total,
+                "The metrics: map holds as many names as discovery may add; new names are not \
+                 added or saved (counted in edge_metrics_exporter_discovery_dropped_total)."
+            );
         }
     }
+}
+
+/// Adds `left_out` to `counter`; whether this is the first time (`told` not yet set), so the
+/// caller logs it.
+fn note(left_out: u64, counter: &AtomicU64, told: &mut bool) -> bool {
+    if left_out == 0 {
+        return false;
+    }
+    counter.fetch_add(left_out, Ordering::Relaxed);
+    !std::mem::replace(told, true)
 }
 
 #[cfg(test)]
