@@ -421,3 +421,21 @@ fn the_http_api_answers_on_loopback_only_by_default() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_device_name_in_an_error_is_truncated_and_escaped() {
+    let b = Bridge::start(&[]);
+    let long = "a".repeat(300);
+    let (status, v) = b.get(&format!("/metrics/{long}")).await;
+    assert_eq!(status, 404, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("'{}...'", "a".repeat(64))),
+        "{error}"
+    );
+    assert!(!error.contains(&"a".repeat(65)), "{error}");
+    let (status, v) = b.get("/metrics/it's%0A").await;
+    assert_eq!(status, 404, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains(r"'it\'s%0A'"), "{error}");
+}

@@ -423,7 +423,11 @@ fn management_api_matches_its_document() {
 fn bridge_api_matches_its_document() {
     let mut doc = Doc::load("bridge.yaml");
     let tmp = TempDir::new("openapi-bridge");
-    let bridge = start_bridge(tmp.path(), "bridge", &["--rpc-timeout", "2"]);
+    let bridge = start_bridge(
+        tmp.path(),
+        "bridge",
+        &["--rpc-timeout", "2", "--max-pending-requests", "2"],
+    );
     let api = bridge.http;
     let plug = |alias: &str, extra: &[&str]| bridge.plug(alias, extra, Some(tmp.path()));
     let wait_devices = |n: u64| bridge.wait_devices(n, Duration::from_secs(10));
@@ -485,8 +489,29 @@ fn bridge_api_matches_its_document() {
     b.kill();
     wait_devices(1);
 
-    // A plug that never answers → 504 after the RPC timeout (both paths at once).
-    get_at_once(&mut doc, api, ["/metrics", "/metrics/c"], 504);
+    // A plug that never answers: two requests wait for it (→ 504 after the RPC timeout) and
+    // fill its --max-pending-requests 2, so more are refused at once (→ 503).
+    let waits: Vec<_> = ["/metrics", "/metrics/c"]
+        .into_iter()
+        .map(|path| std::thread::spawn(move || (path, http::get(api, path).unwrap())))
+        .collect();
+    wait_for(
+        Duration::from_secs(10),
+        "two requests waiting for c",
+        || {
+            let m = http::get(api, "/bridge/metrics").ok()?;
+            (m.sample("shelly_bridge_pending_requests") == Some(2.0)).then_some(())
+        },
+    );
+    for path in ["/metrics", "/metrics/c"] {
+        let r = call(&mut doc, api, "GET", path, &[], b"");
+        assert_eq!(r.status, 503, "{path}: {}", r.text());
+    }
+    for w in waits {
+        let (path, r) = w.join().unwrap();
+        doc.check("GET", path, &r);
+        assert_eq!(r.status, 504, "{path}: {}", r.text());
+    }
     c.kill();
     wait_devices(0);
 
