@@ -151,3 +151,34 @@ fn start_up_falls_back_to_the_local_file_when_the_server_is_down_slow_or_garbage
         }
     }
 }
+
+#[test]
+fn the_local_api_token_survives_a_config_from_the_server() {
+    // The server never receives the token (pushes leave it out), so its copy has none; the
+    // exporter keeps the local one rather than opening or locking the management API.
+    let token = "a-long-local-secret";
+    let local = format!("{LOCAL}api_token: {token}\n");
+    let setup = Setup::new(&orin_corpus(), &local);
+    let server = FakeHttp::start(garbage());
+    setup.write_config(&format!("{local}{}", server_section(&server.url(), 2.0)));
+    server.set(serve(server_json(
+        &setup,
+        &format!("{LOCAL}{}", server_section(&server.url(), 2.0)),
+    )));
+    let exp = setup.start();
+    let bearer = format!("Bearer {token}");
+    let list = exp.api("GET", "/metrics/list", &[("Authorization", &bearer)], None);
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(list.json()["source"], "server");
+    assert_eq!(exp.api("GET", "/metrics/list", &[], None).status, 401);
+    // And after a reload from the server.
+    let r = exp.api("POST", "/reload", &[("Authorization", &bearer)], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(exp.api("GET", "/config", &[], None).status, 401);
+    let kept = config::parse(&std::fs::read_to_string(&setup.config_path).unwrap(), "c").unwrap();
+    assert_eq!(
+        kept.api_token.as_deref(),
+        Some(token),
+        "the local copy keeps it"
+    );
+}

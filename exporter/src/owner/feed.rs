@@ -19,6 +19,8 @@ pub struct ConfigServer {
     pub client: configserver::Client,
     /// `/config/{device_id}`: the hostname label.
     pub device_id: String,
+    /// The local file's `api_token`: pushes never carry it, so fetched configs lack it.
+    local_token: Option<String>,
 }
 
 impl ConfigServer {
@@ -30,6 +32,7 @@ impl ConfigServer {
             Ok(client) => Some(ConfigServer {
                 client,
                 device_id: config::device_id(cfg, env),
+                local_token: cfg.api_token.clone(),
             }),
             Err(error) => {
                 warn!(error = %error_chain(&error), "Config Server disabled; using the local file only.");
@@ -39,9 +42,15 @@ impl ConfigServer {
     }
 
     /// Fetches this device's config; `None` (logged) when the server is down, slow or wrong.
+    /// The local `api_token` is kept: the server never receives it, so its copy has none, and
+    /// losing it would lock the management API (or refuse the start) on a device that
+    /// listens beyond loopback.
     pub async fn fetch(&self) -> Option<Config> {
         match self.client.fetch(&self.device_id).await {
-            Ok(cfg) => {
+            Ok(mut cfg) => {
+                if cfg.api_token.is_none() {
+                    cfg.api_token.clone_from(&self.local_token);
+                }
                 info!(device_id = %self.device_id, "Fetched the configuration from the Config Server.");
                 Some(cfg)
             }
