@@ -8,6 +8,7 @@
 //! - [`init_tracing`]: `RUST_LOG` (default `info`) to stderr;
 //! - [`healthcheck`]: the HTTP probe the `FROM scratch` images run;
 //! - [`hostname`]: the machine's name, for the bridge's default JSON-RPC `src`;
+//! - [`text`]: outside text cut and escaped before an error message repeats it;
 //! - [`cli`]: command-line errors for flags parsed with `lexopt`, and the usage exit code.
 
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod host;
 pub mod limit;
 pub mod logging;
 pub mod serve;
+pub mod text;
 
 pub use host::hostname;
 pub use logging::init_tracing;

@@ -18,6 +18,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use edge_metrics_common::limit::{ConnectionLimit, Throttle, WARN_PERIOD};
+use edge_metrics_common::text::shown;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -182,15 +183,13 @@ impl Conn {
         }
         if !shared.config.allows(src) {
             self.not_allowed = true;
-            let shown: String = src
-                .chars()
-                .take(64)
-                .flat_map(char::escape_default)
-                .collect();
             shared.refuse(
                 Refusal::AllowList,
                 self.remote,
-                &format!("device {shown} is not on the allow-list (--allow-device)"),
+                &format!(
+                    "device {} is not on the allow-list (--allow-device)",
+                    shown(src, 64)
+                ),
             );
             return;
         }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edge_metrics_common::limit::Slot;
+use edge_metrics_common::text::shown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -211,15 +212,13 @@ async fn upgrade<S>(
     let ws = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(_)) if bad_token => {
-            let shown: String = path
-                .chars()
-                .take(64)
-                .flat_map(char::escape_default)
-                .collect();
             shared.refuse(
                 Refusal::Token,
                 remote,
-                &format!("the upgrade of {shown} lacked the right plug token (answered 401)"),
+                &format!(
+                    "the upgrade of {} lacked the right plug token (answered 401)",
+                    shown(&path, 64)
+                ),
             );
             return;
         }
@@ -242,12 +241,7 @@ async fn upgrade<S>(
     };
     let alias = alias_from_path(&path);
     if alias.is_none() && !path.trim_matches('/').is_empty() {
-        let shown: String = path
-            .chars()
-            .take(64)
-            .flat_map(char::escape_default)
-            .collect();
-        tracing::debug!(%remote, path = %shown, "Path is not usable as an alias; the plug is listed by id.");
+        tracing::debug!(%remote, path = %shown(&path, 64), "Path is not usable as an alias; the plug is listed by id.");
     }
     run_connection(ws, conn, remote, alias, shared, shutdown).await;
 }

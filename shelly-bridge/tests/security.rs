@@ -39,6 +39,14 @@ fn bridge_with_token(dir: &TempDir, extra: &[&str]) -> Bridge {
     Bridge::start(&args)
 }
 
+/// A test plug dialling `/edge` with the token, listed once connected.
+async fn plug_with_token(b: &Bridge) -> Plug {
+    let path = format!("/edge?token={TOKEN}");
+    let plug = Plug::connect(&b.ws, &path, PLUG, Some(plug_full_status())).await;
+    b.wait_devices(&["edge"]).await;
+    plug
+}
+
 /// The HTTP status a WebSocket upgrade to `url` was refused with.
 async fn refused_status(url: &str) -> u16 {
     match tokio_tungstenite::connect_async(url).await {
@@ -52,14 +60,7 @@ async fn refused_status(url: &str) -> u16 {
 async fn a_client_without_the_token_cannot_register_or_displace_a_plug() {
     let dir = TempDir::new("bridge-token");
     let b = bridge_with_token(&dir, &[]);
-    let mut plug = Plug::connect(
-        &b.ws,
-        &format!("/edge?token={TOKEN}"),
-        PLUG,
-        Some(plug_full_status()),
-    )
-    .await;
-    b.wait_devices(&["edge"]).await;
+    let mut plug = plug_with_token(&b).await;
 
     // Same path, no token; a wrong one; a near miss; the right one twice (ambiguous); the
     // right one under another name. Each is refused with 401 before any frame is read.
@@ -124,14 +125,7 @@ async fn the_token_is_never_logged_listed_or_exported() {
     let dir = TempDir::new("bridge-token");
     let b = bridge_with_token(&dir, &[]);
     let wrong = "wrong-guess-of-the-token-0000";
-    let _plug = Plug::connect(
-        &b.ws,
-        &format!("/edge?token={TOKEN}"),
-        PLUG,
-        Some(plug_full_status()),
-    )
-    .await;
-    b.wait_devices(&["edge"]).await;
+    let _plug = plug_with_token(&b).await;
     // A refused attempt is logged, with its path but not its query.
     assert_eq!(
         refused_status(&format!("{}/intruder?token={wrong}", b.ws)).await,
@@ -361,18 +355,12 @@ fn an_unusable_certificate_or_key_stops_the_bridge_with_64_naming_the_file() {
         (&pki.cert, &other.key, "cannot serve the certificate"),
     ];
     for (cert, key, says) in cases {
-        let out = run_to_end(command().args([
-            "--bind",
-            "127.0.0.1",
-            "--ws-port",
-            "0",
-            "--http-port",
-            "0",
+        let out = run_to_end(command().args(test_support::Bridge::args(&[
             "--ws-tls-cert",
             cert.to_str().unwrap(),
             "--ws-tls-key",
             key.to_str().unwrap(),
-        ]));
+        ])));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{stderr}");
         assert!(stderr.contains(says), "{says}: {stderr}");

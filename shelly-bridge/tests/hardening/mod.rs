@@ -38,6 +38,26 @@ pub struct Flood {
     pub held: Vec<TcpStream>,
 }
 
+impl Flood {
+    /// Prints what the flood met (`meanwhile`: what was served during it) and checks that
+    /// fewer than `max` connections were let in and every other one was closed at once.
+    pub fn check(&self, what: &str, max: usize, total: usize, meanwhile: &str) {
+        eprintln!(
+            "{what} flood: {} closed at once (slowest {:?}), {} held; {meanwhile}",
+            self.closed,
+            self.slowest_close,
+            self.held.len()
+        );
+        assert!(
+            self.held.len() < max,
+            "{} connections held",
+            self.held.len()
+        );
+        assert_eq!(self.closed + self.held.len(), total);
+        assert!(self.slowest_close < HELD_AFTER, "{:?}", self.slowest_close);
+    }
+}
+
 /// A connection still open this long after its connect is taken as admitted.
 pub const HELD_AFTER: Duration = Duration::from_secs(2);
 
