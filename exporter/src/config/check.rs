@@ -256,6 +256,7 @@ impl Checker<'_> {
             Kind::Seconds { min, max } => self.seconds(key, v, min, max),
             Kind::Timeout { max } => self.timeout(key, v, max),
             Kind::Port => self.port(key, v),
+            Kind::Count { min, max } => self.count(key, v, min, max),
             Kind::IpAddr => self.ip_addr(key, v),
             Kind::Text | Kind::Path => self.non_empty_text(key, v),
             Kind::Url => self.url(key, v),
@@ -331,6 +332,23 @@ impl Checker<'_> {
                 format!(
                     "{} must be a whole number from 1 to 65535 (0 picks a free port), got {} \
                      ({})",
+                    key.name,
+                    show(v),
+                    key.fix_text()
+                ),
+            );
+        }
+    }
+
+    fn count(&mut self, key: &Key, v: &Value, min: u32, max: u32) {
+        let ok = v
+            .as_u64()
+            .is_some_and(|n| (u64::from(min)..=u64::from(max)).contains(&n));
+        if !ok {
+            self.report_key(
+                key,
+                format!(
+                    "{} must be a whole number from {min} to {max}, got {} ({})",
                     key.name,
                     show(v),
                     key.fix_text()
@@ -755,6 +773,37 @@ mod tests {
                 parse(&text, "config.yaml").unwrap_or_else(|e| panic!("{}: {e}", key.name));
             }
         }
+    }
+
+    /// A count is a whole number within its range; anything else names the range and the fix.
+    #[test]
+    fn counts_must_be_whole_numbers_in_their_range() {
+        let c = parse("max_connections: 16\n", "c").unwrap();
+        assert_eq!(c.max_connections, 16);
+        parse("max_connections: 1\n", "c").unwrap();
+        parse("max_connections: 65536\n", "c").unwrap();
+        for bad in ["0", "65537", "-1", "2.5", "\"16\"", "true", "4294967297"] {
+            let e = err_text(&format!("interval: 1\nmax_connections: {bad}\n"));
+            let shown = bad.trim_matches('"');
+            let shown = if bad.starts_with('"') {
+                format!("{shown:?}")
+            } else {
+                shown.to_string()
+            };
+            assert_eq!(
+                e,
+                format!(
+                    "config.yaml:2: max_connections must be a whole number from 1 to 65536, \
+                     got {shown} (set max_connections: 256)"
+                )
+            );
+        }
+        let e = err_text("max_connections:\n");
+        assert_eq!(
+            e,
+            "config.yaml:1: max_connections must be a whole number from 1 to 65536, got \
+             nothing (set max_connections: 256)"
+        );
     }
 
     #[test]

@@ -32,6 +32,13 @@ pub enum Kind {
     },
     /// A TCP port, `0..=65535` (0 picks a free port).
     Port,
+    /// A whole number from `min` to `max` (a count, such as a number of connections).
+    Count {
+        /// Smallest accepted value.
+        min: u32,
+        /// Largest accepted value.
+        max: u32,
+    },
     /// An IP address; host names are not accepted.
     IpAddr,
     /// Non-empty text.
@@ -59,6 +66,8 @@ pub enum Lit {
     Text(&'static str),
     /// A port number.
     Port(u16),
+    /// A whole number (a [`Kind::Count`]).
+    Count(u32),
     /// A number of seconds.
     Seconds(f64),
     /// A boolean.
@@ -71,6 +80,7 @@ impl fmt::Display for Lit {
         match self {
             Lit::Text(s) => f.write_str(s),
             Lit::Port(p) => write!(f, "{p}"),
+            Lit::Count(n) => write!(f, "{n}"),
             // f64's Display writes whole numbers without a fraction (`1`, never `1.0`).
             Lit::Seconds(s) => write!(f, "{s}"),
             Lit::Bool(b) => write!(f, "{b}"),
@@ -233,6 +243,19 @@ pub const KEYS: &[Key] = &[
               127.0.0.1 and works with the default.",
     },
     Key {
+        name: "max_connections",
+        kind: Kind::Count { min: 1, max: 65536 },
+        default: KeyDefault::Value(Lit::Count(256)),
+        null_ok: false,
+        fix: Fix::SetDefault,
+        doc: "The most connections each of the two servers (metrics and management API) keeps \
+              open at once. A connection over the cap is closed right after it is accepted, \
+              before its request is read, and counted in \
+              `edge_metrics_exporter_connections_refused_total{server}`; the log says so at \
+              WARN at most once a minute. A connection holds its place until it closes; one that \
+              sends no complete request for 10 s is closed. Changing it requires a restart.",
+    },
+    Key {
         name: "hostname",
         kind: Kind::Text,
         default: KeyDefault::Unset("unset"),
@@ -393,6 +416,12 @@ pub const DEFAULT_RELOAD_PORT: u16 = port_default("reload_port");
 pub const DEFAULT_BIND_ADDRESS: &str = text_default("bind_address");
 /// Default `reload_bind_address`.
 pub const DEFAULT_RELOAD_BIND_ADDRESS: &str = text_default("reload_bind_address");
+/// Default `max_connections`, the cap of each server.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = count_default("max_connections");
+/// Smallest accepted `max_connections`.
+pub const MIN_MAX_CONNECTIONS: u32 = count_range("max_connections").0;
+/// Largest accepted `max_connections`.
+pub const MAX_MAX_CONNECTIONS: u32 = count_range("max_connections").1;
 /// Default `tegrastats.path`.
 pub const DEFAULT_TEGRASTATS_PATH: &str = text_default("tegrastats.path");
 /// Default `shelly.enabled`.
@@ -456,6 +485,13 @@ const fn port_default(name: &str) -> u16 {
     }
 }
 
+const fn count_default(name: &str) -> u32 {
+    match default_lit(name) {
+        Lit::Count(n) => n,
+        _ => panic!("the key table's default for this key is not a count"),
+    }
+}
+
 const fn seconds_default(name: &str) -> f64 {
     match default_lit(name) {
         Lit::Seconds(s) => s,
@@ -474,6 +510,13 @@ const fn seconds_range(name: &str) -> (f64, f64) {
     match find(name).kind {
         Kind::Seconds { min, max } => (min, max),
         _ => panic!("the key table does not give this key a range of seconds"),
+    }
+}
+
+const fn count_range(name: &str) -> (u32, u32) {
+    match find(name).kind {
+        Kind::Count { min, max } => (min, max),
+        _ => panic!("the key table does not give this key a range of whole numbers"),
     }
 }
 
@@ -518,7 +561,7 @@ impl Kind {
         match self {
             Kind::DeviceType | Kind::Text => "text",
             Kind::Seconds { .. } | Kind::Timeout { .. } => "number, seconds",
-            Kind::Port => "integer",
+            Kind::Port | Kind::Count { .. } => "integer",
             Kind::IpAddr => "IP address",
             Kind::Path => "path",
             Kind::Url => "URL",
@@ -534,6 +577,7 @@ impl Kind {
         match self {
             Kind::Seconds { min, max } => Some(format!("Accepted: `{min}` to `{max}`.")),
             Kind::Timeout { max } => Some(format!("Accepted: above `0`, at most `{max}`.")),
+            Kind::Count { min, max } => Some(format!("Accepted: `{min}` to `{max}`.")),
             _ => None,
         }
     }
@@ -612,6 +656,7 @@ mod tests {
                     (Kind::Port, Lit::Port(_)) | (Kind::Bool, Lit::Bool(_)) => true,
                     (Kind::Seconds { min, max }, Lit::Seconds(s)) => (min..=max).contains(&s),
                     (Kind::Timeout { max }, Lit::Seconds(s)) => s > 0.0 && s <= max,
+                    (Kind::Count { min, max }, Lit::Count(n)) => (min..=max).contains(&n),
                     _ => false,
                 };
                 assert!(
@@ -649,6 +694,15 @@ mod tests {
         );
         assert_eq!(MIN_INTERVAL_SECS.to_string(), "0.1");
         assert_eq!(MAX_CONFIG_TIMEOUT_SECS.to_string(), "300");
+        assert_eq!(fix("max_connections"), "set max_connections: 256");
+        assert_eq!(
+            (
+                MIN_MAX_CONNECTIONS,
+                DEFAULT_MAX_CONNECTIONS,
+                MAX_MAX_CONNECTIONS
+            ),
+            (1, 256, 65536)
+        );
     }
 
     /// `docs/CONFIG.md` lists the keys of this table; `UPDATE_DOCS=1` rewrites the list.

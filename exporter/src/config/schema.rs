@@ -82,6 +82,9 @@ fn default_bind_address() -> String {
 fn default_reload_bind_address() -> String {
     keys::DEFAULT_RELOAD_BIND_ADDRESS.to_string()
 }
+fn default_max_connections() -> u32 {
+    keys::DEFAULT_MAX_CONNECTIONS
+}
 fn default_tegrastats_path() -> PathBuf {
     PathBuf::from(keys::DEFAULT_TEGRASTATS_PATH)
 }
@@ -133,6 +136,11 @@ pub struct Config {
     /// Bind address (an IP address) of the management API.
     #[serde(default = "default_reload_bind_address")]
     pub reload_bind_address: String,
+    /// The most connections each server keeps open at once
+    /// ([`MIN_MAX_CONNECTIONS`](keys::MIN_MAX_CONNECTIONS)..=[`MAX_MAX_CONNECTIONS`](keys::MAX_MAX_CONNECTIONS));
+    /// one over the cap is closed as soon as it is accepted. Applied at start only.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
     /// Overrides the `hostname` label (else `EDGE_METRICS_HOSTNAME`, else the system hostname).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
@@ -255,6 +263,13 @@ impl Config {
         ))
     }
 
+    /// [`max_connections`](Config::max_connections) as a cap, kept in its accepted range so a
+    /// `Config` built in code can never make a cap of zero.
+    pub fn connection_cap(&self) -> usize {
+        self.max_connections
+            .clamp(keys::MIN_MAX_CONNECTIONS, keys::MAX_MAX_CONNECTIONS) as usize
+    }
+
     /// `reload_bind_address:reload_port`, the management API's listen address.
     pub fn api_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
         Ok(SocketAddr::new(
@@ -287,6 +302,7 @@ mod tests {
             reload_port: 2,
             bind_address: "127.0.0.1".into(),
             reload_bind_address: "::1".into(),
+            max_connections: 3,
             hostname: Some("h".into()),
             api_token: Some("t".into()),
             tegrastats: TegrastatsConfig {
@@ -332,6 +348,7 @@ mod tests {
         match lit {
             Lit::Text(s) => yaml::Value::String(s.to_string()),
             Lit::Port(p) => yaml::Value::Number(p.into()),
+            Lit::Count(n) => yaml::Value::Number(n.into()),
             Lit::Seconds(s) if s.fract() == 0.0 => yaml::Value::Number((s as u64).into()),
             Lit::Seconds(s) => yaml::Value::Number(s.into()),
             Lit::Bool(b) => yaml::Value::Bool(b),
