@@ -20,8 +20,9 @@ pub struct Changes {
     pub shelly: bool,
     /// The collector set must be rebuilt (device type, interval or Shelly changed).
     pub collectors: bool,
-    /// Ports that changed but cannot be applied without a restart: (key, old, new).
-    pub ports: Vec<(&'static str, u16, u16)>,
+    /// Keys that changed but cannot be applied without a restart, because the listeners are
+    /// bound (ports) and capped (`max_connections`) once at start: (key, old, new).
+    pub restart: Vec<(&'static str, u32, u32)>,
 }
 
 /// The one place that decides what a configuration change restarts.
@@ -30,9 +31,14 @@ pub fn diff(old: &Config, new: &Config) -> Changes {
     let shelly = old.shelly != new.shelly || interval;
     let device = old.device_type != new.device_type;
     let spec = |c: &Config| SourceSpec::from_config(&c.tegrastats, c.interval_duration());
-    let ports = [
-        ("port", old.port, new.port),
-        ("reload_port", old.reload_port, new.reload_port),
+    let restart = [
+        ("port", old.port.into(), new.port.into()),
+        (
+            "reload_port",
+            old.reload_port.into(),
+            new.reload_port.into(),
+        ),
+        ("max_connections", old.max_connections, new.max_connections),
     ]
     .into_iter()
     .filter(|(_, a, b)| a != b)
@@ -41,7 +47,7 @@ pub fn diff(old: &Config, new: &Config) -> Changes {
         source: spec(old) != spec(new),
         shelly,
         collectors: device || shelly,
-        ports,
+        restart,
     }
 }
 
@@ -84,8 +90,14 @@ impl Pipeline {
     /// Moves from `old` to `new`: restarts what [`diff`] names, and relabels.
     pub fn apply(&mut self, old: &Config, new: &Config, env: &(dyn Env + Sync)) {
         let changes = diff(old, new);
-        for (_, from, to) in &changes.ports {
-            warn!("⚠️  Port change detected ({from} → {to}) but cannot be applied.");
+        for (key, from, to) in &changes.restart {
+            // The port wording is the original exporter's, which operators may grep for.
+            match *key {
+                "port" | "reload_port" => {
+                    warn!("⚠️  Port change detected ({from} → {to}) but cannot be applied.")
+                }
+                _ => warn!("⚠️  {key} change detected ({from} → {to}) but cannot be applied."),
+            }
             warn!("Please restart the service: sudo systemctl restart edge-metrics-exporter");
         }
         if changes.source {
@@ -205,9 +217,18 @@ mod tests {
             c.reload_port = 9201;
         });
         assert_eq!(
-            ports.ports,
+            ports.restart,
             vec![("port", 9102, 9200), ("reload_port", 9101, 9201)]
         );
         assert!(!ports.source && !ports.collectors);
+        // The connection cap is set when the servers start: a new one waits for a restart.
+        let cap = changed(|c| c.max_connections = 16);
+        assert_eq!(
+            cap,
+            Changes {
+                restart: vec![("max_connections", 256, 16)],
+                ..Changes::default()
+            }
+        );
     }
 }
