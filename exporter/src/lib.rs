@@ -4,7 +4,10 @@
 //! [`run`] is what `main` and tests drive: refuse a management API beyond loopback without an
 //! API token ([`RunError::Config`], exit 64), bind both servers (logging `Listening.` with the
 //! bound address), start the tegrastats source and the state owner, serve until SIGTERM/SIGINT
-//! or the shutdown token, then stop everything within a grace period.
+//! or the shutdown token, then stop everything within a grace period. Each server keeps at most
+//! `max_connections` connections open; one more is closed as soon as it is accepted, so a flood
+//! of idle connections on one port costs a socket each for an instant and cannot starve the
+//! cycle or the other server, and the refusals show in the self-metrics.
 
 pub mod collector;
 pub mod config;
@@ -20,6 +23,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use edge_metrics_common::limit::ConnectionLimit;
+use edge_metrics_common::serve_limited;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -136,9 +141,16 @@ pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<()
         device_type = cfg.device_type.as_str(),
         config = %opts.config_path.display(),
         source = opts.origin.as_str(),
+        max_connections = cfg.connection_cap(),
         "Starting edge-metrics-exporter."
     );
-    let counters = Arc::new(Counters::default());
+    // One cap for each server, so a flood on one port leaves the other's places alone.
+    let metrics_limit = ConnectionLimit::new("metrics", cfg.connection_cap());
+    let api_limit = ConnectionLimit::new("management", cfg.connection_cap());
+    let counters = Arc::new(Counters {
+        connections: vec![metrics_limit.clone(), api_limit.clone()],
+        ..Counters::default()
+    });
     let api_options =
         http::api::ApiOptions::new(&opts.config.reload_bind_address, counters.clone());
     let (owner, handle) = Owner::new(
@@ -154,15 +166,17 @@ pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<()
         counters,
     );
     let owner_task = tokio::spawn(owner.run(shutdown.clone()));
-    let metrics_server = tokio::spawn(http::serve(
+    let metrics_server = tokio::spawn(serve_limited(
         metrics_listener,
         http::metrics::routes(handle.clone()),
         shutdown.clone(),
+        metrics_limit,
     ));
-    let api_server = tokio::spawn(http::serve(
+    let api_server = tokio::spawn(serve_limited(
         api_listener,
         http::api::routes(handle.clone(), api_options),
         shutdown.clone(),
+        api_limit,
     ));
     let signals = tokio::spawn(handle_signals(handle, shutdown.clone()));
 

@@ -9,11 +9,15 @@
 //!   `edge_metrics_exporter_config_server_pushes_total{result}`
 //! - bounds that were hit: `edge_metrics_exporter_invalid_metric_names_total`,
 //!   `edge_metrics_exporter_discovery_dropped_total{limit}`,
-//!   `edge_metrics_exporter_api_timeouts_total`
+//!   `edge_metrics_exporter_api_timeouts_total`,
+//!   `edge_metrics_exporter_connections_refused_total{server}`, with
+//!   `edge_metrics_exporter_open_connections{server}` and `…_max_connections{server}` beside it
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use edge_metrics_common::limit::ConnectionLimit;
 
 use crate::collector::{CollectorStatus, INVALID_NAMES};
 use crate::exposition::{write_header, write_value};
@@ -28,6 +32,9 @@ pub struct Counters {
     pub config_writes_failed: AtomicU64,
     /// Management requests answered 503 because the owner task did not answer in time.
     pub api_timeouts: AtomicU64,
+    /// The connection caps of the servers (`metrics`, `management`), whose accept loops count
+    /// what they refuse; each is shown under its name as the `server` label.
+    pub connections: Vec<ConnectionLimit>,
 }
 
 /// Limits hit inside the owner task, by parts it builds itself (discovery); process-wide, like
@@ -193,8 +200,46 @@ pub fn write_self_metrics(out: &mut String, input: &SelfInput<'_>) {
         "",
         load(&input.counters.api_timeouts),
     );
+    write_connection_limits(out, &input.counters.connections);
     if let Some(p) = ProcessStats::read() {
         p.write(out);
+    }
+}
+
+/// What each server's connection cap did: refusals since start, connections open at render
+/// time, and the cap. Nothing when no cap is in place (a test's `Counters::default()`).
+fn write_connection_limits(out: &mut String, limits: &[ConnectionLimit]) {
+    if limits.is_empty() {
+        return;
+    }
+    type Value = fn(&ConnectionLimit) -> f64;
+    let families: [(&str, &str, &str, Value); 3] = [
+        (
+            "edge_metrics_exporter_connections_refused_total",
+            "Connections closed at once, unanswered, because their server was at max_connections",
+            "counter",
+            |l| l.refused() as f64,
+        ),
+        (
+            "edge_metrics_exporter_open_connections",
+            "Connections open when the metrics were rendered, by server",
+            "gauge",
+            |l| l.open() as f64,
+        ),
+        (
+            "edge_metrics_exporter_max_connections",
+            "The cap on open connections of each server (max_connections)",
+            "gauge",
+            |l| l.max() as f64,
+        ),
+    ];
+    for (name, help, kind, value) in families {
+        write_header(out, name, help, kind);
+        for limit in limits {
+            let _ = write!(out, "{name}{{server=\"{}\"}} ", limit.listener());
+            write_value(out, value(limit));
+            out.push('\n');
+        }
     }
 }
 
@@ -399,6 +444,50 @@ impl ProcessStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn input<'a>(source: &'a SourceStats, counters: &'a Counters) -> SelfInput<'a> {
+        SelfInput {
+            statuses: &[],
+            source,
+            last_reading: None,
+            counters,
+            pushes: (0, 0),
+        }
+    }
+
+    #[test]
+    fn each_server_shows_its_refusals_open_connections_and_cap() {
+        let metrics = ConnectionLimit::new("metrics", 2);
+        let management = ConnectionLimit::new("management", 1);
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let _held = (metrics.admit(peer), management.admit(peer));
+        for _ in 0..3 {
+            assert!(management.admit(peer).is_none());
+        }
+        let counters = Counters {
+            connections: vec![metrics, management],
+            ..Counters::default()
+        };
+        let source = SourceStats::default();
+        let mut out = String::new();
+        write_self_metrics(&mut out, &input(&source, &counters));
+        for line in [
+            "# TYPE edge_metrics_exporter_connections_refused_total counter\n",
+            "edge_metrics_exporter_connections_refused_total{server=\"metrics\"} 0\n",
+            "edge_metrics_exporter_connections_refused_total{server=\"management\"} 3\n",
+            "# TYPE edge_metrics_exporter_open_connections gauge\n",
+            "edge_metrics_exporter_open_connections{server=\"metrics\"} 1\n",
+            "edge_metrics_exporter_open_connections{server=\"management\"} 1\n",
+            "edge_metrics_exporter_max_connections{server=\"metrics\"} 2\n",
+            "edge_metrics_exporter_max_connections{server=\"management\"} 1\n",
+        ] {
+            assert!(out.contains(line), "{line:?} missing from:\n{out}");
+        }
+        // Without caps (tests that build their own counters) the families are left out.
+        let mut out = String::new();
+        write_self_metrics(&mut out, &input(&source, &Counters::default()));
+        assert!(!out.contains("connections"), "{out}");
+    }
 
     #[test]
     fn parses_procfs_texts() {
