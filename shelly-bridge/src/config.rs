@@ -327,7 +327,8 @@ impl BridgeConfig {
             "--max-pending-requests",
             "SHELLY_MAX_PENDING_REQUESTS",
             64,
-            100_000,
+            // A plug task looks over its waiting requests at every wake-up: keep the list short.
+            10_000,
         )?;
         let max_frame_bytes = match lookup("--max-frame-bytes", "SHELLY_MAX_FRAME_BYTES") {
             Some((n, v)) => match v.trim().parse::<usize>() {
