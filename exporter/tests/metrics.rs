@@ -125,6 +125,42 @@ fn a_reading_is_served_when_it_arrives_not_at_the_next_interval() {
 }
 
 #[test]
+fn a_first_reading_after_the_start_up_cycle_is_not_held_back() {
+    // The start-up cycle runs before tegrastats prints anything (1 s later here): the first
+    // reading is served at once, and so the second one (6 s after it) is too, instead of
+    // both being pushed back to half an interval after the cycle before.
+    let setup = Setup::new(&orin_corpus(), "");
+    std::fs::write(
+        &setup.fake,
+        "#!/bin/sh\nsleep 1\necho 'RAM 1000/8000MB'\nsleep 6\necho 'RAM 2000/8000MB'\nexec sleep 600\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &setup.config_path,
+        setup
+            .config_text("metrics:\n  jetson_ram_used_mb: true\n")
+            .replace("interval: 1\n", "interval: 10\n"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let exp = setup.start();
+    assert_eq!(wait_sample(&exp, USED), 1000.0);
+    let first = started.elapsed();
+    wait_for(Duration::from_secs(14), "the second reading", || {
+        exp.scrape().sample(USED).filter(|v| *v == 2000.0)
+    });
+    let second = started.elapsed();
+    assert!(
+        first < Duration::from_millis(3500),
+        "the first reading took {first:?}"
+    );
+    assert!(
+        second < Duration::from_millis(9500),
+        "the second reading took {second:?} to show"
+    );
+}
+
+#[test]
 fn garbage_lines_count_as_parse_errors() {
     let setup = Setup::new(&orin_corpus(), "metrics:\n  jetson_ram_used_mb: true\n");
     let exp = setup.start();

@@ -299,8 +299,11 @@ impl Owner {
         // within 1.5 intervals (a silent or failing source) a timer runs it, so readings still
         // go stale on time and the self-metrics stay current. Readings closer together than
         // half an interval are coalesced into one cycle. The first cycle runs at start-up.
+        // `last_cycle` is the last cycle a reading started; `deferred`, a reading waits for
+        // the timer.
         let mut readings = self.pipeline.readings();
         let mut last_cycle: Option<Instant> = None;
+        let mut deferred = false;
         let fallback = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(fallback);
         loop {
@@ -311,6 +314,7 @@ impl Owner {
                 () = readings.changed() => {
                     let earliest = last_cycle.map(|at| at + period / 2);
                     if let Some(earliest) = earliest.filter(|e| *e > Instant::now()) {
+                        deferred = true;
                         fallback.as_mut().reset(earliest);
                     } else {
                         self.cycle().await;
@@ -319,8 +323,12 @@ impl Owner {
                     }
                 }
                 () = &mut fallback => {
+                    // Only a deferred reading's cycle holds the next reading back; after a
+                    // timer cycle (start-up, a silent source) a reading is served at once.
                     self.cycle().await;
-                    last_cycle = Some(Instant::now());
+                    if std::mem::take(&mut deferred) {
+                        last_cycle = Some(Instant::now());
+                    }
                     fallback.as_mut().reset(Instant::now() + period);
                 }
                 fetched = fetched(&mut self.reloading) => {
