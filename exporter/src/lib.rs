@@ -10,7 +10,8 @@
 //! cycle or the other server, and the refusals show in the self-metrics.
 
 pub mod collector;
-pub mod config;
+/// `config.yaml` (its own crate, shared with the Config Server).
+pub use edge_metrics_config as config;
 pub mod configserver;
 pub mod exposition;
 pub mod http;

@@ -24,6 +24,15 @@ const BRIDGE: &[&[&str]] = &[
     &["ws", "http"],
 ];
 
+/// The config crate's modules, lowest first (shared by the exporter and the Config Server).
+const CONFIG: &[&[&str]] = &[
+    &["yaml", "keys", "error", "position"],
+    &["schema"],
+    &["check"],
+    &["env", "json"],
+    &["store"],
+];
+
 /// The crate roots (lib.rs, main.rs) sit above every layer and are not checked.
 const ROOTS: &[&str] = &["lib", "main"];
 
@@ -136,6 +145,12 @@ fn src(package: &str) -> PathBuf {
 #[test]
 fn exporter_modules_only_look_down() {
     let found = violations(&src("exporter"), EXPORTER);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn config_modules_only_look_down() {
+    let found = violations(&src("config"), CONFIG);
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
 

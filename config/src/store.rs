@@ -6,11 +6,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::check::parse;
-use super::env::{check_env, Env};
-use super::error::{error_chain, ConfigError};
-use super::schema::Config;
-use super::yaml;
+use crate::check::parse;
+use crate::env::{check_env, Env};
+use crate::error::{error_chain, ConfigError};
+use crate::schema::Config;
+use crate::yaml;
 
 /// What [`load`] produced.
 #[derive(Clone, Debug, PartialEq)]
@@ -150,8 +150,8 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    use super::super::env::{ENV_CONFIG_SERVER_URL, ENV_CONFIG_TIMEOUT};
-    use super::super::schema::DeviceType;
+    use crate::env::{ENV_CONFIG_SERVER_URL, ENV_CONFIG_TIMEOUT};
+    use crate::schema::DeviceType;
 
     /// A fresh directory under the system temp dir, removed on drop.
     struct TempDir(PathBuf);

@@ -10,11 +10,11 @@
 
 use std::net::IpAddr;
 
-use super::error::{ConfigError, Problem};
-use super::keys::{self, Key, Kind};
-use super::position::find_key_line;
-use super::schema::{Config, DeviceType};
-use super::yaml::{self, Mapping, Value};
+use crate::error::{ConfigError, Problem};
+use crate::keys::{self, Key, Kind};
+use crate::position::find_key_line;
+use crate::schema::{Config, DeviceType};
+use crate::yaml::{self, Mapping, Value};
 
 /// Parses and validates config text; `origin` (usually the file path) names it in errors.
 ///
@@ -545,7 +545,7 @@ pub(super) fn check_url(s: &str) -> Result<(), String> {
     if !s.contains("://") {
         return Err("must start with http:// or https://".to_string());
     }
-    match reqwest::Url::parse(s.trim()) {
+    match url::Url::parse(s.trim()) {
         Ok(u) if !matches!(u.scheme(), "http" | "https") => Err(format!(
             "must be an http:// or https:// URL, not {}://",
             u.scheme()
@@ -722,7 +722,7 @@ mod tests {
         assert_eq!(c.metrics.get("jetson_ram_used_mb"), Some(&true));
         assert_eq!(c.metrics.get("jetson_gpu_usage_percent"), Some(&false));
         assert!(!c.extra.contains_key("enabled_metrics"));
-        let yaml = super::super::to_yaml(&c).unwrap();
+        let yaml = crate::to_yaml(&c).unwrap();
         assert!(!yaml.contains("enabled_metrics"), "{yaml}");
     }
 

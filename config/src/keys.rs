@@ -587,8 +587,8 @@ impl Kind {
 /// [`DOCS_END`]: one row per key of [`KEYS`].
 pub fn docs_table() -> String {
     let mut out = String::from(
-        "\n<!-- Generated from exporter/src/config/keys.rs. Edit the table there, then run \
-         `UPDATE_DOCS=1 cargo test -p edge-metrics-exporter --lib config`. -->\n\n\
+        "\n<!-- Generated from config/src/keys.rs. Edit the table there, then run \
+         `UPDATE_DOCS=1 cargo test -p edge-metrics-config`. -->\n\n\
          | Key | Type | Default | Meaning |\n\
          |-----|------|---------|---------|\n",
     );
@@ -626,7 +626,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     const DOCS_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFIG.md");
-    const UPDATE: &str = "UPDATE_DOCS=1 cargo test -p edge-metrics-exporter --lib config";
+    const UPDATE: &str = "UPDATE_DOCS=1 cargo test -p edge-metrics-config";
 
     #[test]
     fn names_are_unique_and_sections_come_first() {
@@ -733,7 +733,7 @@ mod tests {
             .position(|(h, w)| h != w)
             .unwrap_or(have.lines().count().min(want.lines().count()));
         panic!(
-            "the key list in docs/CONFIG.md differs from exporter/src/config/keys.rs \
+            "the key list in docs/CONFIG.md differs from config/src/keys.rs \
              (first at line {} of the list):\n  docs:  {}\n  table: {}\nRun `{UPDATE}` to \
              rewrite it.",
             first + 1,

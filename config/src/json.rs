@@ -1,10 +1,10 @@
 //! The configuration as JSON: [`to_json`] for `GET /config` and Config Server pushes,
 //! [`from_json`] for a Config Server body, checked by the same rules as `config.yaml`.
 
-use super::check::from_value;
-use super::error::ConfigError;
-use super::schema::Config;
-use super::yaml;
+use crate::check::from_value;
+use crate::error::ConfigError;
+use crate::schema::Config;
+use crate::yaml;
 
 /// Builds a validated `Config` from a Config Server JSON body (the shape [`to_json`] makes).
 pub fn from_json(value: serde_json::Value) -> Result<Config, ConfigError> {
@@ -42,8 +42,8 @@ pub fn to_json(config: &Config) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::check::parse;
     use super::*;
+    use crate::check::parse;
 
     #[test]
     fn json_round_trip_matches_spec_shape_and_hides_token() {

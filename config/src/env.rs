@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::check::check_url;
-use super::error::{ConfigError, Problem};
-use super::keys::{DEFAULT_CONFIG_TIMEOUT_SECS, MAX_CONFIG_TIMEOUT_SECS};
-use super::schema::Config;
+use crate::check::check_url;
+use crate::error::{ConfigError, Problem};
+use crate::keys::{DEFAULT_CONFIG_TIMEOUT_SECS, MAX_CONFIG_TIMEOUT_SECS};
+use crate::schema::Config;
 
 /// Config path used when neither `--config` nor `LOCAL_CONFIG_PATH` is given: `config.yaml`
 /// in the working directory, as the original exporter and the binary's `--help` have it.

@@ -14,8 +14,9 @@
 //!   [`config_path`], [`resolve_hostname`], [`api_token`] and [`config_server`] (`env.rs`).
 //! - [`to_json`] shapes `GET /config` and Config Server pushes.
 //!
-//! This module imports nothing from the rest of the crate: the collectors decide what a fresh
-//! config enables and pass it to [`load`]. The YAML library is reached only through `yaml.rs`.
+//! A crate of its own so that the exporter and the Config Server validate with the same code.
+//! It knows nothing of collectors: the exporter decides what a fresh config enables and passes
+//! it to [`load`]. The YAML library is reached only through `yaml.rs`.
 
 mod check;
 mod env;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::keys;
-use super::yaml;
+use crate::keys;
+use crate::yaml;
 
 /// The device types the exporter supports.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
@@ -404,7 +404,7 @@ mod tests {
 
     #[test]
     fn fractional_interval_is_kept_and_whole_interval_serialises_as_integer() {
-        use super::super::{parse, to_json, to_yaml};
+        use crate::{parse, to_json, to_yaml};
         let c = parse("interval: 0.2\n", "c").unwrap();
         assert_eq!(c.interval_duration(), Duration::from_millis(200));
         assert_eq!(c.interval_millis(), 200);
@@ -419,11 +419,11 @@ mod tests {
 
     #[test]
     fn addresses_handle_ipv6() {
-        let c = super::super::parse("bind_address: '::1'\nport: 0\n", "c").unwrap();
+        let c = crate::parse("bind_address: '::1'\nport: 0\n", "c").unwrap();
         assert_eq!(c.metrics_addr().unwrap().to_string(), "[::1]:0");
         // The management API stays on this host unless asked otherwise; metrics do not.
         assert_eq!(c.api_addr().unwrap().to_string(), "127.0.0.1:9101");
-        let c = super::super::parse("port: 0\n", "c").unwrap();
+        let c = crate::parse("port: 0\n", "c").unwrap();
         assert_eq!(c.metrics_addr().unwrap().to_string(), "0.0.0.0:0");
     }
 }
