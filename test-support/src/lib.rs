@@ -12,6 +12,8 @@
 //! - [`http`]: a minimal HTTP/1.1 client for loopback (GET, POST, raw requests).
 //! - [`fake_http`]: a loopback HTTP server answering from a handler the test can swap.
 //! - [`prom`]: reading samples out of Prometheus text.
+//! - [`require`]: a program or capability a test needs; missing, it fails the test unless
+//!   `EDGE_METRICS_ALLOW_SKIP` names it for the run (then a loud skip, written to a ledger).
 //! - [`temp`]: a temporary directory removed on drop.
 
 pub mod bins;
@@ -19,6 +21,7 @@ pub mod daemon;
 pub mod fake_http;
 pub mod http;
 pub mod prom;
+pub mod require;
 pub mod temp;
 pub mod wait;
 
