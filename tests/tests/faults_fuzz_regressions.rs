@@ -6,27 +6,63 @@ use std::path::PathBuf;
 
 use edge_metrics_exporter::collector::jetson::read_line;
 use edge_metrics_exporter::config;
+use edge_metrics_exporter::tegrastats::parse::parse_line;
 use serde_json::Value;
 use shelly_bridge::rpc::{choose_metering, parse_frame, readings, Frame, Metering};
 
+/// The fuzz targets in fuzz/fuzz_targets/, each replayed by one test below.
+const TARGETS: [&str; 3] = ["config_parse", "shelly_frame", "tegrastats_line"];
+
+/// The regression inputs of `target`, sorted by path. Panics when the directory is missing or
+/// holds no file: a replay over nothing would pass without checking anything.
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = e2e::proof::repo_root()
         .join("fuzz/regressions")
         .join(target);
-    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .map(|p| {
-                    let bytes = std::fs::read(&p).unwrap();
-                    (p, bytes)
-                })
-                .collect()
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; every fuzz target needs its regression inputs there \
+             (scripts/proof/fuzz.sh adds what the fuzzer finds)",
+            dir.display()
+        )
+    });
+    let mut out: Vec<(PathBuf, Vec<u8>)> = entries
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .path()
         })
-        .unwrap_or_default();
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    assert!(
+        !out.is_empty(),
+        "{} holds no input: the replay would check nothing",
+        dir.display()
+    );
     out.sort();
     out
+}
+
+#[test]
+fn every_fuzz_target_is_replayed_from_a_directory_with_inputs() {
+    let dir = e2e::proof::repo_root().join("fuzz/fuzz_targets");
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    assert_eq!(
+        found, TARGETS,
+        "a fuzz target without a replay here (or a replay without its target)"
+    );
+    for target in TARGETS {
+        inputs(target);
+    }
 }
 
 #[test]
@@ -34,9 +70,18 @@ fn tegrastats_line_regressions() {
     for (path, data) in inputs("tegrastats_line") {
         let text = String::from_utf8_lossy(&data);
         for line in text.split('\n') {
-            if let Ok(reading) = read_line(line) {
+            let published = parse_line(line).is_ok_and(|l| l.has_readings());
+            let read = read_line(line);
+            assert_eq!(
+                read.is_ok(),
+                published,
+                "{}: published and valued disagree on {line:?}",
+                path.display()
+            );
+            if let Ok(reading) = read {
                 for (name, value) in &reading.values {
                     assert!(value.is_finite(), "{}: {name} = {value}", path.display());
+                    assert!(!name.is_empty(), "{}: an empty metric name", path.display());
                 }
             }
         }
