@@ -4,8 +4,9 @@
 //! the security contexts, and the PrometheusRule's PromQL checked by `promtool check rules`.
 //!
 //! Tools: `HELM` (else `.tools/bin/helm`, installed by `scripts/setup/helm.sh`) and `PROMTOOL`
-//! (else `promtool` on PATH, from `scripts/setup/deps.sh`). With `CI=true` a missing tool fails
-//! the test; elsewhere the test says what to install and returns.
+//! (else `promtool` on PATH, from `scripts/setup/deps.sh`). A missing tool fails the test and
+//! says what to install, unless `EDGE_METRICS_ALLOW_SKIP` names it (`helm`, `promtool`) for the
+//! run (`test_support::require`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,40 +22,11 @@ fn chart_dir() -> PathBuf {
     repo_root().join("helm/edge-metrics")
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Finds a tool from `env_var`, else `fallback`; `None` (after saying why) when it is missing
-/// outside CI; a panic in CI.
+/// Finds a tool from `env_var`, else `fallback`: a failure when it is missing, `None` only when
+/// `EDGE_METRICS_ALLOW_SKIP` names it (its variable's name in lower case, e.g. `helm`).
 fn tool(env_var: &str, fallback: PathBuf, install: &str) -> Option<PathBuf> {
-    let path = std::env::var_os(env_var)
-        .map(PathBuf::from)
-        .unwrap_or(fallback);
-    let found = if path.components().count() == 1 {
-        // A bare name: look it up on PATH.
-        std::env::var_os("PATH").and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(&path))
-                .find(|c| c.is_file())
-        })
-    } else {
-        path.is_file().then_some(path.clone())
-    };
-    match found {
-        Some(p) => Some(p),
-        None if in_ci() => panic!(
-            "{} not found (set {env_var} or run {install}); CI=true, so this is a failure",
-            path.display()
-        ),
-        None => {
-            eprintln!(
-                "SKIPPED: {} not found; set {env_var} or run {install}",
-                path.display()
-            );
-            None
-        }
-    }
+    let name = env_var.to_ascii_lowercase();
+    test_support::require::tool_at(&name, Some(env_var), &fallback, install)
 }
 
 fn helm() -> Option<PathBuf> {
