@@ -37,18 +37,7 @@ fn curl_examples(doc: &str) -> Vec<String> {
 
 #[test]
 fn the_curl_examples_in_the_api_doc_succeed() {
-    let Some(_) = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("curl"))
-            .find(|p| p.is_file())
-    }) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "curl is missing in CI: apt-get install -y curl"
-        );
-        eprintln!(
-            "\n!!!!! SKIPPED the_curl_examples_in_the_api_doc_succeed: curl not installed !!!!!\n"
-        );
+    let Some(_) = test_support::require::tool("curl", "apt-get install -y curl") else {
         return;
     };
     let doc =

@@ -275,12 +275,10 @@ fn a_new_rail_is_discovered_when_tegrastats_starts_printing_it() {
 /// `promtool check metrics` reports nothing but the spec's `_mb`/`_kb` names.
 #[test]
 fn promtool_accepts_the_output() {
-    let Some(promtool) = which("promtool") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "promtool is missing in CI: install the Debian package `prometheus`"
-        );
-        eprintln!("\n!!!!! SKIPPED promtool_accepts_the_output: promtool not installed (apt-get install -y prometheus) !!!!!\n");
+    let Some(promtool) = test_support::require::tool(
+        "promtool",
+        "apt-get install -y prometheus (or scripts/setup/deps.sh)",
+    ) else {
         return;
     };
     let setup = Setup::new(&orin_corpus(), "");
@@ -338,12 +336,4 @@ fn promtool_accepts_the_output() {
         "promtool:\n{report}\nbody:\n{}",
         scrape.body
     );
-}
-
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| std::path::Path::new(d).join(name))
-        .find(|p| p.is_file())
 }
