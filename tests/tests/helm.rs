@@ -1,22 +1,40 @@
 //! The Helm chart (`helm/edge-metrics`), rendered with the real `helm template` for several
 //! value sets and read back into Kubernetes API types: both containers, their mounts, named
 //! ports that match the Service and ServiceMonitor, the node name through the downward API,
-//! the security contexts, and the PrometheusRule's PromQL checked by `promtool check rules`.
+//! the security contexts, the exec probes, the token Secrets and where they are used, and the
+//! PrometheusRule's PromQL checked by `promtool check rules`.
 //!
-//! Tools: `HELM` (else `.tools/bin/helm`, installed by `scripts/setup/helm.sh`) and `PROMTOOL`
-//! (else `promtool` on PATH, from `scripts/setup/deps.sh`). A missing tool fails the test and
-//! says what to install, unless `EDGE_METRICS_ALLOW_SKIP` names it (`helm`, `promtool`) for the
-//! run (`test_support::require`).
+//! Some renders go further. Generated tokens must survive an upgrade: `helm template
+//! --dry-run=server` against a stand-in for the Kubernetes API (a [`FakeHttp`] serving the
+//! Secrets of the previous render) shows `lookup` reading them back. And the rendered
+//! containers must work: the real `shelly-bridge` and `edge-metrics-exporter` run with the
+//! environment, Secret files and config.yaml the pod would get, and their probe commands run
+//! against them (needs the workspace binaries: `cargo build -p edge-metrics-exporter -p
+//! shelly-bridge -p shelly-sim`, which `scripts/test-helm.sh` does).
+//!
+//! Tools: `HELM` (else `.tools/bin/helm`, installed by `scripts/setup/helm.sh`), `PROMTOOL`
+//! (else `promtool` on PATH, from `scripts/setup/deps.sh`) and `OPENSSL` (else `openssl`, for
+//! the bridge's TLS certificate). A missing tool fails the test and says what to install,
+//! unless `EDGE_METRICS_ALLOW_SKIP` names it (`helm`, `promtool`, `openssl`) for the run
+//! (`test_support::require`).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use e2e::proof::repo_root;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Service, Volume};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, EnvVar, PodSpec, Probe, Secret, Service, Volume,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize;
 use serde_yaml::Value;
+use test_support::{Bridge, Daemon, Exporter, FakeHttp, Reply};
 
 fn chart_dir() -> PathBuf {
     repo_root().join("helm/edge-metrics")
@@ -42,6 +60,14 @@ fn promtool() -> Option<PathBuf> {
         "PROMTOOL",
         PathBuf::from("promtool"),
         "scripts/setup/deps.sh",
+    )
+}
+
+fn openssl() -> Option<PathBuf> {
+    tool(
+        "OPENSSL",
+        PathBuf::from("openssl"),
+        "apt-get install -y openssl",
     )
 }
 
@@ -83,6 +109,26 @@ impl Rendered {
             .expect("pod template has a spec")
     }
 
+    /// The Secrets the chart made, by name.
+    fn secrets(&self) -> BTreeMap<String, Secret> {
+        self.kind("Secret")
+            .into_iter()
+            .map(|d| {
+                let s: Secret = serde_yaml::from_value(d.clone())
+                    .unwrap_or_else(|e| panic!("Secret does not deserialise: {e}"));
+                (s.metadata.name.clone().expect("a Secret has a name"), s)
+            })
+            .collect()
+    }
+
+    /// The raw document of the Secret `name`, as the API server would store it.
+    fn secret_doc(&self, name: &str) -> Option<Value> {
+        self.kind("Secret")
+            .into_iter()
+            .find(|d| d["metadata"]["name"].as_str() == Some(name))
+            .cloned()
+    }
+
     fn config(&self) -> Value {
         let cm: ConfigMap = self.one("ConfigMap");
         let text = cm
@@ -96,11 +142,25 @@ impl Rendered {
 }
 
 fn template(helm: &Path, values: &[&str], sets: &[&str]) -> Result<Rendered, String> {
+    render(helm, values, sets, None)
+}
+
+/// `helm template` with `-f ci/<values>` and `--set`s; with `kubeconfig`, as `--dry-run=server`
+/// against that cluster, so `lookup` sees what it holds.
+fn render(
+    helm: &Path,
+    values: &[&str],
+    sets: &[&str],
+    kubeconfig: Option<&Path>,
+) -> Result<Rendered, String> {
     let mut cmd = Command::new(helm);
     cmd.arg("template")
         .arg("em")
         .arg(chart_dir())
         .args(["--namespace", "monitoring"]);
+    if let Some(kc) = kubeconfig {
+        cmd.arg("--dry-run=server").arg("--kubeconfig").arg(kc);
+    }
     for v in values {
         cmd.arg("-f").arg(chart_dir().join("ci").join(v));
     }
@@ -160,6 +220,72 @@ fn mounts(c: &Container) -> BTreeMap<String, (String, bool)> {
             )
         })
         .collect()
+}
+
+/// The command of an exec probe; panics when the probe is missing or of another kind.
+fn exec_command(probe: Option<&Probe>, what: &str) -> Vec<String> {
+    probe
+        .and_then(|p| p.exec.as_ref())
+        .and_then(|e| e.command.clone())
+        .unwrap_or_else(|| panic!("{what} is not an exec probe: {probe:?}"))
+}
+
+fn has_port(c: &Container, name: &str) -> bool {
+    c.ports
+        .iter()
+        .flatten()
+        .any(|p| p.name.as_deref() == Some(name))
+}
+
+fn has_env(c: &Container, name: &str) -> bool {
+    c.env.iter().flatten().any(|v| v.name == name)
+}
+
+/// (Secret name, key) that the env variable `name` of `c` is read from.
+fn secret_ref(c: &Container, name: &str) -> (String, String) {
+    let r = env(c, name)
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .unwrap_or_else(|| panic!("{name} of {} is not a secretKeyRef", c.name));
+    (r.name.clone(), r.key.clone())
+}
+
+/// The Secret a pod volume shows, and its items as (key, path).
+fn secret_volume(pod: &PodSpec, name: &str) -> (String, Vec<(String, String)>) {
+    let s = volume(pod, name)
+        .secret
+        .as_ref()
+        .unwrap_or_else(|| panic!("volume {name} is not a Secret"));
+    let items = s
+        .items
+        .iter()
+        .flatten()
+        .map(|i| (i.key.clone(), i.path.clone()))
+        .collect();
+    (s.secret_name.clone().expect("secretName"), items)
+}
+
+/// The text under `key` of a Secret (k8s-openapi has decoded the base64 already).
+fn secret_text(secret: &Secret, key: &str) -> String {
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .unwrap_or_else(|| panic!("Secret {:?} has no key {key}", secret.metadata.name));
+    String::from_utf8(bytes.0.clone()).expect("a token is text")
+}
+
+/// A token both daemons accept: 16 to 256 characters of `A-Z a-z 0-9 - . _ ~` (the bridge's
+/// rule, which needs no escaping in the plug's URL).
+fn assert_usable_token(token: &str) {
+    assert!(
+        (16..=256).contains(&token.len())
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)),
+        "not a usable token: {token:?}"
+    );
 }
 
 fn config_port(cfg: &Value, key: &str) -> i64 {
@@ -327,17 +453,27 @@ fn defaults_run_both_containers_on_the_host_network_with_tegrastats_mounts() {
         bsc.capabilities.and_then(|c| c.drop).unwrap_or_default(),
         ["ALL"]
     );
-    assert!(mounts(bridge).is_empty(), "the bridge needs no host mounts");
+    // The bridge mounts nothing from the host; only the plug token (next test), read-only.
+    let bm = mounts(bridge);
+    assert_eq!(
+        bm.values().cloned().collect::<Vec<_>>(),
+        [("shelly-ws-token".to_string(), true)],
+        "the bridge mounts only its token: {bm:?}"
+    );
+    assert!(volume(&pod, "shelly-ws-token").host_path.is_none());
 
-    // Ports and the config agree; probes use the named ports.
+    // Ports and the config agree. The management API stays on the node's loopback by default,
+    // so the pod declares no port for it (changed_ports_... checks it when it is open).
     let cfg = r.config();
     assert_eq!(
         i64::from(port(exporter, "metrics")),
         config_port(&cfg, "port")
     );
-    assert_eq!(
-        i64::from(port(exporter, "mgmt")),
-        config_port(&cfg, "reload_port")
+    assert!(!has_port(exporter, "mgmt"), "9101 is on loopback only");
+    assert_eq!(cfg["reload_bind_address"].as_str(), Some("127.0.0.1"));
+    assert!(
+        !has_env(exporter, "EDGE_METRICS_API_TOKEN"),
+        "no token is needed on loopback"
     );
     assert_eq!(config_port(&cfg, "port"), 9102);
     assert_eq!(config_port(&cfg, "reload_port"), 9101);
@@ -350,16 +486,24 @@ fn defaults_run_both_containers_on_the_host_network_with_tegrastats_mounts() {
         cfg["tegrastats"]["path"].as_str(),
         Some("/usr/bin/tegrastats")
     );
-    for probe in [&exporter.liveness_probe, &exporter.readiness_probe] {
-        let get = probe
-            .as_ref()
-            .and_then(|p| p.http_get.clone())
-            .expect("httpGet probe");
-        assert_eq!(get.path.as_deref(), Some("/health"));
-        assert_eq!(
-            get.port,
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("mgmt".into())
-        );
+    // Probes run each image's healthcheck inside the container: on the host network an httpGet
+    // probe would ask the node's address, where neither 9101 nor 8766 listens by default. The
+    // exporter's reads reload_port from LOCAL_CONFIG_PATH (checked above), the bridge's
+    // SHELLY_HTTP_PORT from its env. Neither probes the plug port (a TCP probe there would
+    // count as a failed WebSocket upgrade).
+    for (c, bin) in [
+        (exporter, "/edge-metrics-exporter"),
+        (bridge, "/shelly-bridge"),
+    ] {
+        for (probe, kind) in [
+            (&c.liveness_probe, "liveness"),
+            (&c.readiness_probe, "readiness"),
+        ] {
+            assert_eq!(
+                exec_command(probe.as_ref(), &format!("{} {kind}", c.name)),
+                [bin, "healthcheck"]
+            );
+        }
     }
     assert!(
         r.kind("ServiceMonitor").is_empty(),
@@ -374,17 +518,17 @@ fn defaults_run_both_containers_on_the_host_network_with_tegrastats_mounts() {
     let svc: Service = r.one("Service");
     let sp = svc.spec.expect("Service spec");
     assert_eq!(sp.cluster_ip.as_deref(), Some("None"));
-    let metrics = sp
-        .ports
-        .unwrap()
-        .into_iter()
+    let svc_ports = sp.ports.unwrap();
+    let metrics = svc_ports
+        .iter()
         .find(|p| p.name.as_deref() == Some("metrics"))
         .expect("Service port named metrics");
     assert_eq!(metrics.port, 9102);
     assert_eq!(
         metrics.target_port,
-        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("metrics".into()))
+        Some(IntOrString::String("metrics".into()))
     );
+    assert_eq!(svc_ports.len(), 1, "only metrics: {svc_ports:?}");
     let pod_labels = r
         .daemonset()
         .spec
@@ -436,13 +580,24 @@ fn changed_ports_reach_config_containers_service_and_servicemonitor() {
     let sp = svc.spec.unwrap();
     let svc_port = sp
         .ports
+        .clone()
         .unwrap()
         .into_iter()
         .find(|p| p.name.as_deref() == Some(ep_port))
         .unwrap_or_else(|| panic!("Service has no port named {ep_port}"));
     assert_eq!(svc_port.port, 19102);
+    // The management API is open in this scenario (ci/ports-values.yaml), so its moved port
+    // reaches the container and the Service as well.
+    let mgmt = sp
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("mgmt"))
+        .expect("Service port named mgmt");
+    assert_eq!(mgmt.port, 19101);
+    assert_eq!(mgmt.target_port, Some(IntOrString::String("mgmt".into())));
     let target = match svc_port.target_port {
-        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s)) => s,
+        Some(IntOrString::String(s)) => s,
         other => panic!("targetPort should be a name, got {other:?}"),
     };
     assert_eq!(port(exporter, &target), 19102);
@@ -691,4 +846,754 @@ fn the_seed_script_copies_only_when_the_mode_says_so() {
     assert_eq!(std::fs::read_to_string(&node_file).unwrap(), changed);
     // always: every start.
     assert!(run_seed(script, &seed, &config, "always").contains("Seeded"));
+}
+
+#[test]
+fn management_beyond_loopback_gets_a_token_and_its_port() {
+    let Some(helm) = helm() else { return };
+    let r = template(&helm, &[], &[]).expect("defaults render");
+    assert!(
+        !r.secrets().contains_key("em-edge-metrics-api-token"),
+        "no API token Secret while the API is on loopback"
+    );
+
+    // Open, without a Secret of one's own: the chart makes one and hands it to the exporter,
+    // which would refuse to start without it (exit 64).
+    for addr in ["0.0.0.0", "::"] {
+        let r = template(&helm, &[], &[&format!("management.bindAddress={addr}")])
+            .expect("an open management API renders");
+        let pod = r.pod();
+        let exporter = container(&pod, "exporter");
+        assert_eq!(r.config()["reload_bind_address"].as_str(), Some(addr));
+        let (name, key) = secret_ref(exporter, "EDGE_METRICS_API_TOKEN");
+        assert_eq!(
+            (name.as_str(), key.as_str()),
+            ("em-edge-metrics-api-token", "token")
+        );
+        assert_usable_token(&secret_text(&r.secrets()[&name], &key));
+        assert_eq!(port(exporter, "mgmt"), 9101);
+        let svc: Service = r.one("Service");
+        assert!(
+            svc.spec
+                .unwrap()
+                .ports
+                .unwrap()
+                .iter()
+                .any(|p| p.name.as_deref() == Some("mgmt") && p.port == 9101),
+            "the Service exposes mgmt once the API is open"
+        );
+        // The probes still ask 127.0.0.1, which a listener on every address answers.
+        assert_eq!(
+            exec_command(exporter.readiness_probe.as_ref(), "exporter readiness"),
+            ["/edge-metrics-exporter", "healthcheck"]
+        );
+    }
+
+    // The operator's Secret wins, and then the chart makes none (ci/secured-values.yaml).
+    let r = template(&helm, &["secured-values.yaml"], &[]).expect("secured scenario renders");
+    let pod = r.pod();
+    assert_eq!(
+        secret_ref(container(&pod, "exporter"), "EDGE_METRICS_API_TOKEN"),
+        ("edge-metrics-api".to_string(), "api-token".to_string())
+    );
+    assert!(
+        r.secrets().is_empty(),
+        "every token comes from the operator's Secrets: {:?}",
+        r.secrets().keys()
+    );
+
+    // A given Secret reaches the exporter on loopback too, as it did before the bind address
+    // was a value; the port stays undeclared.
+    let r = template(&helm, &[], &["apiToken.existingSecret=mine"]).expect("renders");
+    let pod = r.pod();
+    let exporter = container(&pod, "exporter");
+    assert_eq!(
+        secret_ref(exporter, "EDGE_METRICS_API_TOKEN"),
+        ("mine".to_string(), "token".to_string())
+    );
+    assert!(!has_port(exporter, "mgmt"));
+
+    // A node's own address cannot be one value for a DaemonSet, and the probes would miss it.
+    let err = template(&helm, &[], &["management.bindAddress=192.168.1.20"])
+        .err()
+        .expect("a LAN address fails");
+    assert!(
+        err.contains("management.bindAddress must be 127.0.0.1") && err.contains("192.168.1.20"),
+        "unhelpful error: {err}"
+    );
+}
+
+#[test]
+fn plugs_need_a_token_from_a_generated_or_a_given_secret() {
+    let Some(helm) = helm() else { return };
+    // Nothing given: the chart makes a Secret and the bridge reads the token from its file.
+    let r = template(&helm, &[], &[]).expect("defaults render");
+    let pod = r.pod();
+    let bridge = container(&pod, "shelly-bridge");
+    assert_eq!(
+        env(bridge, "SHELLY_WS_TOKEN_FILE").value.as_deref(),
+        Some("/etc/shelly-bridge/ws-token/token")
+    );
+    assert!(
+        !has_env(bridge, "SHELLY_WS_TOKEN"),
+        "the token is a file, not a value `kubectl describe` shows"
+    );
+    assert_eq!(
+        mounts(bridge).get("/etc/shelly-bridge/ws-token"),
+        Some(&("shelly-ws-token".to_string(), true))
+    );
+    let (name, items) = secret_volume(&pod, "shelly-ws-token");
+    assert_eq!(name, "em-edge-metrics-ws-token");
+    assert_eq!(items, [("token".to_string(), "token".to_string())]);
+    let secret = &r.secrets()[&name];
+    let token = secret_text(secret, "token");
+    assert_usable_token(&token);
+    assert_eq!(
+        secret
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("helm.sh/resource-policy"))
+            .map(String::as_str),
+        Some("keep"),
+        "provisioned plugs hold the token: an uninstall keeps the Secret"
+    );
+    // Random, not derived from the release: without a cluster to read it back from, every
+    // render makes another (generated_tokens_survive_an_upgrade shows `lookup` keeping it).
+    let again = template(&helm, &[], &[]).expect("defaults render");
+    assert_ne!(
+        secret_text(&again.secrets()[&name], "token"),
+        token,
+        "two tokens made without a cluster are equal"
+    );
+    // Neither listener address is forced: the plug port stays on every address, the HTTP API
+    // on loopback (SHELLY_BIND would move both).
+    for var in ["SHELLY_BIND", "SHELLY_WS_BIND", "SHELLY_HTTP_BIND"] {
+        assert!(!has_env(bridge, var), "{var} set by the chart");
+    }
+
+    // The operator's Secret, under any key: mounted as the same file, nothing generated.
+    let r = template(
+        &helm,
+        &[],
+        &[
+            "bridge.wsToken.existingSecret=plug-token",
+            "bridge.wsToken.key=secret",
+        ],
+    )
+    .expect("renders");
+    let pod = r.pod();
+    assert_eq!(
+        secret_volume(&pod, "shelly-ws-token"),
+        (
+            "plug-token".to_string(),
+            vec![("secret".to_string(), "token".to_string())]
+        )
+    );
+    assert_eq!(
+        env(container(&pod, "shelly-bridge"), "SHELLY_WS_TOKEN_FILE")
+            .value
+            .as_deref(),
+        Some("/etc/shelly-bridge/ws-token/token")
+    );
+    assert!(r.secrets().is_empty(), "{:?}", r.secrets().keys());
+
+    // Opting out (for the switch-over of plugs provisioned without a token): no token at all.
+    let r = template(&helm, &[], &["bridge.wsToken.generate=false"]).expect("renders");
+    let pod = r.pod();
+    let bridge = container(&pod, "shelly-bridge");
+    assert!(!has_env(bridge, "SHELLY_WS_TOKEN_FILE"));
+    assert!(mounts(bridge).is_empty());
+    assert!(r.secrets().is_empty());
+
+    // No bridge, no plug token.
+    let r = template(&helm, &["logfile-no-bridge-values.yaml"], &[]).expect("renders");
+    assert!(r.secrets().is_empty());
+    assert!(pod_volume_names(&r.pod())
+        .iter()
+        .all(|v| !v.starts_with("shelly-")));
+}
+
+fn pod_volume_names(pod: &PodSpec) -> Vec<String> {
+    pod.volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.clone())
+        .collect()
+}
+
+#[test]
+fn bridge_tls_allow_list_and_caps_come_from_values() {
+    let Some(helm) = helm() else { return };
+    // Defaults: plain ws://, every device, the bridge's own caps spelt out.
+    let r = template(&helm, &[], &[]).expect("defaults render");
+    let pod = r.pod();
+    let bridge = container(&pod, "shelly-bridge");
+    for var in [
+        "SHELLY_WS_TLS_CERT",
+        "SHELLY_WS_TLS_KEY",
+        "SHELLY_ALLOW_DEVICES",
+    ] {
+        assert!(!has_env(bridge, var), "{var} set by default");
+    }
+    assert!(!pod_volume_names(&pod).contains(&"shelly-ws-tls".to_string()));
+    let caps = |c: &Container| -> Vec<String> {
+        [
+            "SHELLY_MAX_PLUGS",
+            "SHELLY_MAX_HTTP_CONNECTIONS",
+            "SHELLY_MAX_PENDING_REQUESTS",
+            "SHELLY_IDENTIFY_TIMEOUT",
+        ]
+        .iter()
+        .map(|v| env(c, v).value.clone().unwrap_or_default())
+        .collect()
+    };
+    assert_eq!(caps(bridge), ["2000", "256", "64", "10"]);
+
+    // ci/secured-values.yaml: a kubernetes.io/tls Secret, an allow-list, tighter caps.
+    let r = template(&helm, &["secured-values.yaml"], &[]).expect("secured scenario renders");
+    let pod = r.pod();
+    let bridge = container(&pod, "shelly-bridge");
+    assert_eq!(
+        mounts(bridge).get("/etc/shelly-bridge/tls"),
+        Some(&("shelly-ws-tls".to_string(), true))
+    );
+    let (name, items) = secret_volume(&pod, "shelly-ws-tls");
+    assert_eq!(name, "shelly-plugs-tls");
+    assert_eq!(
+        items,
+        [
+            ("tls.crt".to_string(), "tls.crt".to_string()),
+            ("tls.key".to_string(), "tls.key".to_string())
+        ]
+    );
+    assert_eq!(
+        env(bridge, "SHELLY_WS_TLS_CERT").value.as_deref(),
+        Some("/etc/shelly-bridge/tls/tls.crt")
+    );
+    assert_eq!(
+        env(bridge, "SHELLY_WS_TLS_KEY").value.as_deref(),
+        Some("/etc/shelly-bridge/tls/tls.key")
+    );
+    assert_eq!(
+        env(bridge, "SHELLY_ALLOW_DEVICES").value.as_deref(),
+        Some("shellyplugsg3-8cbfea99a7f8,shellypmmini-543204a1b2c3")
+    );
+    assert_eq!(caps(bridge), ["50", "32", "8", "5"]);
+    assert_eq!(
+        secret_volume(&pod, "shelly-ws-token").0,
+        "shelly-plugs",
+        "token and certificate are separate Secrets"
+    );
+}
+
+/// Answers what `helm template --dry-run=server` asks the Kubernetes API for `lookup`: the
+/// `v1` resource list, and a Secret by name from `secrets` (name → its JSON), 404 otherwise.
+fn fake_api(secrets: Arc<Mutex<BTreeMap<String, String>>>) -> FakeHttp {
+    FakeHttp::start(move |req| {
+        let path = req.path.split('?').next().unwrap_or_default();
+        if path == "/api/v1" {
+            return Reply::json(
+                200,
+                r#"{"kind":"APIResourceList","groupVersion":"v1","resources":[
+                    {"name":"secrets","singularName":"secret","namespaced":true,"kind":"Secret",
+                     "verbs":["get","list"]}]}"#,
+            );
+        }
+        let held = path
+            .strip_prefix("/api/v1/namespaces/monitoring/secrets/")
+            .and_then(|name| {
+                secrets
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(name)
+                    .cloned()
+            });
+        held.map_or_else(
+            || {
+                Reply::json(
+                    404,
+                    r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#,
+                )
+            },
+            |body| Reply::json(200, body),
+        )
+    })
+}
+
+#[test]
+fn generated_tokens_survive_an_upgrade() {
+    let Some(helm) = helm() else { return };
+    let dir = test_support::TempDir::new("helm-cluster");
+    let store = Arc::new(Mutex::new(BTreeMap::new()));
+    let api = fake_api(store.clone());
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: u, user: {{}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\n\
+             current-context: c\n",
+            api.url()
+        ),
+    )
+    .unwrap();
+    let names = ["em-edge-metrics-api-token", "em-edge-metrics-ws-token"];
+    let sets = ["management.bindAddress=0.0.0.0"];
+    let tokens = |r: &Rendered| -> Vec<String> {
+        let secrets = r.secrets();
+        names
+            .iter()
+            .map(|n| secret_text(&secrets[*n], "token"))
+            .collect()
+    };
+
+    let install = render(&helm, &[], &sets, Some(&kubeconfig)).expect("install renders");
+    let first = tokens(&install);
+    // The cluster now holds both Secrets, as after `helm install`.
+    for name in names {
+        let doc = install.secret_doc(name).expect("rendered");
+        store
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), serde_json::to_string(&doc).unwrap());
+    }
+    let upgrade = render(&helm, &[], &sets, Some(&kubeconfig)).expect("upgrade renders");
+    assert_eq!(tokens(&upgrade), first, "an upgrade changed a token");
+    for name in names {
+        assert!(
+            api.requests()
+                .iter()
+                .any(|r| r.path == format!("/api/v1/namespaces/monitoring/secrets/{name}")),
+            "helm never asked the cluster for {name}"
+        );
+    }
+    // The operator's Secret is not the chart's to read or write.
+    let own = render(
+        &helm,
+        &[],
+        &[
+            "management.bindAddress=0.0.0.0",
+            "bridge.wsToken.existingSecret=em-edge-metrics-ws-token",
+        ],
+        Some(&kubeconfig),
+    )
+    .expect("renders");
+    assert_eq!(
+        own.secrets().keys().collect::<Vec<_>>(),
+        ["em-edge-metrics-api-token"]
+    );
+
+    // A fresh cluster gets new tokens.
+    store.lock().unwrap().clear();
+    let fresh = tokens(&render(&helm, &[], &sets, Some(&kubeconfig)).expect("renders"));
+    for (new, old) in fresh.iter().zip(&first) {
+        assert_ne!(new, old, "a fresh install reused a token");
+    }
+}
+
+/// A port free on this machine now. The probe commands read their port from the same
+/// environment as the daemon, so port 0 does not do here.
+fn free_port() -> String {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+        .to_string()
+}
+
+/// Secret name → key → bytes: what the test's cluster holds.
+type Cluster = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+
+fn cluster_of(r: &Rendered) -> Cluster {
+    r.secrets()
+        .into_iter()
+        .map(|(name, s)| {
+            let data = s
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect();
+            (name, data)
+        })
+        .collect()
+}
+
+/// The environment `c` gets in the pod, rebuilt on this machine: each Secret volume it mounts
+/// is written to a directory under `dir` (and values naming a path under that mount point
+/// there instead), `secretKeyRef`s are read from `cluster`, and the node name is `node-1`.
+fn pod_env(pod: &PodSpec, c: &Container, cluster: &Cluster, dir: &Path) -> Vec<(String, String)> {
+    let mut moved = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        let Some(sv) = volume(pod, &m.name).secret.as_ref() else {
+            continue;
+        };
+        let name = sv.secret_name.clone().expect("secretName");
+        let data = cluster
+            .get(&name)
+            .unwrap_or_else(|| panic!("the test's cluster has no Secret {name}"));
+        let local = dir.join(&m.name);
+        std::fs::create_dir_all(&local).unwrap();
+        let items: Vec<(String, String)> = match &sv.items {
+            Some(items) => items
+                .iter()
+                .map(|i| (i.key.clone(), i.path.clone()))
+                .collect(),
+            None => data.keys().map(|k| (k.clone(), k.clone())).collect(),
+        };
+        for (key, path) in items {
+            let bytes = data
+                .get(&key)
+                .unwrap_or_else(|| panic!("Secret {name} has no key {key}"));
+            std::fs::write(local.join(path), bytes).unwrap();
+        }
+        moved.push((format!("{}/", m.mount_path), local));
+    }
+    let resolve = |v: &EnvVar| -> String {
+        if let Some(value) = &v.value {
+            return moved
+                .iter()
+                .find_map(|(mount, local)| {
+                    value
+                        .strip_prefix(mount.as_str())
+                        .map(|rest| local.join(rest).display().to_string())
+                })
+                .unwrap_or_else(|| value.clone());
+        }
+        let from = v.value_from.as_ref().expect("value or valueFrom");
+        if let Some(r) = &from.secret_key_ref {
+            let bytes = cluster
+                .get(&r.name)
+                .and_then(|d| d.get(&r.key))
+                .unwrap_or_else(|| panic!("{}: no Secret {} key {}", v.name, r.name, r.key));
+            return String::from_utf8(bytes.clone()).expect("text");
+        }
+        match &from.field_ref {
+            Some(f) if f.field_path == "spec.nodeName" => "node-1".to_string(),
+            _ => panic!("{}: unexpected valueFrom {from:?}", v.name),
+        }
+    };
+    c.env
+        .iter()
+        .flatten()
+        .map(|v| (v.name.clone(), resolve(v)))
+        .collect()
+}
+
+fn set_env(env: &mut Vec<(String, String)>, name: &str, value: &str) {
+    env.retain(|(k, _)| k != name);
+    env.push((name.to_string(), value.to_string()));
+}
+
+/// `program` with exactly `env` (nothing inherited from the test) and `NO_COLOR`.
+fn with_env(program: &Path, env: &[(String, String)]) -> Command {
+    let mut cmd = test_support::command(program);
+    cmd.env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs the probe command of `probe` (the image's binary at `/`, here the workspace's build)
+/// with `env`; panics unless it exits 0.
+fn run_probe(probe: Option<&Probe>, what: &str, program: &Path, env: &[(String, String)]) {
+    let command = exec_command(probe, what);
+    let name = program.file_name().unwrap().to_string_lossy();
+    assert_eq!(
+        command[0],
+        format!("/{name}"),
+        "{what} runs the image's binary"
+    );
+    let mut cmd = with_env(program, env);
+    cmd.args(&command[1..]);
+    let out = test_support::run_to_end(&mut cmd, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{what} ({command:?}) failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A simulated plug dialling `url`.
+fn sim(name: &str, url: &str, extra: &[&str]) -> Daemon {
+    let mut cmd = test_support::daemon_command(&test_support::bin!("shelly-sim"));
+    cmd.args(["--url", url])
+        .args(["--backoff-min-ms", "100", "--backoff-max-ms", "500"])
+        .args(["--run-for", "120"])
+        .args(extra);
+    Daemon::start(name, cmd, None)
+}
+
+fn bridge_counter(b: &Bridge, series: &str) -> f64 {
+    let text = test_support::http::get(b.http, "/bridge/metrics")
+        .expect("the bridge's HTTP API answers")
+        .body;
+    test_support::prom::series(&text, series).unwrap_or_else(|| panic!("no {series}"))
+}
+
+#[test]
+fn the_rendered_bridge_takes_its_token_allow_list_and_caps() {
+    let Some(helm) = helm() else { return };
+    const PLUG: &str = "shellyplugsg3-8cbfea99a7f8";
+    let r = template(
+        &helm,
+        &[],
+        &[
+            &format!("bridge.allowDevices={{{PLUG}}}"),
+            "bridge.limits.maxPlugs=7",
+            "bridge.limits.maxPendingRequests=3",
+        ],
+    )
+    .expect("renders");
+    let pod = r.pod();
+    let spec = container(&pod, "shelly-bridge");
+    let dir = test_support::TempDir::new("helm-bridge");
+    let cluster = cluster_of(&r);
+    let mut env = pod_env(&pod, spec, &cluster, dir.path());
+    for var in ["SHELLY_WS_PORT", "SHELLY_HTTP_PORT"] {
+        set_env(&mut env, var, &free_port());
+    }
+    let program = test_support::bin!("shelly-bridge");
+    let b = Bridge::start("bridge", with_env(&program, &env), None);
+    let ready = b
+        .proc
+        .wait_line(&["Bridge ready."], test_support::daemon::STARTUP);
+    for want in [
+        "plug_auth=\"token\"",
+        "allowed_devices=1 ",
+        "max_plugs=7 ",
+        "max_http_connections=256 ",
+        "max_pending_requests=3 ",
+        "identify_timeout_secs=10.0 ",
+    ] {
+        assert!(ready.contains(want), "{want} missing from: {ready}");
+    }
+    // Plugs reach the plug port on every address; the HTTP API stays on loopback.
+    assert!(b.ws.ip().is_unspecified(), "plug port on {}", b.ws);
+    assert!(b.http.ip().is_loopback(), "HTTP API on {}", b.http);
+    run_probe(
+        spec.readiness_probe.as_ref(),
+        "bridge readiness",
+        &program,
+        &env,
+    );
+    run_probe(
+        spec.liveness_probe.as_ref(),
+        "bridge liveness",
+        &program,
+        &env,
+    );
+
+    // A plug set up as NOTES.txt says (the token from the Secret in the URL) registers.
+    let token = secret_text(&r.secrets()["em-edge-metrics-ws-token"], "token");
+    let ws = SocketAddr::from((Ipv4Addr::LOCALHOST, b.ws.port()));
+    let _plug = sim(
+        "plug",
+        &format!("ws://{ws}/node-1?token={token}"),
+        &["--id", PLUG],
+    );
+    let devices = b.wait_devices(1, Duration::from_secs(30));
+    assert_eq!(devices["devices"][0], "node-1");
+
+    // Without the token, even with the plug's own id: 401, and the plug stays registered.
+    let _intruder = sim("intruder", &format!("ws://{ws}/intruder"), &["--id", PLUG]);
+    test_support::wait_for(Duration::from_secs(30), "a refusal for the token", || {
+        (bridge_counter(&b, "shelly_bridge_ws_rejected_total{reason=\"token\"}") >= 1.0)
+            .then_some(())
+    });
+    // With the token but an id off the allow-list: closed.
+    let _stranger = sim(
+        "stranger",
+        &format!("ws://{ws}/stranger?token={token}"),
+        &["--id", "shellyplugsg3-000000000001"],
+    );
+    test_support::wait_for(
+        Duration::from_secs(30),
+        "a refusal by the allow-list",
+        || {
+            (bridge_counter(&b, "shelly_bridge_ws_rejected_total{reason=\"allow_list\"}") >= 1.0)
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        b.wait_devices(1, Duration::from_secs(5))["devices"][0],
+        "node-1"
+    );
+}
+
+#[test]
+fn the_rendered_bridge_serves_wss_with_the_tls_secret() {
+    let Some(helm) = helm() else { return };
+    let Some(openssl) = openssl() else { return };
+    let r = template(&helm, &["secured-values.yaml"], &[]).expect("secured scenario renders");
+    let pod = r.pod();
+    let spec = container(&pod, "shelly-bridge");
+    let dir = test_support::TempDir::new("helm-tls");
+    // The operator's Secrets: a token, and a certificate with its key as kubernetes.io/tls.
+    let out = Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("tls.key"))
+        .arg("-out")
+        .arg(dir.join("tls.crt"))
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let cluster: Cluster = [
+        (
+            "shelly-plugs",
+            vec![("ws-token", b"operator-made-token.0123".to_vec())],
+        ),
+        (
+            "shelly-plugs-tls",
+            vec![("tls.crt", read("tls.crt")), ("tls.key", read("tls.key"))],
+        ),
+    ]
+    .into_iter()
+    .map(|(name, data)| {
+        let data = data.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        (name.to_string(), data)
+    })
+    .collect();
+    let mut env = pod_env(&pod, spec, &cluster, &dir.join("pod"));
+    for var in ["SHELLY_WS_PORT", "SHELLY_HTTP_PORT"] {
+        set_env(&mut env, var, &free_port());
+    }
+    let program = test_support::bin!("shelly-bridge");
+    let b = Bridge::start("bridge-tls", with_env(&program, &env), None);
+    b.proc.wait_line(
+        &["Listening for plug WebSocket", "scheme=\"wss\""],
+        test_support::daemon::STARTUP,
+    );
+    let ready = b
+        .proc
+        .wait_line(&["Bridge ready."], test_support::daemon::STARTUP);
+    for want in [
+        "plug_auth=\"token\"",
+        "allowed_devices=2 ",
+        "max_plugs=50 ",
+        "max_http_connections=32 ",
+        "max_pending_requests=8 ",
+        "identify_timeout_secs=5.0 ",
+    ] {
+        assert!(ready.contains(want), "{want} missing from: {ready}");
+    }
+    run_probe(
+        spec.readiness_probe.as_ref(),
+        "bridge readiness",
+        &program,
+        &env,
+    );
+    // A plain ws:// plug cannot talk to a TLS listener.
+    let ws = SocketAddr::from((Ipv4Addr::LOCALHOST, b.ws.port()));
+    let _plug = sim(
+        "plain-plug",
+        &format!("ws://{ws}/node-1?token=operator-made-token.0123"),
+        &[],
+    );
+    test_support::wait_for(Duration::from_secs(30), "a refusal for TLS", || {
+        (bridge_counter(&b, "shelly_bridge_ws_rejected_total{reason=\"tls\"}") >= 1.0).then_some(())
+    });
+}
+
+#[test]
+fn the_rendered_exporter_opens_its_api_only_with_the_token() {
+    let Some(helm) = helm() else { return };
+    let replay = repo_root().join("testdata/tegrastats/orin-agx-jp6.log");
+    let r = template(
+        &helm,
+        &["kind-values.yaml"],
+        &[
+            "management.bindAddress=0.0.0.0",
+            &format!("tegrastats.replayFile={}", replay.display()),
+        ],
+    )
+    .expect("renders");
+    let pod = r.pod();
+    let spec = container(&pod, "exporter");
+    let dir = test_support::TempDir::new("helm-exporter");
+    let mut cfg = r.config();
+    let (metrics_port, api_port) = (free_port(), free_port());
+    cfg["port"] = Value::from(metrics_port.parse::<u16>().unwrap());
+    cfg["reload_port"] = Value::from(api_port.parse::<u16>().unwrap());
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, serde_yaml::to_string(&cfg).unwrap()).unwrap();
+    let mut env = pod_env(&pod, spec, &cluster_of(&r), dir.path());
+    set_env(&mut env, "LOCAL_CONFIG_PATH", &config.display().to_string());
+    let args: Vec<OsString> = spec
+        .args
+        .iter()
+        .flatten()
+        .map(|a| {
+            if a == "/etc/edge-metrics/config.yaml" {
+                config.clone().into_os_string()
+            } else {
+                OsString::from(a)
+            }
+        })
+        .collect();
+    let program = test_support::bin!("edge-metrics-exporter");
+    let token = env
+        .iter()
+        .find(|(k, _)| k == "EDGE_METRICS_API_TOKEN")
+        .map(|(_, v)| v.clone())
+        .expect("the chart passes the token");
+
+    // Without it the exporter would not start: the reason the chart must pass one.
+    let without: Vec<_> = env
+        .iter()
+        .filter(|(k, _)| k != "EDGE_METRICS_API_TOKEN")
+        .cloned()
+        .collect();
+    let out = test_support::run_to_end(
+        with_env(&program, &without).args(&args),
+        Duration::from_secs(30),
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{said}");
+    assert!(said.contains("EDGE_METRICS_API_TOKEN"), "{said}");
+
+    let mut cmd = with_env(&program, &env);
+    cmd.args(&args);
+    let e = Exporter::start(cmd, None);
+    assert!(e.api.ip().is_unspecified(), "management API on {}", e.api);
+    run_probe(
+        spec.readiness_probe.as_ref(),
+        "exporter readiness",
+        &program,
+        &env,
+    );
+    run_probe(
+        spec.liveness_probe.as_ref(),
+        "exporter liveness",
+        &program,
+        &env,
+    );
+    let api = SocketAddr::from((Ipv4Addr::LOCALHOST, e.api.port()));
+    let get = |headers: &[(&str, &str)]| {
+        test_support::http::request(api, "GET", "/config", headers, b"")
+            .expect("the management API answers")
+            .status
+    };
+    assert_eq!(get(&[]), 401, "an open API without the token");
+    let bearer = format!("Bearer {token}");
+    assert_eq!(get(&[("Authorization", bearer.as_str())]), 200);
 }

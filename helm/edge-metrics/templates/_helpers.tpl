@@ -53,6 +53,7 @@ app.kubernetes.io/part-of: edge-metrics
 {{- $cfg := deepCopy .Values.config -}}
 {{- $_ := set $cfg "port" (int .Values.ports.metrics) -}}
 {{- $_ := set $cfg "reload_port" (int .Values.ports.management) -}}
+{{- $_ := set $cfg "reload_bind_address" (include "edge-metrics.managementBind" .) -}}
 {{- $shelly := default dict $cfg.shelly -}}
 {{- if not .Values.bridge.enabled -}}
 {{- $_ := set $shelly "enabled" false -}}
@@ -71,4 +72,57 @@ app.kubernetes.io/part-of: edge-metrics
 {{- end -}}
 {{- $_ := set $cfg "tegrastats" $t -}}
 {{- toYaml $cfg -}}
+{{- end }}
+
+{{/* management.bindAddress, checked: 127.0.0.1, 0.0.0.0 or "::" (see values.yaml). */}}
+{{- define "edge-metrics.managementBind" -}}
+{{- $addr := toString .Values.management.bindAddress -}}
+{{- if not (has $addr (list "127.0.0.1" "0.0.0.0" "::")) -}}
+{{- fail (printf "management.bindAddress must be 127.0.0.1 (this node only), 0.0.0.0 or \"::\" (every address, with an API token), got %q: with the host network a node's own address differs per node, and the probes ask 127.0.0.1" $addr) -}}
+{{- end -}}
+{{- $addr -}}
+{{- end }}
+
+{{/* "true" when the management API listens beyond loopback, else "". */}}
+{{- define "edge-metrics.managementExposed" -}}
+{{- if ne (include "edge-metrics.managementBind" .) "127.0.0.1" -}}true{{- end -}}
+{{- end }}
+
+{{/* Secret name and key of the management API token; name "" when the exporter gets none. */}}
+{{- define "edge-metrics.apiTokenSecret" -}}
+{{- if .Values.apiToken.existingSecret -}}
+{{- .Values.apiToken.existingSecret -}}
+{{- else if include "edge-metrics.managementExposed" . -}}
+{{- printf "%s-api-token" (include "edge-metrics.fullname" .) -}}
+{{- end -}}
+{{- end }}
+{{- define "edge-metrics.apiTokenKey" -}}
+{{- if .Values.apiToken.existingSecret }}{{ .Values.apiToken.key }}{{ else }}token{{ end -}}
+{{- end }}
+
+{{/* Secret name and key of the plug token; name "" when the bridge runs without one. */}}
+{{- define "edge-metrics.wsTokenSecret" -}}
+{{- if .Values.bridge.wsToken.existingSecret -}}
+{{- .Values.bridge.wsToken.existingSecret -}}
+{{- else if .Values.bridge.wsToken.generate -}}
+{{- printf "%s-ws-token" (include "edge-metrics.fullname" .) -}}
+{{- end -}}
+{{- end }}
+{{- define "edge-metrics.wsTokenKey" -}}
+{{- if .Values.bridge.wsToken.existingSecret }}{{ .Values.bridge.wsToken.key }}{{ else }}token{{ end -}}
+{{- end }}
+
+{{/*
+A token for a Secret the chart creates, base64-encoded: the one already in the cluster under
+(name, key) when there is one, so upgrades keep it, else 48 random letters and digits (the
+character set both daemons accept). `lookup` finds nothing under `helm template`.
+*/}}
+{{- define "edge-metrics.stableToken" -}}
+{{- $old := lookup "v1" "Secret" .root.Release.Namespace .name | default dict -}}
+{{- $kept := dig "data" .key "" $old -}}
+{{- if $kept -}}
+{{- $kept -}}
+{{- else -}}
+{{- randAlphaNum 48 | b64enc -}}
+{{- end -}}
 {{- end }}
