@@ -10,7 +10,8 @@
 # DESTDIR=/some/root installs into that tree instead (packaging, dry runs): no systemctl calls.
 # Files: /usr/local/bin/{edge-metrics-exporter,shelly-bridge}, /etc/systemd/system/*.service,
 # /etc/edge-metrics/config.yaml (written only if absent; the exporter rewrites it itself),
-# /etc/default/edge-metrics-exporter and /etc/default/shelly-bridge (only if absent).
+# /etc/default/edge-metrics-exporter and /etc/default/shelly-bridge (only if absent; commented
+# templates for the variables, tokens included, mode 0600).
 # Afterwards `sudo systemctl restart edge-metrics-exporter` applies port changes.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -46,7 +47,8 @@ install -d -m 0755 "$DESTDIR/etc/edge-metrics"
 for b in "${bins[@]}"; do
     install -m 0755 "$bin_dir/$b" "$DESTDIR/usr/local/bin/$b"
     install -m 0644 "$here/$b.service" "$DESTDIR/etc/systemd/system/$b.service"
-    [ -e "$DESTDIR/etc/default/$b" ] || install -m 0644 /dev/null "$DESTDIR/etc/default/$b"
+    # Commented templates; 0600 since the operator may put a token in them.
+    [ -e "$DESTDIR/etc/default/$b" ] || install -m 0600 "$here/$b.env" "$DESTDIR/etc/default/$b"
 done
 if [ ! -e "$DESTDIR/etc/edge-metrics/config.yaml" ]; then
     install -m 0644 "$here/config.yaml" "$DESTDIR/etc/edge-metrics/config.yaml"

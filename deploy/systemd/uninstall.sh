@@ -3,7 +3,9 @@
 #
 #   sudo deploy/systemd/uninstall.sh [--purge]
 #
-#   --purge  also remove /etc/edge-metrics (config.yaml) and /etc/default/{edge-metrics-exporter,shelly-bridge}
+#   --purge  also remove /etc/edge-metrics (config.yaml), /etc/default/{edge-metrics-exporter,shelly-bridge},
+#            the units' drop-ins (/etc/systemd/system/<unit>.service.d) and /etc/shelly-bridge
+#            (plug token and certificate)
 # DESTDIR=/some/root removes from that tree instead: no systemctl calls.
 set -euo pipefail
 DESTDIR="${DESTDIR:-}"
@@ -11,7 +13,7 @@ purge=0
 case "${1:-}" in
     --purge) purge=1 ;;
     "") ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "uninstall.sh: error: unknown option '$1' (see --help)" >&2; exit 1 ;;
 esac
 if [ -z "$DESTDIR" ] && [ "$(id -u)" -ne 0 ]; then
@@ -25,10 +27,13 @@ if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null; then
 fi
 for b in "${bins[@]}"; do
     rm -f "$DESTDIR/etc/systemd/system/$b.service" "$DESTDIR/usr/local/bin/$b"
-    if [ "$purge" = 1 ]; then rm -f "$DESTDIR/etc/default/$b"; fi
+    if [ "$purge" = 1 ]; then
+        rm -f "$DESTDIR/etc/default/$b"
+        rm -rf "$DESTDIR/etc/systemd/system/$b.service.d"
+    fi
 done
 if [ "$purge" = 1 ]; then
-    rm -rf "$DESTDIR/etc/edge-metrics"
+    rm -rf "$DESTDIR/etc/edge-metrics" "$DESTDIR/etc/shelly-bridge"
 else
     echo "uninstall.sh: kept $DESTDIR/etc/edge-metrics (use --purge to remove it)"
 fi
