@@ -3,7 +3,6 @@
 //! sync's retry, coalescing and shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -268,11 +267,8 @@ async fn sync_retries_until_the_server_comes_back_and_sends_only_the_newest() {
     let shutdown = CancellationToken::new();
     let task = spawn_sync(c, "orin-01".into(), rx, shutdown.clone());
 
-    // The initial value is not a change: nothing is pushed for it.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!((stats.pushes_ok(), stats.pushes_failed()), (0, 0));
-
-    // Two changes while the server is down: both attempts fail, the newest is kept.
+    // Two changes while the server is down: both attempts fail, the newest is kept. (That
+    // the initial value is not pushed is `sync_pushes_changes_not_the_initial_value`.)
     tx.send(with_interval(2.0)).unwrap();
     wait_for(Duration::from_secs(3), "a failed push", || {
         stats.pushes_failed() >= 1
@@ -313,9 +309,29 @@ async fn sync_retries_until_the_server_comes_back_and_sends_only_the_newest() {
         serde_json::json!(0.5)
     );
 
-    // No change, no push.
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(puts.lock().unwrap().len(), 2);
+    // No change, no push: the next change is the next push the server sees (a push without
+    // a change would come in between).
+    tx.send(with_interval(0.25)).unwrap();
+    wait_for(
+        Duration::from_secs(3),
+        "the push of the marker change",
+        || stats.pushes_ok() == 3,
+    )
+    .await;
+    let intervals: Vec<serde_json::Value> = puts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| b["interval"].clone())
+        .collect();
+    assert_eq!(
+        intervals,
+        [
+            serde_json::json!(3),
+            serde_json::json!(0.5),
+            serde_json::json!(0.25)
+        ]
+    );
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(2), task)
@@ -325,17 +341,46 @@ async fn sync_retries_until_the_server_comes_back_and_sends_only_the_newest() {
 }
 
 #[tokio::test]
-async fn sync_coalesces_a_burst_of_changes() {
-    // The server answers slowly, so changes pile up behind the first push.
+async fn sync_pushes_changes_not_the_initial_value() {
+    // The initial value is not a change: the first push the server sees is the first change.
     let puts: Puts = Arc::default();
-    let started = Arc::new(AtomicUsize::new(0));
+    let server = serve(put_route(Arc::clone(&puts))).await;
+    let c = client(&server.url());
+    let stats = c.stats();
+    let (tx, rx) = watch::channel(with_interval(1.0));
+    let shutdown = CancellationToken::new();
+    let task = spawn_sync(c, "orin-01".into(), rx, shutdown.clone());
+    tx.send(with_interval(2.0)).unwrap();
+    wait_for(Duration::from_secs(3), "the push of the change", || {
+        stats.pushes_ok() == 1
+    })
+    .await;
+    {
+        let got = puts.lock().unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].1["interval"], serde_json::json!(2));
+    }
+    assert_eq!(stats.pushes_failed(), 0);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("sync task ends on shutdown")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sync_coalesces_a_burst_of_changes() {
+    // The server answers slowly, so changes pile up behind the first push. `started` holds
+    // the interval of each push as it arrives, `puts` each one answered.
+    let puts: Puts = Arc::default();
+    let started: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
     let (p2, s2) = (Arc::clone(&puts), Arc::clone(&started));
     let route = warp::put()
         .and(warp::path!("config" / String))
         .and(warp::body::json())
         .and_then(move |id: String, body: serde_json::Value| {
             let p = Arc::clone(&p2);
-            s2.fetch_add(1, Ordering::SeqCst);
+            s2.lock().unwrap().push(body["interval"].clone());
             async move {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 p.lock().unwrap().push((id, body));
@@ -352,7 +397,7 @@ async fn sync_coalesces_a_burst_of_changes() {
     wait_for(
         Duration::from_secs(5),
         "the first push at the server",
-        || started.load(Ordering::SeqCst) == 1,
+        || started.lock().unwrap().len() == 1,
     )
     .await;
     for i in 3..=10 {
@@ -362,7 +407,6 @@ async fn sync_coalesces_a_burst_of_changes() {
         stats.pushes_ok() == 2
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let got: Vec<serde_json::Value> = puts
         .lock()
         .unwrap()
@@ -372,14 +416,23 @@ async fn sync_coalesces_a_burst_of_changes() {
     assert_eq!(got, vec![serde_json::json!(2), serde_json::json!(10)]);
     assert_eq!(stats.pushes_failed(), 0);
 
-    // Shutdown during a slow push returns promptly.
+    // Shutdown during a slow push returns promptly. The push of this change is also the
+    // marker that nothing else went out after the burst: it is the third to arrive.
     tx.send(with_interval(11.0)).unwrap();
     wait_for(
         Duration::from_secs(5),
         "the third push at the server",
-        || started.load(Ordering::SeqCst) == 3,
+        || started.lock().unwrap().len() == 3,
     )
     .await;
+    assert_eq!(
+        *started.lock().unwrap(),
+        [
+            serde_json::json!(2),
+            serde_json::json!(10),
+            serde_json::json!(11)
+        ]
+    );
     let started = Instant::now();
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(1), task)

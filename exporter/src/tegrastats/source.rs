@@ -693,12 +693,26 @@ mod tests {
             poll: Duration::from_millis(20),
         });
         let handle = source.handle();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(handle.latest().is_none(), "old lines are skipped");
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
+        // Old lines are skipped. The event that shows the source has opened the file: a
+        // marker line (one without a reading) appended after that is read. Markers written
+        // before the open are old lines too, so one is appended each poll until one is read.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while handle.stats.lines_read.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "no marker line read within 5 s");
+            f.write_all(b"marker\n").unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Every line read so far was a marker: the old reading was never read or published.
+        assert!(handle.latest().is_none(), "old lines are skipped");
+        assert_eq!(
+            handle.stats.lines_read.load(Ordering::Relaxed),
+            handle.stats.parse_errors.load(Ordering::Relaxed),
+            "only marker lines were read"
+        );
         f.write_all(b"RAM 2/10MB\nRAM 3/").unwrap();
         wait_for(&handle, |s| ram_used(s) == Some(2.0)).await;
         f.write_all(b"10MB\n").unwrap();

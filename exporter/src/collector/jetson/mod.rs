@@ -538,11 +538,27 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(out["jetson_ram_used_mb"], 2690.0);
-        tokio::time::sleep(interval * 4).await;
-        let mut out = Values::new();
-        let err = collector.collect(&mut out).unwrap_err();
+        // Polled until the reading goes stale, then checked that it was not called stale
+        // before it was three intervals old.
+        let read_at = source
+            .handle()
+            .latest()
+            .expect("the reading just collected")
+            .at;
+        let err = loop {
+            let mut out = Values::new();
+            match collector.collect(&mut out) {
+                Ok(()) => assert!(Instant::now() < deadline, "never stale"),
+                Err(err) => {
+                    assert!(out.is_empty());
+                    break err;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
         assert!(matches!(err, CollectError::Stale { .. }), "{err:?}");
-        assert!(out.is_empty());
+        let age = read_at.elapsed();
+        assert!(age >= interval * 3, "stale after only {age:?}");
         source.stop().await;
         let _ = std::fs::remove_file(path);
     }
