@@ -2,36 +2,27 @@
 //! (the `shelly-bridge` library) on 127.0.0.1 with ports picked by the system; real sockets.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 use shelly_bridge::config::BridgeConfig;
 use shelly_bridge::Listeners;
+use test_support::{wait_for_async, Daemon};
 use tokio_util::sync::CancellationToken;
 
 const SIM: &str = env!("CARGO_BIN_EXE_shelly-sim");
 
-/// A simulator process, killed on drop.
-struct Sim(Child);
-
-impl Sim {
-    fn start(url: &str, extra: &[&str]) -> Sim {
-        Sim(Command::new(SIM)
-            .args(["--url", url, "--run-for", "60", "--jitter", "0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn simulator"))
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Starts the simulator dialling `url` for at most a minute, without jitter, then `extra`,
+/// under test-support's guard: its output goes to a log file, it is killed on drop, and its
+/// log is printed when the test failed.
+fn start_sim(url: &str, extra: &[&str]) -> Daemon {
+    let alias = url.rsplit('/').next().unwrap_or("sim");
+    let alias = alias.split('?').next().unwrap_or(alias);
+    let mut cmd = test_support::daemon_command(std::path::Path::new(SIM));
+    cmd.args(["--url", url, "--run-for", "60", "--jitter", "0"])
+        .args(extra);
+    Daemon::start(&format!("shelly-sim-{alias}"), cmd, None)
 }
 
 /// A bridge served on the test's runtime; stopped on drop.
@@ -93,24 +84,21 @@ impl Bridge {
 
     /// Waits until `/devices` lists exactly `names` (sorted).
     async fn wait_devices(&self, names: &[&str]) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (_, v) = self.get("/devices").await;
-            let got: Vec<&str> = v["devices"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_str().unwrap())
-                .collect();
-            if got == names {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "devices {got:?}, wanted {names:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_async(
+            Duration::from_secs(10),
+            &format!("/devices to list {names:?}"),
+            || async move {
+                let (_, v) = self.get("/devices").await;
+                let got: Vec<&str> = v["devices"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_str().unwrap())
+                    .collect();
+                (got == names).then_some(())
+            },
+        )
+        .await;
     }
 
     /// Value of a sample in `/bridge/metrics`.
@@ -126,11 +114,10 @@ impl Bridge {
 
     /// Waits until the sample `sample` of `/bridge/metrics` reaches `at_least`.
     async fn wait_metric(&self, sample: &str, at_least: f64, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.own_metric(sample).await < at_least {
-            assert!(Instant::now() < deadline, "{what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_async(Duration::from_secs(10), what, || async move {
+            (self.own_metric(sample).await >= at_least).then_some(())
+        })
+        .await;
     }
 }
 
@@ -143,7 +130,7 @@ impl Drop for Bridge {
 #[tokio::test]
 async fn several_simulated_plugs_are_listed_by_alias_and_read_exactly() {
     let b = Bridge::start(&[]).await;
-    let _sim = Sim::start(
+    let _sim = start_sim(
         &format!("{}/edge", b.ws),
         &["--count", "3", "--power", "100"],
     );
@@ -165,7 +152,7 @@ async fn several_simulated_plugs_are_listed_by_alias_and_read_exactly() {
 #[tokio::test]
 async fn every_profile_reads_its_component_and_a_non_metering_switch_has_no_reading() {
     let b = Bridge::start(&[]).await;
-    let _sims: Vec<Sim> = [
+    let _sims: Vec<Daemon> = [
         "plus-plug-s",
         "plug-us-gen4",
         "pm-mini",
@@ -175,7 +162,7 @@ async fn every_profile_reads_its_component_and_a_non_metering_switch_has_no_read
     ]
     .iter()
     .map(|p| {
-        Sim::start(
+        start_sim(
             &format!("{}/{p}", b.ws),
             &["--profile", p, "--power", "-50", "--pf", "0.5"],
         )
@@ -219,7 +206,7 @@ async fn every_profile_reads_its_component_and_a_non_metering_switch_has_no_read
 #[tokio::test]
 async fn relay_off_reads_zero_because_the_plug_is_asked_each_time() {
     let b = Bridge::start(&[]).await;
-    let _sim = Sim::start(
+    let _sim = start_sim(
         &format!("{}/r", b.ws),
         &[
             "--relay",
@@ -240,10 +227,10 @@ async fn relay_off_reads_zero_because_the_plug_is_asked_each_time() {
 #[tokio::test]
 async fn simulated_faults_map_to_504_and_500() {
     let b = Bridge::start(&["--rpc-timeout", "0.3"]).await;
-    let _slow = Sim::start(&format!("{}/slow", b.ws), &["--reply-delay-ms", "600"]);
-    let _mute = Sim::start(&format!("{}/mute", b.ws), &["--no-reply"]);
-    let _err = Sim::start(&format!("{}/err", b.ws), &["--error", "-105:Bad id=0"]);
-    let _bad = Sim::start(&format!("{}/bad", b.ws), &["--bad-json"]);
+    let _slow = start_sim(&format!("{}/slow", b.ws), &["--reply-delay-ms", "600"]);
+    let _mute = start_sim(&format!("{}/mute", b.ws), &["--no-reply"]);
+    let _err = start_sim(&format!("{}/err", b.ws), &["--error", "-105:Bad id=0"]);
+    let _bad = start_sim(&format!("{}/bad", b.ws), &["--bad-json"]);
     b.wait_devices(&["bad", "err", "mute", "slow"]).await;
     let (s, v) = b.get("/metrics/bad").await;
     assert_eq!(s, 500, "{v}");
@@ -274,7 +261,7 @@ async fn simulated_faults_map_to_504_and_500() {
 #[tokio::test]
 async fn dropped_connection_and_bridge_restart_are_followed_by_redial() {
     let b = Bridge::start(&[]).await;
-    let _sim = Sim::start(
+    let _sim = start_sim(
         &format!("{}/d", b.ws),
         &[
             "--drop-after",
@@ -296,7 +283,7 @@ async fn dropped_connection_and_bridge_restart_are_followed_by_redial() {
     // Restart the bridge on the same ports: the plug comes back by itself.
     let ws_port = b.ws.rsplit(':').next().unwrap().to_string();
     let http_port = b.http.rsplit(':').next().unwrap().to_string();
-    let sim2 = Sim::start(
+    let sim2 = start_sim(
         &format!("{}/again", b.ws),
         &["--backoff-min-ms", "100", "--backoff-max-ms", "200"],
     );
@@ -358,23 +345,17 @@ fn help_lists_the_options() {
 async fn plugs_dial_with_the_bridge_token_and_never_log_it() {
     const TOKEN: &str = "sim-test-token-0123456789";
     let b = Bridge::start(&["--ws-token", TOKEN]).await;
-    let log = std::env::temp_dir().join(format!("sim-token-{}.log", std::process::id()));
-    let file = std::fs::File::create(&log).unwrap();
-    let mut with_token = Sim(Command::new(SIM)
-        .args(["--url", &format!("{}/edge?token={TOKEN}", b.ws)])
+    let mut cmd = test_support::daemon_command(std::path::Path::new(SIM));
+    cmd.args(["--url", &format!("{}/edge?token={TOKEN}", b.ws)])
         .args(["--count", "2", "--run-for", "60", "--jitter", "0"])
-        .env("RUST_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .expect("spawn simulator"));
+        .env("RUST_LOG", "debug");
+    let with_token = Daemon::start("shelly-sim-edge", cmd, None);
     // Each numbered plug keeps the token in its URL's query.
     b.wait_devices(&["edge-1", "edge-2"]).await;
     let (s, v) = b.get("/metrics/edge-2").await;
     assert_eq!(s, 200, "{v}");
     // Without the token a plug is refused (401) and never listed.
-    let _without = Sim::start(&format!("{}/intruder", b.ws), &["--backoff-min-ms", "100"]);
+    let _without = start_sim(&format!("{}/intruder", b.ws), &["--backoff-min-ms", "100"]);
     b.wait_metric(
         "shelly_bridge_ws_rejected_total{reason=\"token\"}",
         1.0,
@@ -382,10 +363,8 @@ async fn plugs_dial_with_the_bridge_token_and_never_log_it() {
     )
     .await;
     b.wait_devices(&["edge-1", "edge-2"]).await;
-    let _ = with_token.0.kill();
-    let _ = with_token.0.wait();
-    let text = std::fs::read_to_string(&log).unwrap();
-    let _ = std::fs::remove_file(&log);
+    with_token.kill();
+    let text = with_token.log();
     assert!(text.contains("Plug connected."), "{text}");
     assert!(
         !text.contains(TOKEN),
