@@ -93,15 +93,49 @@ fn stale_readings_disappear_and_come_back() {
     );
 }
 
-#[test]
-fn a_reading_is_served_when_it_arrives_not_at_the_next_interval() {
-    // Interval 10 s; the stand-in prints one reading, a second one 6 s later, then nothing.
-    let setup = Setup::new(&orin_corpus(), "");
+/// Seconds since the Unix epoch, as `date +%s.%N` prints them.
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// A stand-in tegrastats that runs `steps` (shell) with `stamp NAME` stamping the time into
+/// `NAME` in the setup's directory; each reading is stamped just before it is printed.
+fn stamping_fake(setup: &Setup, steps: &str) {
+    let dir = setup.dir.path().display();
     std::fs::write(
         &setup.fake,
-        "#!/bin/sh\necho 'RAM 1000/8000MB'\nsleep 6\necho 'RAM 2000/8000MB'\nexec sleep 600\n",
+        format!("#!/bin/sh\nstamp() {{ date +%s.%N > {dir}/$1; }}\n{steps}exec sleep 600\n"),
     )
     .unwrap();
+}
+
+/// How long ago the fake printed the reading it stamped as `name`: the time from its print to
+/// the moment the test sees it served, measured on events (the print, the scrape) instead of
+/// from the start of the test, which a slow start-up would stretch.
+fn since_stamp(setup: &Setup, name: &str) -> Duration {
+    let path = setup.dir.path().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let printed: f64 = text.trim().parse().unwrap();
+    Duration::from_secs_f64((epoch_now() - printed).max(0.0))
+}
+
+/// A reading on arrival is served within this much of its print. Served at the next timer
+/// cycle instead, it would wait 3 s or more in each test below.
+const ON_ARRIVAL: Duration = Duration::from_secs(2);
+
+#[test]
+fn a_reading_is_served_when_it_arrives_not_at_the_next_interval() {
+    // Interval 10 s; the stand-in prints one reading, a second one 6 s later (more than the
+    // half interval within which readings are coalesced), then nothing. Waiting for the timer,
+    // the second would show 15 s after the first (1.5 intervals), 9 s after it was printed.
+    let setup = Setup::new(&orin_corpus(), "");
+    stamping_fake(
+        &setup,
+        "echo 'RAM 1000/8000MB'\nsleep 6\nstamp second\necho 'RAM 2000/8000MB'\n",
+    );
     std::fs::write(
         &setup.config_path,
         setup
@@ -109,18 +143,16 @@ fn a_reading_is_served_when_it_arrives_not_at_the_next_interval() {
             .replace("interval: 1\n", "interval: 10\n"),
     )
     .unwrap();
-    let started = std::time::Instant::now();
     let exp = setup.start();
     assert_eq!(wait_sample(&exp, USED), 1000.0);
-    let second = wait_for(Duration::from_secs(12), "the second reading", || {
+    let second = wait_for(Duration::from_secs(20), "the second reading", || {
         exp.scrape().sample(USED).filter(|v| *v == 2000.0)
     });
     assert_eq!(second, 2000.0);
-    // Shown about 6 s after start: on arrival, not at the next 10 s tick.
-    let after = started.elapsed();
+    let after = since_stamp(&setup, "second");
     assert!(
-        after < Duration::from_millis(8500),
-        "the second reading took {after:?} to show"
+        after < ON_ARRIVAL,
+        "the second reading showed {after:?} after it was printed"
     );
 }
 
@@ -128,13 +160,13 @@ fn a_reading_is_served_when_it_arrives_not_at_the_next_interval() {
 fn a_first_reading_after_the_start_up_cycle_is_not_held_back() {
     // The start-up cycle runs before tegrastats prints anything (1 s later here): the first
     // reading is served at once, and so the second one (6 s after it) is too, instead of
-    // both being pushed back to half an interval after the cycle before.
+    // both being pushed back to half an interval after the cycle before (the first about
+    // 4 s after its print, the second about 3 s).
     let setup = Setup::new(&orin_corpus(), "");
-    std::fs::write(
-        &setup.fake,
-        "#!/bin/sh\nsleep 1\necho 'RAM 1000/8000MB'\nsleep 6\necho 'RAM 2000/8000MB'\nexec sleep 600\n",
-    )
-    .unwrap();
+    stamping_fake(
+        &setup,
+        "sleep 1\nstamp first\necho 'RAM 1000/8000MB'\nsleep 6\nstamp second\necho 'RAM 2000/8000MB'\n",
+    );
     std::fs::write(
         &setup.config_path,
         setup
@@ -142,21 +174,20 @@ fn a_first_reading_after_the_start_up_cycle_is_not_held_back() {
             .replace("interval: 1\n", "interval: 10\n"),
     )
     .unwrap();
-    let started = std::time::Instant::now();
     let exp = setup.start();
     assert_eq!(wait_sample(&exp, USED), 1000.0);
-    let first = started.elapsed();
-    wait_for(Duration::from_secs(14), "the second reading", || {
+    let first = since_stamp(&setup, "first");
+    wait_for(Duration::from_secs(20), "the second reading", || {
         exp.scrape().sample(USED).filter(|v| *v == 2000.0)
     });
-    let second = started.elapsed();
+    let second = since_stamp(&setup, "second");
     assert!(
-        first < Duration::from_millis(3500),
-        "the first reading took {first:?}"
+        first < ON_ARRIVAL,
+        "the first reading showed {first:?} after it was printed"
     );
     assert!(
-        second < Duration::from_millis(9500),
-        "the second reading took {second:?} to show"
+        second < ON_ARRIVAL,
+        "the second reading showed {second:?} after it was printed"
     );
 }
 
