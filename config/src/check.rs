@@ -259,6 +259,7 @@ impl Checker<'_> {
             Kind::Count { min, max } => self.count(key, v, min, max),
             Kind::IpAddr => self.ip_addr(key, v),
             Kind::Text | Kind::Path => self.non_empty_text(key, v),
+            Kind::Secret => self.secret(key, v),
             Kind::Url => self.url(key, v),
             Kind::Bool => self.boolean(key, v),
             Kind::Section => self.section(key, v),
@@ -385,6 +386,33 @@ impl Checker<'_> {
                 ),
             );
         }
+    }
+
+    /// Like text, but the message says what is wrong without showing the value: a secret
+    /// typed into the wrong key, or with a stray character, must not end up in a log.
+    fn secret(&mut self, key: &Key, v: &Value) {
+        let wrong = match v.as_str() {
+            Some(s) if is_header_token(s) => return,
+            Some(s) if s.trim().is_empty() => "empty text",
+            Some(_) => "text with a space, a control character or a non-ASCII character",
+            None if v.is_number() => "a number (quote it)",
+            None => match v {
+                Value::Bool(_) => "true or false",
+                Value::Sequence(_) => "a list",
+                Value::Mapping(_) => "a mapping",
+                Value::Tagged(_) => "a tagged value",
+                _ => "nothing",
+            },
+        };
+        self.report_key(
+            key,
+            format!(
+                "{} must be one word of visible ASCII characters, as it is sent in an HTTP \
+                 header; got {wrong}, not shown here ({})",
+                key.name,
+                key.fix_text()
+            ),
+        );
     }
 
     fn url(&mut self, key: &Key, v: &Value) {
@@ -538,6 +566,12 @@ pub fn is_metric_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether `s` can be sent as a bearer token in an HTTP header: non-empty, visible ASCII
+/// only (`!` to `~`), so no spaces, control characters or line breaks.
+pub(super) fn is_header_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// `Ok` for an http(s) URL with a host; else why not, as "must be ... URL".
@@ -704,6 +738,77 @@ mod tests {
             "c",
         )
         .unwrap();
+    }
+
+    /// The Config Server token is checked like a header value, and no message shows it.
+    #[test]
+    fn a_config_server_token_is_one_visible_word_and_never_shown() {
+        let c = parse(
+            "config_server:\n  url: https://cfg.example\n  token: \"Zm9v.YmFy-_~+/=\"\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(c.config_server.token.as_deref(), Some("Zm9v.YmFy-_~+/="));
+        let fix = "(set token: \"a-long-random-secret\", or remove the key)";
+        for (value, got) in [
+            (
+                "\"two words\"",
+                "text with a space, a control character or a non-ASCII character",
+            ),
+            (
+                "\"tab\\there\"",
+                "text with a space, a control character or a non-ASCII character",
+            ),
+            (
+                "\"café\"",
+                "text with a space, a control character or a non-ASCII character",
+            ),
+            ("\"  \"", "empty text"),
+            ("123456", "a number (quote it)"),
+            ("true", "true or false"),
+            ("{a: b}", "a mapping"),
+        ] {
+            let e = err_text(&format!("config_server:\n  token: {value}\n"));
+            assert_eq!(
+                e,
+                format!(
+                    "config.yaml:2: config_server.token must be one word of visible ASCII \
+                     characters, as it is sent in an HTTP header; got {got}, not shown here {fix}"
+                )
+            );
+        }
+        let e = err_text("config_server:\n  token: 123456\n");
+        assert!(!e.contains("123456"), "{e}");
+        // Null is the same as leaving it out.
+        let c = parse("config_server:\n  token:\n", "c").unwrap();
+        assert_eq!(c.config_server.token, None);
+        assert!(is_header_token("a"));
+        assert!(!is_header_token(""));
+        assert!(!is_header_token("a\nb"));
+    }
+
+    #[test]
+    fn a_config_server_ca_file_is_a_path() {
+        let c = parse(
+            "config_server:\n  url: https://cfg.example\n  ca_file: /etc/edge-metrics/ca.pem\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(
+            c.config_server.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/edge-metrics/ca.pem"))
+        );
+        let e = err_text("config_server:\n  ca_file: \"\"\n");
+        assert_eq!(
+            e,
+            "config.yaml:2: config_server.ca_file must be non-empty text (quote numbers), got \
+             \"\" (set ca_file: \"/etc/edge-metrics/config-server-ca.pem\", or remove the key)"
+        );
+        let e = err_text("config_server:\n  ca-file: /x.pem\n");
+        assert!(
+            e.contains("config_server.ca-file is not a known key (did you mean ca_file?)"),
+            "{e}"
+        );
     }
 
     #[test]

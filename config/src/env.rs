@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::check::check_url;
+use crate::check::{check_url, is_header_token};
 use crate::error::{ConfigError, Problem};
 use crate::keys::{DEFAULT_CONFIG_TIMEOUT_SECS, MAX_CONFIG_TIMEOUT_SECS};
 use crate::schema::Config;
@@ -28,6 +28,8 @@ pub const ENV_CONFIG_SERVER_URL: &str = "CONFIG_SERVER_URL";
 /// Environment variable: Config Server timeout in seconds when `config_server.timeout` is not
 /// set (default [`DEFAULT_CONFIG_TIMEOUT_SECS`]).
 pub const ENV_CONFIG_TIMEOUT: &str = "CONFIG_TIMEOUT";
+/// Environment variable: Config Server bearer token when `config_server.token` is not set.
+pub const ENV_CONFIG_SERVER_TOKEN: &str = "CONFIG_SERVER_TOKEN";
 
 /// Reads environment variables. The process uses [`ProcessEnv`]; tests pass a map.
 pub trait Env {
@@ -158,19 +160,35 @@ pub fn check_api_exposure(cfg: &Config, env: &dyn Env, origin: &str) -> Result<(
     })
 }
 
-/// Where and how to reach the Config Server.
-#[derive(Clone, Debug, PartialEq)]
+/// Where and how to reach the Config Server. Its `Debug` leaves the token out.
+#[derive(Clone, PartialEq)]
 pub struct ConfigServerSettings {
     /// Base URL, e.g. `http://config:8080`; requests go to `{url}/config/{device_id}`.
     pub url: String,
     /// Per-request timeout (connect + response).
     pub timeout: Duration,
+    /// Bearer token sent as `Authorization: Bearer <token>`; none sends no such header.
+    pub token: Option<String>,
+    /// PEM file of a CA trusted for `https://` besides the built-in roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ConfigServerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigServerSettings")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("token", &self.token.as_ref().map(|_| "<secret>"))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 /// The Config Server to use, if any: `config_server.url`, else `CONFIG_SERVER_URL`; timeout
-/// `config_server.timeout`, else `CONFIG_TIMEOUT`, else [`DEFAULT_CONFIG_TIMEOUT_SECS`]. Values
-/// are those [`load`](crate::config::load) and [`check_env`] accepted; an unusable
-/// `CONFIG_TIMEOUT` falls back to the default.
+/// `config_server.timeout`, else `CONFIG_TIMEOUT`, else [`DEFAULT_CONFIG_TIMEOUT_SECS`]; token
+/// `config_server.token`, else `CONFIG_SERVER_TOKEN` (the file wins, as for `api_token`);
+/// `config_server.ca_file`. Values are those [`load`](crate::config::load) and [`check_env`]
+/// accepted; an unusable `CONFIG_TIMEOUT` falls back to the default.
 pub fn config_server(cfg: &Config, env: &dyn Env) -> Option<ConfigServerSettings> {
     let url = cfg
         .config_server
@@ -185,9 +203,19 @@ pub fn config_server(cfg: &Config, env: &dyn Env) -> Option<ConfigServerSettings
         .timeout
         .or_else(|| env_value(env, ENV_CONFIG_TIMEOUT).and_then(|t| parse_timeout(&t).ok()))
         .unwrap_or(DEFAULT_CONFIG_TIMEOUT_SECS);
+    let token = cfg
+        .config_server
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .or_else(|| env_value(env, ENV_CONFIG_SERVER_TOKEN));
     Some(ConfigServerSettings {
         url,
         timeout: Duration::from_secs_f64(secs),
+        token,
+        ca_file: cfg.config_server.ca_file.clone(),
     })
 }
 
@@ -199,7 +227,8 @@ fn parse_timeout(text: &str) -> Result<f64, ()> {
 }
 
 /// Checks the environment variables that feed the configuration (`CONFIG_SERVER_URL`,
-/// `CONFIG_TIMEOUT`), so a typo there stops start-up instead of being ignored.
+/// `CONFIG_TIMEOUT`, `CONFIG_SERVER_TOKEN`), so a typo there stops start-up instead of being
+/// ignored. A bad token is described, never shown.
 pub fn check_env(env: &dyn Env) -> Result<(), ConfigError> {
     let mut problems = Vec::new();
     if let Some(url) = env_value(env, ENV_CONFIG_SERVER_URL) {
@@ -223,6 +252,20 @@ pub fn check_env(env: &dyn Env) -> Result<(), ConfigError> {
                     "{ENV_CONFIG_TIMEOUT} must be a number of seconds above 0 and at most \
                      {MAX_CONFIG_TIMEOUT_SECS}, got {t:?} \
                      (set {ENV_CONFIG_TIMEOUT}={DEFAULT_CONFIG_TIMEOUT_SECS})"
+                ),
+            ));
+        }
+    }
+    if let Some(t) = env_value(env, ENV_CONFIG_SERVER_TOKEN) {
+        if !is_header_token(&t) {
+            problems.push(Problem::new(
+                None,
+                ENV_CONFIG_SERVER_TOKEN,
+                format!(
+                    "{ENV_CONFIG_SERVER_TOKEN} must be one word of visible ASCII characters, as \
+                     it is sent in an HTTP header; got text with a space, a control character \
+                     or a non-ASCII character, not shown here (set \
+                     {ENV_CONFIG_SERVER_TOKEN}=<a long random secret>, or unset it)"
                 ),
             ));
         }
@@ -272,7 +315,9 @@ mod tests {
             config_server(&cfg, &env),
             Some(ConfigServerSettings {
                 url: "http://127.0.0.1:1".into(),
-                timeout: Duration::from_secs(5)
+                timeout: Duration::from_secs(5),
+                token: None,
+                ca_file: None,
             })
         );
         env.insert(ENV_CONFIG_TIMEOUT.into(), "0.5".into());
@@ -291,6 +336,57 @@ mod tests {
             config_path(None, &BTreeMap::new()),
             PathBuf::from(DEFAULT_CONFIG_PATH)
         );
+    }
+
+    /// The token resolves like `api_token`: the file's, else the variable's; a blank one in
+    /// the file counts as unset. The CA file has no variable.
+    #[test]
+    fn the_config_server_token_comes_from_the_file_else_the_environment() {
+        let mut env = BTreeMap::new();
+        env.insert(ENV_CONFIG_SERVER_URL.into(), "https://cfg.example".into());
+        let mut cfg = Config::default();
+        assert_eq!(config_server(&cfg, &env).unwrap().token, None);
+        env.insert(ENV_CONFIG_SERVER_TOKEN.into(), " from-env ".into());
+        assert_eq!(
+            config_server(&cfg, &env).unwrap().token.as_deref(),
+            Some("from-env")
+        );
+        cfg.config_server.token = Some("from-file".into());
+        cfg.config_server.ca_file = Some("/etc/edge-metrics/ca.pem".into());
+        let settings = config_server(&cfg, &env).unwrap();
+        assert_eq!(settings.token.as_deref(), Some("from-file"));
+        assert_eq!(
+            settings.ca_file.as_deref(),
+            Some(Path::new("/etc/edge-metrics/ca.pem"))
+        );
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("from-file"), "{shown}");
+        assert!(shown.contains("<secret>"), "{shown}");
+        cfg.config_server.token = Some("  ".into());
+        assert_eq!(
+            config_server(&cfg, &env).unwrap().token.as_deref(),
+            Some("from-env")
+        );
+    }
+
+    #[test]
+    fn a_bad_config_server_token_in_the_environment_is_described_not_shown() {
+        let mut env = BTreeMap::new();
+        env.insert(ENV_CONFIG_SERVER_TOKEN.to_string(), "two words".to_string());
+        let e = check_env(&env).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "environment: CONFIG_SERVER_TOKEN must be one word of visible ASCII characters, as \
+             it is sent in an HTTP header; got text with a space, a control character or a \
+             non-ASCII character, not shown here (set CONFIG_SERVER_TOKEN=<a long random \
+             secret>, or unset it)"
+        );
+        assert!(!e.contains("two words"));
+        env.insert(
+            ENV_CONFIG_SERVER_TOKEN.to_string(),
+            " s3cr3t.T0ken \n".to_string(),
+        );
+        check_env(&env).unwrap();
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub enum Kind {
     IpAddr,
     /// Non-empty text.
     Text,
+    /// A secret sent in an HTTP header: one word of visible ASCII (no spaces or control
+    /// characters). Messages about it never show the value.
+    Secret,
     /// A file path: non-empty text.
     Path,
     /// An `http://` or `https://` URL with a host.
@@ -354,7 +357,7 @@ pub const KEYS: &[Key] = &[
         default: KeyDefault::Unset("unset"),
         null_ok: true,
         fix: Fix::Advice("indent its keys under `config_server:`"),
-        doc: "The optional Config Server: the two keys below. See \
+        doc: "The optional Config Server: the keys below. See \
               [Config Server](#config-server).",
     },
     Key {
@@ -374,6 +377,32 @@ pub const KEYS: &[Key] = &[
         fix: Fix::SetDefault,
         doc: "Timeout of each Config Server request, from connect to the last byte. When unset: \
               `CONFIG_TIMEOUT`, else the default.",
+    },
+    Key {
+        name: "config_server.token",
+        kind: Kind::Secret,
+        default: KeyDefault::Unset("unset"),
+        null_ok: true,
+        fix: Fix::SetOrRemove("\"a-long-random-secret\""),
+        doc: "Bearer token sent to the Config Server as `Authorization: Bearer <token>` with \
+              every fetch and push. When unset: `CONFIG_SERVER_TOKEN`; when both are unset, no \
+              `Authorization` header is sent. One word of visible ASCII (no spaces). It is a \
+              secret: never pushed to the Config Server, never shown by `GET /config`, never \
+              logged, and kept from this file when the config comes from the Config Server. \
+              Use `https://` for a server beyond this host, or the token crosses the network in \
+              clear text.",
+    },
+    Key {
+        name: "config_server.ca_file",
+        kind: Kind::Path,
+        default: KeyDefault::Unset("unset"),
+        null_ok: true,
+        fix: Fix::SetOrRemove("\"/etc/edge-metrics/config-server-ca.pem\""),
+        doc: "PEM file with the certificate(s) of a CA that signed the Config Server's \
+              certificate, trusted for `https://` in addition to the built-in Mozilla roots \
+              (a private CA, a self-signed server). Read at start: a file that cannot be read \
+              or holds no usable certificate stops the exporter (exit 64) with a message naming \
+              it.",
     },
     Key {
         name: "metrics",
@@ -560,6 +589,7 @@ impl Kind {
     pub fn doc_type(&self) -> &'static str {
         match self {
             Kind::DeviceType | Kind::Text => "text",
+            Kind::Secret => "text, secret",
             Kind::Seconds { .. } | Kind::Timeout { .. } => "number, seconds",
             Kind::Port | Kind::Count { .. } => "integer",
             Kind::IpAddr => "IP address",
@@ -691,6 +721,14 @@ mod tests {
         assert_eq!(
             fix("config_server.url"),
             "set url: http://config-server:8080"
+        );
+        assert_eq!(
+            fix("config_server.token"),
+            "set token: \"a-long-random-secret\", or remove the key"
+        );
+        assert_eq!(
+            fix("config_server.ca_file"),
+            "set ca_file: \"/etc/edge-metrics/config-server-ca.pem\", or remove the key"
         );
         assert_eq!(MIN_INTERVAL_SECS.to_string(), "0.1");
         assert_eq!(MAX_CONFIG_TIMEOUT_SECS.to_string(), "300");

@@ -12,7 +12,8 @@
 //!   writes via temp file + fsync + rename + directory fsync (`store.rs`).
 //! - [`Env`] reads environment variables (tests pass a map), with the resolution helpers
 //!   [`config_path`], [`resolve_hostname`], [`api_token`] and [`config_server`] (`env.rs`).
-//! - [`to_json`] shapes `GET /config` and Config Server pushes.
+//! - [`to_json`] shapes `GET /config` and Config Server pushes, without the [`Secrets`]
+//!   (`api_token`, `config_server.token`), which [`Secrets::fill`] restores from the local file.
 //!
 //! A crate of its own so that the exporter and the Config Server validate with the same code.
 //! It knows nothing of collectors: the exporter decides what a fresh config enables and passes
@@ -32,10 +33,11 @@ pub use check::{is_metric_name, parse};
 pub use env::{
     api_token, check_api_exposure, check_env, config_path, config_server, device_id, is_loopback,
     resolve_hostname, system_hostname, ConfigServerSettings, Env, ProcessEnv, DEFAULT_CONFIG_PATH,
-    ENV_API_TOKEN, ENV_CONFIG_SERVER_URL, ENV_CONFIG_TIMEOUT, ENV_HOSTNAME, ENV_LOCAL_CONFIG_PATH,
+    ENV_API_TOKEN, ENV_CONFIG_SERVER_TOKEN, ENV_CONFIG_SERVER_URL, ENV_CONFIG_TIMEOUT,
+    ENV_HOSTNAME, ENV_LOCAL_CONFIG_PATH,
 };
 pub use error::{error_chain, ConfigError, Problem};
-pub use json::{from_json, to_json};
+pub use json::{from_json, to_json, Secrets};
 pub use keys::{
     DEFAULT_BIND_ADDRESS, DEFAULT_CONFIG_TIMEOUT_SECS, DEFAULT_DEVICE_TYPE, DEFAULT_INTERVAL_SECS,
     DEFAULT_PORT, DEFAULT_RELOAD_BIND_ADDRESS, DEFAULT_RELOAD_PORT, DEFAULT_SHELLY_ENABLED,

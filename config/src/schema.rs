@@ -214,8 +214,9 @@ impl Default for ShellyConfig {
     }
 }
 
-/// `config_server:` section (also `CONFIG_SERVER_URL` / `CONFIG_TIMEOUT`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+/// `config_server:` section (also `CONFIG_SERVER_URL` / `CONFIG_TIMEOUT` /
+/// `CONFIG_SERVER_TOKEN`). Its `Debug` leaves the token out.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigServerConfig {
     /// Base URL; unset = no Config Server (unless `CONFIG_SERVER_URL` is set).
@@ -229,11 +230,34 @@ pub struct ConfigServerConfig {
         serialize_with = "serialize_opt_seconds"
     )]
     pub timeout: Option<f64>,
+    /// Bearer token for the Config Server (else `CONFIG_SERVER_TOKEN`); a secret, never in
+    /// [`to_json`](crate::to_json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// PEM file of a CA trusted for `https://` besides the built-in roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ConfigServerConfig {
     fn is_unset(&self) -> bool {
-        self.url.is_none() && self.timeout.is_none()
+        self.url.is_none()
+            && self.timeout.is_none()
+            && self.token.is_none()
+            && self.ca_file.is_none()
+    }
+}
+
+impl std::fmt::Debug for ConfigServerConfig {
+    /// Like the derived one, with the token shown as `Some("<secret>")`: a config printed in a
+    /// log or a failed assertion must not carry it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigServerConfig")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("token", &self.token.as_ref().map(|_| "<secret>"))
+            .field("ca_file", &self.ca_file)
+            .finish()
     }
 }
 
@@ -318,6 +342,8 @@ mod tests {
             config_server: ConfigServerConfig {
                 url: Some("http://c".into()),
                 timeout: Some(1.0),
+                token: Some("t".into()),
+                ca_file: Some("/ca.pem".into()),
             },
             metrics: BTreeMap::from([("m".to_string(), true)]),
             extra: BTreeMap::new(),
@@ -415,6 +441,18 @@ mod tests {
         assert!(yaml.contains("\ninterval: 1\n"), "{yaml}");
         let c = parse("interval: 2.0\n", "c").unwrap();
         assert_eq!(to_json(&c)["interval"].to_string(), "2");
+    }
+
+    #[test]
+    fn debug_leaves_the_config_server_token_out() {
+        let mut c = every_field_set();
+        c.config_server.token = Some("do-not-print-me".into());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("do-not-print-me"), "{shown}");
+        assert!(shown.contains("token: Some(\"<secret>\")"), "{shown}");
+        assert!(shown.contains("ca_file: Some(\"/ca.pem\")"), "{shown}");
+        c.config_server.token = None;
+        assert!(format!("{c:?}").contains("token: None"));
     }
 
     #[test]
