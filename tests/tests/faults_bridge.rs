@@ -102,6 +102,8 @@ fn a_plug_that_connects_and_never_speaks_is_dropped_and_never_listed() {
         .unwrap_or_else(|status| panic!("upgrade refused with {status}"));
     let t = Instant::now();
     // Never listed (it has no id), never answered for, and the API stays quick meanwhile.
+    // "Never listed" is an absence, which no event shows: the sleep spaces five looks over
+    // the second before the ping timeout can drop the plug (its drop is awaited below).
     for _ in 0..5 {
         let d = get(bridge.http, "/devices").unwrap().json();
         assert_eq!(d["count"], 0, "{d}");
@@ -152,6 +154,8 @@ fn a_flood_of_websocket_connections_does_not_starve_real_plugs_or_leak() {
                         }
                     }
                 }
+                // Part of the load, not a wait: the held connections stay open a moment at
+                // the peak before the thread drops them.
                 std::thread::sleep(Duration::from_millis(500));
                 upgraded
             })
@@ -162,6 +166,7 @@ fn a_flood_of_websocket_connections_does_not_starve_real_plugs_or_leak() {
     while flood.iter().any(|h| !h.is_finished()) {
         answers(bridge.http, "/metrics/real", 200, Duration::from_secs(2));
         served += 1;
+        // Paces the probes while the flood threads run; their end is what the loop waits for.
         std::thread::sleep(Duration::from_millis(50));
     }
     let upgraded: u32 = flood.into_iter().map(|h| h.join().unwrap()).sum();

@@ -148,6 +148,8 @@ fn text_garbage_at_a_high_rate_is_skipped_and_counted_without_restarts() {
             sample(&text, USED).is_some(),
             "valid lines between the garbage keep the reading fresh"
         );
+        // Paces the scrapes over the 4 s of flood: the test samples the exporter throughout
+        // a window, it does not wait for anything to happen.
         std::thread::sleep(Duration::from_millis(100));
     }
     let text = scrape(exp.metrics);
