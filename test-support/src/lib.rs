@@ -20,6 +20,7 @@ pub mod bins;
 pub mod daemon;
 pub mod fake_http;
 pub mod http;
+pub mod pg;
 pub mod prom;
 pub mod require;
 pub mod temp;
