@@ -2,24 +2,44 @@
 //!
 //! Protocol (the original exporter's): `GET {url}/config/{device_id}` answers the device's
 //! config as JSON (the shape of [`crate::config::to_json`]), validated with the same rules as
-//! `config.yaml`; `PUT {url}/config/{device_id}` stores the full config as JSON. Plain HTTP
-//! only: this build carries no TLS stack, so an `https://` URL is refused up front with a
-//! clear error instead of failing on every request.
+//! `config.yaml`; `PUT {url}/config/{device_id}` stores the full config as JSON, without the
+//! [`Secrets`](crate::config::Secrets). Every request carries `User-Agent:
+//! edge-metrics-exporter/<version>`, `X-Edge-Metrics-Version: <version>` and
+//! `X-Edge-Metrics-Device-Type: <device type>` (the server's fleet view shows them, and its
+//! per-type defaults need the type), plus `Authorization: Bearer <token>` when a token is set.
+//!
+//! `http://` and `https://`. TLS is rustls with the `ring` provider (the bridge's), TLS 1.2
+//! and 1.3, trusting the Mozilla roots compiled in (webpki-roots: a `FROM scratch` image has no
+//! system store) plus the certificates of `config_server.ca_file`, which is read and checked
+//! when the client is built. The transport is hyper's client: reqwest's rustls features would
+//! bring aws-lc-rs or leave every other reqwest client of the build without a crypto provider.
+//! Redirects are not followed, so a token never goes anywhere but the configured server.
 //!
 //! [`spawn_sync`] pushes every config change in the background: only the newest pending
 //! config is sent, failures retry with bounded exponential backoff, and a failure is logged
 //! once per change between working and failing. [`SyncStats`] holds the counters the runtime
 //! renders as self-metrics.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, ConfigServerSettings, DeviceType};
 
 /// Largest response body read from the Config Server.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -27,8 +47,21 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest retry delay of [`spawn_sync`].
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("edge-metrics-exporter/", env!("CARGO_PKG_VERSION"));
+/// The exporter's version, sent in [`VERSION_HEADER`].
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Header with the exporter's version (`X-Edge-Metrics-Version`).
+pub const VERSION_HEADER: &str = "x-edge-metrics-version";
+/// Header with the running device type (`X-Edge-Metrics-Device-Type`).
+pub const DEVICE_TYPE_HEADER: &str = "x-edge-metrics-device-type";
 
-/// Why a Config Server request failed. Messages name the URL and say what to do.
+/// Boxed transport error, the source of [`ConfigServerError::Connect`] and
+/// [`ConfigServerError::Request`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a Config Server request failed. Messages name the URL and say what to do; none shows
+/// the token.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigServerError {
     /// The base URL cannot be used.
@@ -39,12 +72,17 @@ pub enum ConfigServerError {
         /// What is wrong and how to fix it.
         reason: String,
     },
-    /// The HTTP client could not be built.
-    #[error("cannot build the Config Server HTTP client")]
-    Client {
-        /// Why.
-        #[source]
-        source: reqwest::Error,
+    /// The token cannot be sent in a header (the config checks rule this out for configured
+    /// tokens; a client built in code may still pass one).
+    #[error("the Config Server token cannot be sent in an HTTP header (use one word of visible ASCII characters)")]
+    BadToken,
+    /// `config_server.ca_file` cannot be used.
+    #[error("Config Server CA file {} {reason} (set config_server.ca_file to a PEM file with the certificate of the CA that signed the Config Server's certificate, or remove it)", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// No connection (refused, unreachable, DNS).
     #[error("cannot reach the Config Server at {url} (is it running and reachable? the local config is used meanwhile)")]
@@ -53,7 +91,15 @@ pub enum ConfigServerError {
         url: String,
         /// Why.
         #[source]
-        source: reqwest::Error,
+        source: BoxError,
+    },
+    /// The TLS handshake failed: most often a certificate this exporter does not trust.
+    #[error("TLS with the Config Server at {url} failed: {reason}")]
+    Tls {
+        /// The request URL.
+        url: String,
+        /// The TLS error and what to do about it.
+        reason: String,
     },
     /// No complete answer within the timeout.
     #[error("Config Server at {url} did not answer within {secs}s (check the server, or raise CONFIG_TIMEOUT / config_server.timeout)")]
@@ -70,7 +116,7 @@ pub enum ConfigServerError {
         url: String,
         /// Why.
         #[source]
-        source: reqwest::Error,
+        source: BoxError,
     },
     /// `GET` answered 404: the server has no config for this device.
     #[error("Config Server has no config for device {device_id:?} (404 from {url}); store one there with PUT, or unset CONFIG_SERVER_URL to use only the local file")]
@@ -81,7 +127,7 @@ pub enum ConfigServerError {
         url: String,
     },
     /// Any other non-2xx status.
-    #[error("Config Server answered HTTP {status} for {url}: {body}")]
+    #[error("Config Server answered HTTP {status} for {url}: {body}{hint}")]
     Status {
         /// The request URL.
         url: String,
@@ -89,6 +135,8 @@ pub enum ConfigServerError {
         status: u16,
         /// The start of the response body, for the log.
         body: String,
+        /// What to do, for the statuses that have an obvious fix (empty otherwise).
+        hint: String,
     },
     /// The body is not JSON, or too large.
     #[error("Config Server sent an unreadable body from {url}: {reason} (it must answer the config as JSON)")]
@@ -151,51 +199,91 @@ impl SyncStats {
     }
 }
 
-/// HTTP client of one Config Server.
-#[derive(Clone, Debug)]
+type Http =
+    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// HTTP client of one Config Server. Its `Debug` shows whether a token is set, not the token.
+#[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    base: reqwest::Url,
+    http: Http,
+    base: url::Url,
     timeout: Duration,
+    /// `Bearer <token>`, marked sensitive.
+    authorization: Option<HeaderValue>,
     backoff: Backoff,
     stats: Arc<SyncStats>,
 }
 
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("timeout", &self.timeout)
+            .field("token", &self.authorization.as_ref().map(|_| "<secret>"))
+            .field("backoff", &self.backoff)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
-    /// A client of the server at `url` (e.g. `http://config:8080`, a path prefix is kept);
-    /// `timeout` bounds each request from connect to the last body byte.
+    /// A client of the server at `url` (e.g. `http://config:8080`, a path prefix is kept)
+    /// without a token or a CA file; `timeout` bounds each request from connect to the last
+    /// body byte.
     pub fn new(url: &str, timeout: Duration) -> Result<Client, ConfigServerError> {
+        Client::from_settings(&ConfigServerSettings {
+            url: url.to_string(),
+            timeout,
+            token: None,
+            ca_file: None,
+        })
+    }
+
+    /// A client for `settings`: URL, timeout, token and CA file. A CA file that cannot be
+    /// read or holds no usable certificate is [`ConfigServerError::CaFile`].
+    pub fn from_settings(settings: &ConfigServerSettings) -> Result<Client, ConfigServerError> {
+        let url = settings.url.as_str();
         let bad = |reason: String| ConfigServerError::BadUrl {
             url: url.to_string(),
             reason,
         };
-        let mut base = reqwest::Url::parse(url.trim())
+        let mut base = url::Url::parse(url.trim())
             .map_err(|e| bad(format!("{e} (use a URL such as http://config-server:8080)")))?;
         match base.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(bad(
-                    "https is not supported by this build, which has no TLS stack (use http://, \
-                     e.g. through a local TLS-terminating proxy)"
-                        .to_string(),
-                ))
-            }
-            other => return Err(bad(format!("scheme {other}:// is not http://"))),
+            "http" | "https" => {}
+            other => return Err(bad(format!("scheme {other}:// is not http:// or https://"))),
         }
         if base.cannot_be_a_base() || base.host_str().is_none_or(str::is_empty) {
             return Err(bad("it has no host (use http://host:port)".to_string()));
         }
         base.set_query(None);
         base.set_fragment(None);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|source| ConfigServerError::Client { source })?;
+        let authorization = match settings.token.as_deref() {
+            Some(token) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| ConfigServerError::BadToken)?;
+                // Kept out of hyper's debug output of the request.
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        let tls = tls_config(settings.ca_file.as_deref())?;
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(settings.timeout));
+        tcp.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let http =
+            hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
         Ok(Client {
             http,
             base,
-            timeout,
+            timeout: settings.timeout,
+            authorization,
             backoff: Backoff::default(),
             stats: Arc::new(SyncStats::default()),
         })
@@ -212,6 +300,18 @@ impl Client {
         Arc::clone(&self.stats)
     }
 
+    /// Whether a token goes out unencrypted to another host: `http://` to a host that is
+    /// not a loopback address or `localhost`.
+    pub fn sends_token_in_clear(&self) -> bool {
+        let local = match self.base.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.to_canonical().is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        self.authorization.is_some() && self.base.scheme() == "http" && !local
+    }
+
     /// `{url}/config/{device_id}`, the device id percent-encoded as one path segment.
     pub fn config_url(&self, device_id: &str) -> String {
         let mut u = self.base.clone();
@@ -222,25 +322,28 @@ impl Client {
     }
 
     /// `GET {url}/config/{device_id}`: the device's config, validated like `config.yaml`.
-    pub async fn fetch(&self, device_id: &str) -> Result<Config, ConfigServerError> {
+    /// `device_type` is the running one, sent in [`DEVICE_TYPE_HEADER`].
+    pub async fn fetch(
+        &self,
+        device_id: &str,
+        device_type: DeviceType,
+    ) -> Result<Config, ConfigServerError> {
         let url = self.config_url(device_id);
-        let resp = self
-            .http
-            .get(&url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| self.transport(&url, e))?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
+        let deadline = Instant::now() + self.timeout;
+        let request = self
+            .request(Method::GET, &url, device_type)
+            .header(header::ACCEPT, "application/json")
+            .body(Full::default());
+        let (status, headers, body) = self.exchange(&url, request, deadline).await?;
+        if status == StatusCode::NOT_FOUND {
             return Err(ConfigServerError::NotFound {
                 device_id: device_id.to_string(),
                 url,
             });
         }
-        let body = self.read_body(&url, resp).await?;
+        let body = self.read_body(&url, body, deadline).await?;
         if !status.is_success() {
-            return Err(status_error(url, status, &body));
+            return Err(status_error(url, status, &headers, &body));
         }
         let json: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| ConfigServerError::Garbage {
@@ -253,68 +356,257 @@ impl Client {
         })
     }
 
-    /// `PUT {url}/config/{device_id}` with the full config as JSON ([`config::to_json`], so the
-    /// API token is never sent).
+    /// `PUT {url}/config/{device_id}` with the full config as JSON ([`config::to_json`], so
+    /// neither secret is sent); the device type sent is `cfg`'s.
     pub async fn push(&self, device_id: &str, cfg: &Config) -> Result<(), ConfigServerError> {
         let url = self.config_url(device_id);
-        let resp = self
-            .http
-            .put(&url)
-            .json(&config::to_json(cfg))
-            .send()
-            .await
-            .map_err(|e| self.transport(&url, e))?;
-        let status = resp.status();
+        let deadline = Instant::now() + self.timeout;
+        let json = serde_json::to_vec(&config::to_json(cfg))
+            .expect("invariant: a serde_json::Value always serialises");
+        let request = self
+            .request(Method::PUT, &url, cfg.device_type)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(json)));
+        let (status, headers, body) = self.exchange(&url, request, deadline).await?;
         if status.is_success() {
             return Ok(());
         }
-        let body = self.read_body(&url, resp).await.unwrap_or_default();
-        Err(status_error(url, status, &body))
+        let body = self
+            .read_body(&url, body, deadline)
+            .await
+            .unwrap_or_default();
+        Err(status_error(url, status, &headers, &body))
     }
 
-    fn transport(&self, url: &str, e: reqwest::Error) -> ConfigServerError {
-        if e.is_timeout() {
-            ConfigServerError::Timeout {
-                url: url.to_string(),
-                secs: self.timeout.as_secs_f64(),
-            }
-        } else if e.is_connect() {
-            ConfigServerError::Connect {
-                url: url.to_string(),
-                source: e,
-            }
-        } else {
-            ConfigServerError::Request {
-                url: url.to_string(),
-                source: e,
+    /// A request to `url` with the headers every request carries.
+    fn request(
+        &self,
+        method: Method,
+        url: &str,
+        device_type: DeviceType,
+    ) -> http::request::Builder {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header(header::USER_AGENT, USER_AGENT)
+            .header(VERSION_HEADER, VERSION)
+            .header(DEVICE_TYPE_HEADER, device_type.as_str());
+        if let Some(authorization) = &self.authorization {
+            request = request.header(header::AUTHORIZATION, authorization.clone());
+        }
+        request
+    }
+
+    /// Sends `request` and returns the answer's head, before `deadline`.
+    async fn exchange(
+        &self,
+        url: &str,
+        request: Result<http::Request<Full<Bytes>>, http::Error>,
+        deadline: Instant,
+    ) -> Result<(StatusCode, HeaderMap, hyper::body::Incoming), ConfigServerError> {
+        // The URL came from url::Url, so http's parser takes it; say so if it ever does not.
+        let request = request.map_err(|e| ConfigServerError::BadUrl {
+            url: url.to_string(),
+            reason: format!("cannot make a request of it: {e}"),
+        })?;
+        match tokio::time::timeout_at(deadline, self.http.request(request)).await {
+            Err(_) => Err(self.timed_out(url)),
+            Ok(Err(e)) => Err(transport(url, e)),
+            Ok(Ok(response)) => {
+                let (head, body) = response.into_parts();
+                Ok((head.status, head.headers, body))
             }
         }
     }
 
+    fn timed_out(&self, url: &str) -> ConfigServerError {
+        ConfigServerError::Timeout {
+            url: url.to_string(),
+            secs: self.timeout.as_secs_f64(),
+        }
+    }
+
+    /// The body, at most [`MAX_BODY_BYTES`], read before `deadline`.
     async fn read_body(
         &self,
         url: &str,
-        mut resp: reqwest::Response,
+        mut body: hyper::body::Incoming,
+        deadline: Instant,
     ) -> Result<Vec<u8>, ConfigServerError> {
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport(url, e))? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(ConfigServerError::Garbage {
-                    url: url.to_string(),
-                    reason: format!("body is larger than {MAX_BODY_BYTES} bytes"),
-                });
+        let mut out = Vec::new();
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+                Err(_) => return Err(self.timed_out(url)),
+                Ok(None) => return Ok(out),
+                Ok(Some(Err(e))) => {
+                    return Err(ConfigServerError::Request {
+                        url: url.to_string(),
+                        source: Box::new(e),
+                    })
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Ok(chunk) = frame.into_data() {
+                if out.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(ConfigServerError::Garbage {
+                        url: url.to_string(),
+                        reason: format!("body is larger than {MAX_BODY_BYTES} bytes"),
+                    });
+                }
+                out.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
         }
-        Ok(body)
     }
 }
 
-fn status_error(url: String, status: reqwest::StatusCode, body: &[u8]) -> ConfigServerError {
+/// The rustls configuration: the ring provider, TLS 1.2 and 1.3, the Mozilla roots and the
+/// certificates of `ca_file`.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ConfigServerError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        for cert in read_ca_file(path)? {
+            roots.add(cert.der).map_err(|e| ConfigServerError::CaFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "has a certificate that is not usable (number {} of {}): {e}",
+                    cert.number, cert.of
+                ),
+            })?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // ALPN (http/1.1) is set by the connector builder, which refuses a config that has it.
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("invariant: the ring provider supports rustls' default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// One certificate of a CA file, with its place for messages.
+struct CaCert {
+    der: CertificateDer<'static>,
+    number: usize,
+    of: usize,
+}
+
+/// The certificates of a PEM file: at least one, each a `CERTIFICATE` section (other
+/// sections, such as a key, are skipped).
+fn read_ca_file(path: &Path) -> Result<Vec<CaCert>, ConfigServerError> {
+    let bad = |reason: String| ConfigServerError::CaFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("is not a valid PEM file: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "holds no certificate (a PEM file with -----BEGIN CERTIFICATE----- blocks is expected)"
+                .to_string(),
+        ));
+    }
+    let of = certs.len();
+    Ok(certs
+        .into_iter()
+        .enumerate()
+        .map(|(i, der)| CaCert {
+            der,
+            number: i + 1,
+            of,
+        })
+        .collect())
+}
+
+/// A transport error as the variant that says what to do: TLS, connect, or other.
+fn transport(url: &str, e: hyper_util::client::legacy::Error) -> ConfigServerError {
+    if let Some(tls) = rustls_error(&e) {
+        return ConfigServerError::Tls {
+            url: url.to_string(),
+            reason: tls_reason(tls),
+        };
+    }
+    if e.is_connect() {
+        ConfigServerError::Connect {
+            url: url.to_string(),
+            source: Box::new(e),
+        }
+    } else {
+        ConfigServerError::Request {
+            url: url.to_string(),
+            source: Box::new(e),
+        }
+    }
+}
+
+/// The rustls error somewhere in `e`'s chain. tokio-rustls wraps it in an `io::Error` (and
+/// hyper-rustls that in another), whose `source()` skips the wrapped error, so the walk goes
+/// into each `io::Error` rather than past it.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(error) = next {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        next = match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    None
+}
+
+/// rustls' message and the fix for it.
+fn tls_reason(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let fix = match e {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            "the server's certificate is not signed by a CA this exporter trusts: set \
+             config_server.ca_file to the PEM file of the CA that signed it"
+        }
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => {
+            "the server's certificate is for another name: use a name it holds in \
+             config_server.url"
+        }
+        rustls::Error::InvalidCertificate(
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+        ) => "renew the server's certificate, or check this device's clock",
+        rustls::Error::InvalidCertificate(_) => "check the server's certificate",
+        _ => "is it serving https:// on that port? a plain http server needs an http:// URL",
+    };
+    format!("{e} ({fix})")
+}
+
+fn status_error(
+    url: String,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ConfigServerError {
+    let hint = if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        " (check config_server.token or CONFIG_SERVER_TOKEN)".to_string()
+    } else if status.is_redirection() {
+        let to = headers
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map_or_else(String::new, |l| format!(" to {}", snippet(l.as_bytes())));
+        format!(" (a redirect{to}; redirects are not followed: set config_server.url to the address that answers)")
+    } else {
+        String::new()
+    };
     ConfigServerError::Status {
         url,
         status: status.as_u16(),
         body: snippet(body),
+        hint,
     }
 }
 
@@ -442,10 +734,98 @@ mod tests {
         );
         let c = Client::new("http://h:1/api/?x=1", Duration::from_secs(1)).unwrap();
         assert_eq!(c.config_url("a b/c"), "http://h:1/api/config/a%20b%2Fc");
-        let e = Client::new("https://h", Duration::from_secs(1)).unwrap_err();
-        assert!(e.to_string().contains("https is not supported"), "{e}");
+        let c = Client::new("https://h", Duration::from_secs(1)).unwrap();
+        assert_eq!(c.config_url("d"), "https://h/config/d");
+        let e = Client::new("ftp://h", Duration::from_secs(1)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("scheme ftp:// is not http:// or https://"),
+            "{e}"
+        );
         let e = Client::new("h:80", Duration::from_secs(1)).unwrap_err();
         assert!(e.to_string().contains("is not http://"), "{e}");
         assert!(Client::new("nonsense", Duration::from_secs(1)).is_err());
+    }
+
+    fn settings(url: &str, token: Option<&str>) -> ConfigServerSettings {
+        ConfigServerSettings {
+            url: url.to_string(),
+            timeout: Duration::from_secs(1),
+            token: token.map(str::to_string),
+            ca_file: None,
+        }
+    }
+
+    #[test]
+    fn a_token_is_kept_out_of_debug_and_refused_when_no_header_can_carry_it() {
+        let c = Client::from_settings(&settings("https://cfg", Some("s3cr3t"))).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("<secret>"), "{shown}");
+        let e = Client::from_settings(&settings("https://cfg", Some("a\nb"))).unwrap_err();
+        assert!(matches!(e, ConfigServerError::BadToken), "{e:?}");
+        assert!(!e.to_string().contains("a\nb"));
+    }
+
+    #[test]
+    fn a_token_in_clear_is_noticed_only_beyond_this_host() {
+        let clear = |url: &str, token: Option<&str>| {
+            Client::from_settings(&settings(url, token))
+                .unwrap()
+                .sends_token_in_clear()
+        };
+        assert!(clear("http://cfg.example:8080", Some("t")));
+        assert!(clear("http://192.0.2.7", Some("t")));
+        assert!(!clear("http://cfg.example:8080", None));
+        assert!(!clear("https://cfg.example", Some("t")));
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://[::1]:1",
+            "http://LOCALHOST",
+        ] {
+            assert!(!clear(local, Some("t")), "{local}");
+        }
+    }
+
+    #[test]
+    fn headers_name_the_exporter_and_its_version() {
+        assert_eq!(
+            USER_AGENT,
+            format!("edge-metrics-exporter/{}", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(VERSION, env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn tls_errors_say_what_to_do() {
+        use rustls::CertificateError as C;
+        let reason = tls_reason(&rustls::Error::InvalidCertificate(C::UnknownIssuer));
+        assert_eq!(
+            reason,
+            "invalid peer certificate: UnknownIssuer (the server's certificate is not signed \
+             by a CA this exporter trusts: set config_server.ca_file to the PEM file of the CA \
+             that signed it)"
+        );
+        let reason = tls_reason(&rustls::Error::InvalidCertificate(C::NotValidForName));
+        assert!(
+            reason.contains("use a name it holds in config_server.url"),
+            "{reason}"
+        );
+        let reason = tls_reason(&rustls::Error::InvalidCertificate(C::Expired));
+        assert!(reason.contains("check this device's clock"), "{reason}");
+        let reason = tls_reason(&rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert!(
+            reason.contains("a plain http server needs an http:// URL"),
+            "{reason}"
+        );
+        // Found behind the io::Errors tokio-rustls and hyper-rustls wrap it in.
+        let io = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(C::UnknownIssuer),
+        ));
+        assert!(rustls_error(&io).is_some());
+        assert!(rustls_error(&std::io::Error::other("no")).is_none());
     }
 }

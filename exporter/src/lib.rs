@@ -57,7 +57,7 @@ pub struct RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The configuration in force cannot be used as it is (the management API beyond loopback
-    /// without a token). `main` exits 64 for it.
+    /// without a token, a Config Server CA file that cannot be used). `main` exits 64 for it.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     /// The tegrastats source cannot start.
@@ -112,7 +112,7 @@ impl RunError {
 /// Runs the exporter until `shutdown` fires or SIGTERM/SIGINT arrives.
 pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<(), RunError> {
     // The Config Server comes first when configured; the local file is the fallback.
-    let server = ConfigServer::from_config(&opts.config, &opts.env);
+    let server = ConfigServer::from_config(&opts.config, &opts.env)?;
     if let Some(server) = &server {
         if let Some(fetched) = server.fetch().await {
             // Refused before it is kept: the management API can rewrite config.yaml.

@@ -182,3 +182,151 @@ fn the_local_api_token_survives_a_config_from_the_server() {
         "the local copy keeps it"
     );
 }
+
+/// The value of header `name` (lower case) of a request the fake server recorded.
+fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request
+        .headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn the_config_server_token_goes_in_a_header_and_nowhere_else() {
+    let token = "device-fleet-t0ken";
+    let setup = Setup::new(&orin_corpus(), LOCAL);
+    let server = FakeHttp::start(garbage());
+    let section = server_section(&server.url(), 2.0);
+    setup.write_config(&format!("{LOCAL}{section}  token: {token}\n"));
+    // The server's copy, as the device's pushes leave it: without the token.
+    server.set(serve(server_json(&setup, &format!("{LOCAL}{section}"))));
+    let exp = setup.start();
+    assert_eq!(
+        exp.api("GET", "/health", &[], None).json()["config_source"],
+        "server"
+    );
+    // Discovery pushes the config in the background.
+    wait_for(Duration::from_secs(5), "a push", || {
+        server
+            .requests()
+            .iter()
+            .any(|r| r.method == "PUT")
+            .then_some(())
+    });
+    let version = env!("CARGO_PKG_VERSION");
+    let user_agent = format!("edge-metrics-exporter/{version}");
+    let bearer = format!("Bearer {token}");
+    for r in server.requests() {
+        assert_eq!(header(&r, "authorization"), Some(bearer.as_str()), "{r:?}");
+        assert_eq!(header(&r, "user-agent"), Some(user_agent.as_str()), "{r:?}");
+        assert_eq!(header(&r, "x-edge-metrics-version"), Some(version), "{r:?}");
+        assert_eq!(
+            header(&r, "x-edge-metrics-device-type"),
+            Some("jetson_orin"),
+            "{r:?}"
+        );
+        assert!(
+            !r.body.contains(token),
+            "a push carried the token: {}",
+            r.body
+        );
+    }
+    // GET /config shows the section without the token.
+    let shown = exp.api("GET", "/config", &[], None);
+    assert_eq!(shown.status, 200);
+    assert!(!shown.body.contains(token), "{}", shown.body);
+    assert_eq!(shown.json()["config_server"]["url"], server.url());
+    // The server's copy replaced the local file, which still has the token.
+    let kept = config::parse(&std::fs::read_to_string(&setup.config_path).unwrap(), "c").unwrap();
+    assert_eq!(kept.config_server.token.as_deref(), Some(token));
+
+    // The server switches the device to Xavier: the reload's fetch still sends the token, and
+    // the requests after it say the new device type.
+    let xavier = server_json(&setup, &format!("{LOCAL}{section}"))
+        .replace("\"jetson_orin\"", "\"jetson_xavier\"");
+    server.set(serve(xavier));
+    for _ in 0..2 {
+        let r = exp.api("POST", "/reload", &[], None).json();
+        assert_eq!(r["source"], "server", "{r}");
+    }
+    let gets: Vec<Request> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    let last = gets.last().unwrap();
+    assert_eq!(header(last, "authorization"), Some(bearer.as_str()));
+    assert_eq!(
+        header(last, "x-edge-metrics-device-type"),
+        Some("jetson_xavier")
+    );
+    let kept = config::parse(&std::fs::read_to_string(&setup.config_path).unwrap(), "c").unwrap();
+    assert_eq!(kept.device_type, config::DeviceType::JetsonXavier);
+    assert_eq!(kept.config_server.token.as_deref(), Some(token));
+    // Nor does the log show it.
+    assert!(!exp.proc.log().contains(token), "{}", exp.proc.log());
+}
+
+#[test]
+fn the_token_comes_from_the_environment_unless_the_file_has_one() {
+    let setup = Setup::new(&orin_corpus(), LOCAL);
+    let server = FakeHttp::start(garbage());
+    let section = server_section(&server.url(), 2.0);
+    setup.write_config(&format!("{LOCAL}{section}"));
+    server.set(serve(server_json(&setup, &format!("{LOCAL}{section}"))));
+    let last_bearer = || {
+        let requests = server.requests();
+        let r = requests.last().expect("a request");
+        header(r, "authorization").map(str::to_string)
+    };
+    {
+        let _exp = setup.start_with_env(&[("CONFIG_SERVER_TOKEN", "from-env")]);
+        assert_eq!(last_bearer().as_deref(), Some("Bearer from-env"));
+    }
+    setup.write_config(&format!("{LOCAL}{section}  token: from-file\n"));
+    {
+        let _exp = setup.start_with_env(&[("CONFIG_SERVER_TOKEN", "from-env")]);
+        assert_eq!(last_bearer().as_deref(), Some("Bearer from-file"));
+    }
+    // A token that no header can carry stops the start, and is not shown.
+    let mut cmd = common::command();
+    cmd.arg("--config")
+        .arg(&setup.config_path)
+        .env("CONFIG_SERVER_TOKEN", "two words");
+    setup.write_config(&format!("{LOCAL}{section}"));
+    let out = run_to_end(&mut cmd);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("environment: CONFIG_SERVER_TOKEN must be one word of visible ASCII"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("two words"), "{stderr}");
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_used_stops_the_start_with_exit_64() {
+    let setup = Setup::new(&orin_corpus(), "");
+    let missing = setup.dir.path().join("no-such-ca.pem");
+    setup.write_config(&format!(
+        "config_server:\n  url: https://127.0.0.1:9\n  ca_file: {}\n",
+        missing.display()
+    ));
+    let mut cmd = common::command();
+    cmd.arg("--config").arg(&setup.config_path);
+    let out = run_to_end(&mut cmd);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!(
+            "config_server.ca_file: Config Server CA file {} cannot be read: No such file or \
+             directory (os error 2) (set config_server.ca_file to a PEM file with the \
+             certificate of the CA that signed the Config Server's certificate, or remove it)",
+            missing.display()
+        ),
+        "{stderr}"
+    );
+}

@@ -1,17 +1,25 @@
 //! Config Server client against a real HTTP server on 127.0.0.1 (warp, ephemeral port):
 //! fetch (ok, refused, slow, 404, 500, garbage, invalid config), push, and the background
-//! sync's retry, coalescing and shutdown.
+//! sync's retry, coalescing and shutdown. Then what every request carries (the bearer token,
+//! `User-Agent` and the `X-Edge-Metrics-*` headers) and what no push carries (the secrets),
+//! recorded by a small server of this file; and `https://` against that server with a CA and
+//! certificate the test makes, with and without `config_server.ca_file`.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use edge_metrics_exporter::config::{self, Config, DeviceType};
+use edge_metrics_exporter::config::{self, Config, ConfigServerSettings, DeviceType};
 use edge_metrics_exporter::configserver::{spawn_sync, Backoff, Client, ConfigServerError};
 use test_support::wait_for_async;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use warp::Filter;
+
+const ORIN: DeviceType = DeviceType::JetsonOrin;
 
 /// A server task, aborted on drop.
 struct Server {
@@ -92,7 +100,7 @@ async fn fetch_ok_returns_the_validated_config() {
         });
     let server = serve(route).await;
     let c = client(&format!("{}/api", server.url()));
-    let cfg = c.fetch("orin 01").await.unwrap();
+    let cfg = c.fetch("orin 01", ORIN).await.unwrap();
     assert_eq!(cfg, xavier());
     assert_eq!(cfg.extra["site"], serde_yaml::Value::from("lab"));
     assert_eq!(*seen.lock().unwrap(), vec!["orin%2001".to_string()]);
@@ -103,7 +111,7 @@ async fn fetch_from_a_server_that_is_down_is_a_connect_error() {
     let addr = free_port().await;
     let started = Instant::now();
     let err = client(&format!("http://{addr}"))
-        .fetch("dev")
+        .fetch("dev", ORIN)
         .await
         .unwrap_err();
     assert!(matches!(err, ConfigServerError::Connect { .. }), "{err:?}");
@@ -124,7 +132,7 @@ async fn fetch_from_a_slow_server_times_out_within_the_timeout() {
     let timeout = Duration::from_millis(300);
     let c = Client::new(&server.url(), timeout).unwrap();
     let started = Instant::now();
-    let err = c.fetch("dev").await.unwrap_err();
+    let err = c.fetch("dev", ORIN).await.unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, ConfigServerError::Timeout { .. }), "{err:?}");
     assert!(took >= timeout, "gave up early: {took:?}");
@@ -138,7 +146,10 @@ async fn fetch_from_a_slow_server_times_out_within_the_timeout() {
 #[tokio::test]
 async fn fetch_404_says_the_device_has_no_config() {
     let server = get_server(404, "no such device").await;
-    let err = client(&server.url()).fetch("jetson-7").await.unwrap_err();
+    let err = client(&server.url())
+        .fetch("jetson-7", ORIN)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConfigServerError::NotFound { .. }), "{err:?}");
     assert!(
         err.to_string()
@@ -150,7 +161,7 @@ async fn fetch_404_says_the_device_has_no_config() {
 #[tokio::test]
 async fn fetch_500_reports_status_and_body() {
     let server = get_server(500, "database\nis down").await;
-    let err = client(&server.url()).fetch("dev").await.unwrap_err();
+    let err = client(&server.url()).fetch("dev", ORIN).await.unwrap_err();
     match &err {
         ConfigServerError::Status { status, body, .. } => {
             assert_eq!(*status, 500);
@@ -163,7 +174,7 @@ async fn fetch_500_reports_status_and_body() {
 #[tokio::test]
 async fn fetch_garbage_body_is_an_error() {
     let server = get_server(200, "<html>proxy login</html>").await;
-    let err = client(&server.url()).fetch("dev").await.unwrap_err();
+    let err = client(&server.url()).fetch("dev", ORIN).await.unwrap_err();
     assert!(matches!(err, ConfigServerError::Garbage { .. }), "{err:?}");
     assert!(err.to_string().contains("<html>proxy login"), "{err}");
 }
@@ -175,7 +186,7 @@ async fn fetch_invalid_config_reports_every_problem() {
         r#"{"device_type":"jetson_tx2","interval":0,"metrics":{"jetson_ram_used_mb":"yes"}}"#,
     )
     .await;
-    let err = client(&server.url()).fetch("dev").await.unwrap_err();
+    let err = client(&server.url()).fetch("dev", ORIN).await.unwrap_err();
     assert!(matches!(err, ConfigServerError::Invalid { .. }), "{err:?}");
     let s = err.to_string();
     for want in [
@@ -203,11 +214,13 @@ fn put_route(
 }
 
 #[tokio::test]
-async fn push_sends_the_full_config_without_the_token() {
+async fn push_sends_the_full_config_without_either_token() {
     let puts: Puts = Arc::default();
     let server = serve(put_route(Arc::clone(&puts))).await;
     let mut cfg = xavier();
-    cfg.api_token = Some("secret".into());
+    cfg.api_token = Some("api-secret".into());
+    cfg.config_server.token = Some("config-server-secret".into());
+    cfg.config_server.ca_file = Some("/etc/edge-metrics/ca.pem".into());
     client(&server.url()).push("xavier-02", &cfg).await.unwrap();
     let got = puts.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
@@ -215,15 +228,17 @@ async fn push_sends_the_full_config_without_the_token() {
     assert_eq!(got[0].1, config::to_json(&cfg));
     assert_eq!(got[0].1["interval"].to_string(), "2");
     assert!(got[0].1.get("api_token").is_none());
-    // What was pushed reads back as the same config (minus the token).
-    let back = config::from_json(got[0].1.clone()).unwrap();
     assert_eq!(
-        back,
-        Config {
-            api_token: None,
-            ..cfg
-        }
+        got[0].1["config_server"],
+        serde_json::json!({"ca_file": "/etc/edge-metrics/ca.pem"})
     );
+    let text = got[0].1.to_string();
+    assert!(!text.contains("secret"), "{text}");
+    // What was pushed reads back as the same config (minus the secrets).
+    let mut back = config::from_json(got[0].1.clone()).unwrap();
+    assert_eq!(config::Secrets::of(&back), config::Secrets::default());
+    config::Secrets::of(&cfg).fill(&mut back);
+    assert_eq!(back, cfg);
 }
 
 #[tokio::test]
@@ -537,10 +552,425 @@ async fn sync_logs_a_failure_once_per_change_of_state() {
 async fn fetch_refuses_an_oversized_body() {
     let big: &'static str = Box::leak(" ".repeat(2 * 1024 * 1024).into_boxed_str());
     let server = get_server(200, big).await;
-    let err = client(&server.url()).fetch("dev").await.unwrap_err();
+    let err = client(&server.url()).fetch("dev", ORIN).await.unwrap_err();
     assert!(matches!(err, ConfigServerError::Garbage { .. }), "{err:?}");
     assert!(
         err.to_string().contains("larger than 1048576 bytes"),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Headers, the token, and https://
+// ---------------------------------------------------------------------------------------------
+
+/// A request as [`Recorder`] read it: method, path, headers (lower-cased names) and body.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A small HTTP/1.1 server on 127.0.0.1, plain or TLS, that records every request with its
+/// headers and answers `GET` with `get_body` (200) and `PUT` with 204. One request per
+/// connection; TLS handshakes that fail are counted.
+struct Recorder {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    handshake_failures: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorder {
+    async fn start(get_body: String, tls: Option<Arc<rustls::ServerConfig>>) -> Recorder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let handshake_failures = Arc::new(AtomicUsize::new(0));
+        let (s, f) = (Arc::clone(&seen), Arc::clone(&handshake_failures));
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (s, f, body, acceptor) = (
+                    Arc::clone(&s),
+                    Arc::clone(&f),
+                    get_body.clone(),
+                    acceptor.clone(),
+                );
+                tokio::spawn(async move {
+                    match acceptor {
+                        None => answer(tcp, &s, &body).await,
+                        Some(acceptor) => match acceptor.accept(tcp).await {
+                            Ok(stream) => answer(stream, &s, &body).await,
+                            Err(_) => {
+                                f.fetch_add(1, Ordering::SeqCst);
+                            }
+                        },
+                    }
+                });
+            }
+        });
+        Recorder {
+            addr,
+            seen,
+            handshake_failures,
+            task,
+        }
+    }
+
+    fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.addr.port())
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Reads one request from `stream`, records it and answers it.
+async fn answer<S>(stream: S, seen: &Mutex<Vec<Seen>>, get_body: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).await.unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = h.trim_end().split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).await.is_err() {
+        return;
+    }
+    seen.lock().unwrap().push(Seen {
+        method: method.clone(),
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let reply = if method == "PUT" {
+        "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".to_string()
+    } else {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{get_body}",
+            get_body.len()
+        )
+    };
+    let mut stream = reader.into_inner();
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn settings(url: &str, token: Option<&str>, ca_file: Option<&Path>) -> ConfigServerSettings {
+    ConfigServerSettings {
+        url: url.to_string(),
+        timeout: Duration::from_secs(3),
+        token: token.map(str::to_string),
+        ca_file: ca_file.map(Path::to_path_buf),
+    }
+}
+
+fn xavier_json() -> String {
+    config::to_json(&xavier()).to_string()
+}
+
+/// Every GET and PUT carries the bearer token, the exporter's name and version, and the
+/// device type; the push body never carries a secret.
+#[tokio::test]
+async fn every_request_carries_the_token_the_version_and_the_device_type() {
+    let server = Recorder::start(xavier_json(), None).await;
+    let c =
+        Client::from_settings(&settings(&server.url("http"), Some("fleet-t0ken"), None)).unwrap();
+    let fetched = c.fetch("orin-01", DeviceType::JetsonNano).await.unwrap();
+    assert_eq!(fetched, xavier());
+    let mut cfg = xavier();
+    cfg.config_server.token = Some("fleet-t0ken".into());
+    cfg.api_token = Some("api-t0ken".into());
+    c.push("orin-01", &cfg).await.unwrap();
+
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let version = env!("CARGO_PKG_VERSION");
+    for (request, method, device_type) in [
+        (&seen[0], "GET", "jetson_nano"),
+        (&seen[1], "PUT", "jetson_xavier"),
+    ] {
+        assert_eq!(request.method, method);
+        assert_eq!(request.path, "/config/orin-01");
+        assert_eq!(
+            request.header("authorization"),
+            Some("Bearer fleet-t0ken"),
+            "{request:?}"
+        );
+        assert_eq!(
+            request.header("user-agent"),
+            Some(format!("edge-metrics-exporter/{version}").as_str())
+        );
+        assert_eq!(request.header("x-edge-metrics-version"), Some(version));
+        assert_eq!(
+            request.header("x-edge-metrics-device-type"),
+            Some(device_type),
+            "{request:?}"
+        );
+    }
+    assert_eq!(seen[0].header("accept"), Some("application/json"));
+    assert_eq!(seen[1].header("content-type"), Some("application/json"));
+    assert!(!seen[1].body.contains("t0ken"), "{}", seen[1].body);
+    let pushed: serde_json::Value = serde_json::from_str(&seen[1].body).unwrap();
+    assert_eq!(pushed, config::to_json(&cfg));
+
+    // Without a token there is no Authorization header; the others stay.
+    let c = client(&server.url("http"));
+    c.fetch("orin-01", ORIN).await.unwrap();
+    let last = server.seen().pop().unwrap();
+    assert_eq!(last.header("authorization"), None);
+    assert_eq!(
+        last.header("x-edge-metrics-device-type"),
+        Some("jetson_orin")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_token_and_a_redirect_say_what_to_do() {
+    let route = warp::path!("config" / String).map(|_id: String| {
+        warp::reply::with_status("bad token", warp::http::StatusCode::UNAUTHORIZED)
+    });
+    let server = serve(route).await;
+    let err = client(&server.url()).fetch("d", ORIN).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Config Server answered HTTP 401 for {}/config/d: bad token (check \
+             config_server.token or CONFIG_SERVER_TOKEN)",
+            server.url()
+        )
+    );
+    // A redirect is not followed: the token goes to the configured server only.
+    let route = warp::path!("config" / String).map(|_id: String| {
+        warp::reply::with_header(
+            warp::reply::with_status("", warp::http::StatusCode::PERMANENT_REDIRECT),
+            "location",
+            "https://elsewhere.example/config/d",
+        )
+    });
+    let server = serve(route).await;
+    let err = client(&server.url()).fetch("d", ORIN).await.unwrap_err();
+    assert!(
+        matches!(err, ConfigServerError::Status { status: 308, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(
+            "(a redirect to https://elsewhere.example/config/d; redirects are not followed: \
+             set config_server.url to the address that answers)"
+        ),
+        "{err}"
+    );
+}
+
+/// A CA, a certificate for `localhost` and 127.0.0.1 signed by it, and the CA as a PEM file.
+struct Pki {
+    server: Arc<rustls::ServerConfig>,
+    ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn make_pki() -> Pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose, SanType,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "edge-metrics config server test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.subject_alt_names
+        .push(SanType::IpAddress(std::net::IpAddr::V4(
+            std::net::Ipv4Addr::LOCALHOST,
+        )));
+    let leaf = leaf.signed_by(&key, &ca).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("config-server-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
+    Pki {
+        server: Arc::new(server),
+        ca_file,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn https_works_with_the_ca_file_and_fails_clearly_without_it() {
+    let pki = make_pki();
+    let server = Recorder::start(xavier_json(), Some(Arc::clone(&pki.server))).await;
+
+    // With the CA file: fetch and push over TLS, headers and all.
+    let c = Client::from_settings(&settings(
+        &server.url("https"),
+        Some("tls-t0ken"),
+        Some(&pki.ca_file),
+    ))
+    .unwrap();
+    assert_eq!(c.fetch("orin-01", ORIN).await.unwrap(), xavier());
+    c.push("orin-01", &xavier()).await.unwrap();
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].header("authorization"), Some("Bearer tls-t0ken"));
+    assert_eq!(seen[1].method, "PUT");
+    // The certificate names localhost too.
+    let by_name = format!("https://localhost:{}", server.addr.port());
+    let c = Client::from_settings(&settings(&by_name, None, Some(&pki.ca_file))).unwrap();
+    c.fetch("orin-01", ORIN).await.unwrap();
+
+    // Without it: the built-in roots do not know the test's CA.
+    let c = client(&server.url("https"));
+    let err = c.fetch("orin-01", ORIN).await.unwrap_err();
+    assert!(matches!(err, ConfigServerError::Tls { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "TLS with the Config Server at {}/config/orin-01 failed: invalid peer certificate: \
+             UnknownIssuer (the server's certificate is not signed by a CA this exporter trusts: \
+             set config_server.ca_file to the PEM file of the CA that signed it)",
+            server.url("https")
+        )
+    );
+    let err = c.push("orin-01", &xavier()).await.unwrap_err();
+    assert!(matches!(err, ConfigServerError::Tls { .. }), "{err:?}");
+    assert_eq!(server.seen().len(), 3, "no request got through untrusted");
+    wait_for(Duration::from_secs(3), "two failed handshakes", || {
+        server.handshake_failures.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+
+    // A name the certificate does not hold is refused even with the CA.
+    let c = Client::from_settings(&settings(
+        &format!("https://127.0.0.2:{}", server.addr.port()),
+        None,
+        Some(&pki.ca_file),
+    ))
+    .unwrap();
+    match c.fetch("d", ORIN).await {
+        // The server listens on 127.0.0.1 only: connecting to 127.0.0.2 is refused. The
+        // name check itself is pinned with localhost below.
+        Err(ConfigServerError::Connect { .. }) => {}
+        other => panic!("want a connect error, got {other:?}"),
+    }
+
+    // https:// to a plain http server (one that answers garbage with 400): a handshake
+    // failure that says so.
+    let plain = get_server(200, "{}").await;
+    let err = client(&plain.url().replace("http://", "https://"))
+        .fetch("d", ORIN)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConfigServerError::Tls { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("a plain http server needs an http:// URL"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_ca_file_that_cannot_be_used_is_refused_when_the_client_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let fix = "(set config_server.ca_file to a PEM file with the certificate of the CA that \
+               signed the Config Server's certificate, or remove it)";
+    let build = |path: &Path| {
+        Client::from_settings(&settings("https://cfg.example", None, Some(path))).unwrap_err()
+    };
+    let missing = dir.path().join("missing.pem");
+    let err = build(&missing);
+    assert!(matches!(err, ConfigServerError::CaFile { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Config Server CA file {} cannot be read: No such file or directory (os error 2) \
+             {fix}",
+            missing.display()
+        )
+    );
+    // A key, or any text without a certificate.
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    assert_eq!(
+        build(&key).to_string(),
+        format!(
+            "Config Server CA file {} holds no certificate (a PEM file with -----BEGIN \
+             CERTIFICATE----- blocks is expected) {fix}",
+            key.display()
+        )
+    );
+    // Broken PEM, and PEM whose content is no certificate.
+    let broken = dir.path().join("broken.pem");
+    std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap();
+    let err = build(&broken).to_string();
+    assert!(err.contains("is not a valid PEM file"), "{err}");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let err = build(&garbage).to_string();
+    assert!(
+        err.contains("has a certificate that is not usable (number 1 of 1)"),
+        "{err}"
+    );
+    // A CA file is read whatever the scheme, so a mistake shows before https:// is used.
+    let err =
+        Client::from_settings(&settings("http://cfg.example", None, Some(&missing))).unwrap_err();
+    assert!(matches!(err, ConfigServerError::CaFile { .. }), "{err:?}");
 }

@@ -1,16 +1,20 @@
 //! The Config Server feed: fetching this device's configuration (at start-up and on reload)
 //! and handing every change the exporter makes to the background push task
 //! ([`configserver::spawn_sync`]). Without a configured server every call is a no-op.
+//!
+//! The local secrets ([`Secrets`]: `api_token`, `config_server.token`) never reach the server,
+//! so a config fetched from it has none; the local ones are put back before it is used or
+//! saved. Requests carry the running device type, which the feed follows as configs change.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{self, error_chain, Config, Env};
-use crate::configserver;
+use crate::config::{self, error_chain, Config, ConfigError, DeviceType, Env, Problem, Secrets};
+use crate::configserver::{self, ConfigServerError};
 
 /// The Config Server client and the device id it is asked for.
 #[derive(Clone)]
@@ -19,38 +23,66 @@ pub struct ConfigServer {
     pub client: configserver::Client,
     /// `/config/{device_id}`: the hostname label.
     pub device_id: String,
-    /// The local file's `api_token`: pushes never carry it, so fetched configs lack it.
-    local_token: Option<String>,
+    /// The local file's secrets: pushes never carry them, so fetched configs lack them.
+    local: Secrets,
+    /// The device type of the running configuration, sent with each fetch.
+    running_type: Arc<Mutex<DeviceType>>,
 }
 
 impl ConfigServer {
     /// The client for `cfg`, when a Config Server is configured (`config_server.url` or
-    /// `CONFIG_SERVER_URL`). A URL the client refuses is logged and ignored.
-    pub fn from_config(cfg: &Config, env: &dyn Env) -> Option<ConfigServer> {
-        let settings = config::config_server(cfg, env)?;
-        match configserver::Client::new(&settings.url, settings.timeout) {
-            Ok(client) => Some(ConfigServer {
-                client,
-                device_id: config::device_id(cfg, env),
-                local_token: cfg.api_token.clone(),
+    /// `CONFIG_SERVER_URL`). A CA file (`config_server.ca_file`) that cannot be read or holds
+    /// no usable certificate is an error (the exporter exits 64); a URL the client refuses is
+    /// logged and ignored.
+    pub fn from_config(cfg: &Config, env: &dyn Env) -> Result<Option<ConfigServer>, ConfigError> {
+        let Some(settings) = config::config_server(cfg, env) else {
+            return Ok(None);
+        };
+        match configserver::Client::from_settings(&settings) {
+            Ok(client) => {
+                if client.sends_token_in_clear() {
+                    warn!(
+                        url = %settings.url,
+                        "The Config Server token is sent over plain http:// to another host; \
+                         use an https:// URL."
+                    );
+                }
+                Ok(Some(ConfigServer {
+                    client,
+                    device_id: config::device_id(cfg, env),
+                    local: Secrets::of(cfg),
+                    running_type: Arc::new(Mutex::new(cfg.device_type)),
+                }))
+            }
+            Err(error @ ConfigServerError::CaFile { .. }) => Err(ConfigError::Invalid {
+                origin: "config_server.ca_file".to_string(),
+                problems: vec![Problem {
+                    line: None,
+                    key: "config_server.ca_file".to_string(),
+                    message: error.to_string(),
+                }],
             }),
             Err(error) => {
                 warn!(error = %error_chain(&error), "Config Server disabled; using the local file only.");
-                None
+                Ok(None)
             }
         }
     }
 
     /// Fetches this device's config; `None` (logged) when the server is down, slow or wrong.
-    /// The local `api_token` is kept: the server never receives it, so its copy has none, and
-    /// losing it would lock the management API (or refuse the start) on a device that
-    /// listens beyond loopback.
+    /// The local secrets are kept: the server never receives them, so its copy has none, and
+    /// losing `api_token` would lock the management API (or refuse the start) on a device that
+    /// listens beyond loopback, losing `config_server.token` the next start's fetch.
     pub async fn fetch(&self) -> Option<Config> {
-        match self.client.fetch(&self.device_id).await {
+        match self
+            .client
+            .fetch(&self.device_id, self.running_type())
+            .await
+        {
             Ok(mut cfg) => {
-                if cfg.api_token.is_none() {
-                    cfg.api_token.clone_from(&self.local_token);
-                }
+                self.local.fill(&mut cfg);
+                // Whatever the server sends is applied, so its type is the one running next.
+                self.set_running_type(cfg.device_type);
                 info!(device_id = %self.device_id, "Fetched the configuration from the Config Server.");
                 Some(cfg)
             }
@@ -59,6 +91,20 @@ impl ConfigServer {
                 None
             }
         }
+    }
+
+    fn running_type(&self) -> DeviceType {
+        *self
+            .running_type
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_running_type(&self, device_type: DeviceType) {
+        *self
+            .running_type
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = device_type;
     }
 }
 
@@ -99,9 +145,11 @@ impl Feed {
         Some(async move { server.fetch().await })
     }
 
-    /// Queues `cfg` for the server (coalesced with anything not yet sent).
+    /// Queues `cfg` for the server (coalesced with anything not yet sent). `cfg` is the running
+    /// configuration, so its device type is the one the next fetch sends.
     pub fn push(&self, cfg: &Config) {
-        if self.server.is_some() {
+        if let Some(server) = &self.server {
+            server.set_running_type(cfg.device_type);
             self.updates.send_replace(Arc::new(cfg.clone()));
         }
     }
