@@ -146,7 +146,8 @@ impl Change {
 }
 
 /// Every leaf path where `before` and `after` differ, in key order. Objects are compared key by
-/// key; an object replaced by a scalar (or the other way round) is one change at its path.
+/// key (an object that appears or goes counts as its leaves); an object replaced by a scalar
+/// (or the other way round) is one change at its path.
 pub fn changes(before: &Object, after: &Object) -> Vec<Change> {
     let mut out = Vec::new();
     changes_in(&mut Vec::new(), before, after, &mut out);
@@ -157,8 +158,13 @@ fn changes_in(path: &mut Path, before: &Object, after: &Object, out: &mut Vec<Ch
     let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     for k in keys {
         path.push(k.clone());
+        let empty = Object::new();
         match (before.get(k), after.get(k)) {
             (Some(Value::Object(b)), Some(Value::Object(a))) => changes_in(path, b, a, out),
+            // An object that appears or goes is its leaves appearing or going, so that the
+            // race rule protects those keys and not the whole section.
+            (None, Some(Value::Object(a))) => changes_in(path, &empty, a, out),
+            (Some(Value::Object(b)), None) => changes_in(path, b, &empty, out),
             (b, a) if b != a => out.push(Change {
                 path: path.clone(),
                 before: b.cloned(),
@@ -370,7 +376,9 @@ mod tests {
     #[test]
     fn changes_are_leaf_paths_with_both_values() {
         let before = obj(json!({"interval": 1, "metrics": {"a": true, "b": false}, "x": {"y": 1}}));
-        let after = obj(json!({"interval": 1, "metrics": {"a": false, "c": true}, "x": 2}));
+        let after = obj(
+            json!({"interval": 1, "metrics": {"a": false, "c": true}, "x": 2, "s": {"e": true}}),
+        );
         let found: Vec<(String, Option<Value>, Option<Value>)> = changes(&before, &after)
             .into_iter()
             .map(|c| (c.key(), c.before, c.after))
@@ -381,6 +389,7 @@ mod tests {
                 ("metrics.a".into(), Some(json!(true)), Some(json!(false))),
                 ("metrics.b".into(), Some(json!(false)), None),
                 ("metrics.c".into(), None, Some(json!(true))),
+                ("s.e".into(), None, Some(json!(true))),
                 ("x".into(), Some(json!({"y": 1})), Some(json!(2))),
             ]
         );
