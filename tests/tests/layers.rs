@@ -33,6 +33,14 @@ const CONFIG: &[&[&str]] = &[
     &["store"],
 ];
 
+/// The Config Server's layers, lowest first.
+const CONFIG_SERVER: &[&[&str]] = &[
+    &["auth", "merge", "stats", "time"],
+    &["store"],
+    &["settings", "service"],
+    &["http"],
+];
+
 /// The crate roots (lib.rs, main.rs) sit above every layer and are not checked.
 const ROOTS: &[&str] = &["lib", "main"];
 
@@ -157,6 +165,12 @@ fn config_modules_only_look_down() {
 #[test]
 fn bridge_modules_only_look_down() {
     let found = violations(&src("shelly-bridge"), BRIDGE);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn config_server_modules_only_look_down() {
+    let found = violations(&src("config-server"), CONFIG_SERVER);
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
