@@ -96,7 +96,7 @@ pub async fn serve(
         );
     } else if settings.tokens.operators.is_empty() {
         tracing::warn!(
-            "No operator token is set: defaults, history and /devices answer 401 to everyone. \
+            "No operator token is set: defaults, history and /devices refuse every request. \
              Set CONFIG_SERVER_OPERATOR_TOKEN to use them."
         );
     }
