@@ -24,6 +24,7 @@
 //! with 412 if that is no longer current, and nothing is protected when it is.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use edge_metrics_config::{self as config_rules, DeviceType};
 use serde_json::{json, Value};
@@ -185,13 +186,26 @@ fn check_config(value: Value) -> Result<config_rules::Config, String> {
 
 /// The config a device of type `t` runs when a key is absent: the exporter's defaults, as
 /// JSON. Pushed values equal to these are not stored in a device's layer.
-pub fn exporter_defaults(t: DeviceType) -> Object {
-    let config = check_config(json!({ "device_type": t.as_str() }))
-        .expect("invariant: a config naming only a supported device type is valid");
-    match config_rules::to_json(&config) {
-        Value::Object(m) => m,
-        _ => unreachable!("invariant: to_json makes an object"),
-    }
+pub fn exporter_defaults(t: DeviceType) -> &'static Object {
+    static DEFAULTS: OnceLock<Vec<Object>> = OnceLock::new();
+    let all = DEFAULTS.get_or_init(|| {
+        DeviceType::ALL
+            .iter()
+            .map(|t| {
+                let config = check_config(json!({ "device_type": t.as_str() }))
+                    .expect("invariant: a config naming only a supported device type is valid");
+                match config_rules::to_json(&config) {
+                    Value::Object(m) => m,
+                    _ => unreachable!("invariant: to_json makes an object"),
+                }
+            })
+            .collect()
+    });
+    let i = DeviceType::ALL
+        .iter()
+        .position(|x| *x == t)
+        .expect("invariant: ALL lists every device type");
+    &all[i]
 }
 
 /// The stored layers that concern one device, read together.
@@ -464,7 +478,7 @@ fn plan_push(
         }
     };
     let fleet = layer_body(view.fleet.as_ref());
-    let base = merge::merge_all([&exporter_defaults(t), &fleet, &layer_body(view.type_doc(t))]);
+    let base = merge::merge_all([exporter_defaults(t), &fleet, &layer_body(view.type_doc(t))]);
     let mut pushed = merge::minimal_layer(full, &base);
     // The type selects the type layer, so the device's layer always names it.
     pushed.insert("device_type".into(), Value::String(t.as_str().into()));

@@ -322,6 +322,36 @@ pub fn with_tx<T, E>(
     }
 }
 
+/// The columns of a `history` row, in `HISTORY_COLUMNS` order.
+pub(crate) type RawHistory = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    String,
+    String,
+);
+
+/// A history entry from its columns, as both backends read them.
+pub(crate) fn history_from_row(raw: RawHistory) -> Result<HistoryEntry, StoreError> {
+    let (rev, doc, at, actor, action, reverted_to, before, after, changes) = raw;
+    let what = format!("history {doc} v{rev}");
+    Ok(HistoryEntry {
+        before: before.map(|b| parse_json(&b, &what)).transpose()?,
+        after: parse_json(&after, &what)?,
+        changes: parse_json(&changes, &what)?,
+        rev,
+        doc,
+        at,
+        actor,
+        action,
+        reverted_to,
+    })
+}
+
 /// Parses a stored JSON text.
 pub(crate) fn parse_json(text: &str, what: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))

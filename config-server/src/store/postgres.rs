@@ -282,7 +282,7 @@ const HISTORY_COLUMNS: &str =
     "rev, doc, at, actor, action, reverted_to, before_body, after_body, changes";
 
 fn to_history(row: &Row) -> Result<HistoryEntry, StoreError> {
-    super::sqlite::to_history((
+    super::history_from_row((
         row.get(0),
         row.get(1),
         row.get(2),

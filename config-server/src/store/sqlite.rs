@@ -14,7 +14,8 @@ use std::sync::{Mutex, PoisonError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    parse_json, DeviceRow, Document, HistoryEntry, Store, StoreError, Tx, MIGRATIONS, SCHEMA_TABLE,
+    history_from_row, parse_json, DeviceRow, Document, HistoryEntry, RawHistory, Store, StoreError,
+    Tx, MIGRATIONS, SCHEMA_TABLE,
 };
 
 const BACKEND: &str = "sqlite";
@@ -181,18 +182,6 @@ fn to_document(
     ))
 }
 
-type RawHistory = (
-    i64,
-    String,
-    i64,
-    String,
-    String,
-    Option<i64>,
-    Option<String>,
-    String,
-    String,
-);
-
 const HISTORY_COLUMNS: &str =
     "rev, doc, at, actor, action, reverted_to, before_body, after_body, changes";
 
@@ -208,22 +197,6 @@ fn history_of(row: &Row<'_>) -> rusqlite::Result<RawHistory> {
         row.get(7)?,
         row.get(8)?,
     ))
-}
-
-pub(super) fn to_history(raw: RawHistory) -> Result<HistoryEntry, StoreError> {
-    let (rev, doc, at, actor, action, reverted_to, before, after, changes) = raw;
-    let what = format!("history {doc} v{rev}");
-    Ok(HistoryEntry {
-        before: before.map(|b| parse_json(&b, &what)).transpose()?,
-        after: parse_json(&after, &what)?,
-        changes: parse_json(&changes, &what)?,
-        rev,
-        doc,
-        at,
-        actor,
-        action,
-        reverted_to,
-    })
 }
 
 const DEVICE_COLUMNS: &str = "device, device_type, exporter_version, first_seen_at, \
@@ -378,7 +351,7 @@ impl Tx for SqliteTx<'_> {
             .map_err(q)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(q)?;
-        rows.into_iter().map(to_history).collect()
+        rows.into_iter().map(history_from_row).collect()
     }
 
     fn history_entry(&mut self, key: &str, rev: i64) -> Result<Option<HistoryEntry>, StoreError> {
@@ -391,7 +364,7 @@ impl Tx for SqliteTx<'_> {
             )
             .optional()
             .map_err(q)?;
-        raw.map(to_history).transpose()
+        raw.map(history_from_row).transpose()
     }
 
     fn history_since(
@@ -417,7 +390,7 @@ impl Tx for SqliteTx<'_> {
             .map_err(q)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(q)?;
-        rows.into_iter().map(to_history).collect()
+        rows.into_iter().map(history_from_row).collect()
     }
 
     fn device(&mut self, device: &str) -> Result<Option<DeviceRow>, StoreError> {
