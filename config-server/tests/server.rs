@@ -4,104 +4,18 @@
 //! during a burst of PUTs on SQLite and on PostgreSQL: every acknowledged write is there
 //! after a restart.
 
-use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use test_support::daemon::STARTUP;
-use test_support::http::{self, Response};
+use test_support::http;
 use test_support::pg::Cluster;
-use test_support::{Daemon, TempDir};
+use test_support::TempDir;
 
-const OPERATOR: &str = "alice:aaaaaaaaaaaaaaaaaaaa";
-const OPERATOR_SECRET: &str = "aaaaaaaaaaaaaaaaaaaa";
-const DEVICE_SECRET: &str = "dddddddddddddddddddd";
+mod common;
 
-/// Every variable the server reads, so the test's own environment cannot leak in.
-const VARIABLES: [&str; 8] = [
-    "CONFIG_SERVER_LISTEN",
-    "CONFIG_SERVER_DATABASE",
-    "CONFIG_SERVER_MAX_CONNECTIONS",
-    "CONFIG_SERVER_OPERATOR_TOKEN",
-    "CONFIG_SERVER_OPERATOR_TOKEN_FILE",
-    "CONFIG_SERVER_DEVICE_TOKEN",
-    "CONFIG_SERVER_DEVICE_TOKEN_FILE",
-    "RUST_LOG",
-];
-
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = test_support::daemon_command(&test_support::bin!("edge-metrics-config-server"));
-    for v in VARIABLES {
-        cmd.env_remove(v);
-    }
-    cmd.env("RUST_LOG", "info").args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-/// A running server with its database.
-struct Server {
-    daemon: Daemon,
-    addr: SocketAddr,
-    database: String,
-    _dir: Option<TempDir>,
-}
-
-impl Server {
-    fn start_on(database: &str, env: &[(&str, &str)], dir: Option<TempDir>) -> Server {
-        let cmd = command(&["--listen", "127.0.0.1:0", "--database", database], env);
-        let daemon = Daemon::start("config-server", cmd, None);
-        let addr = daemon.wait_addr(&["Listening"], STARTUP);
-        Server {
-            daemon,
-            addr,
-            database: database.to_string(),
-            _dir: dir,
-        }
-    }
-
-    /// A server on a fresh SQLite file.
-    fn sqlite(env: &[(&str, &str)]) -> Server {
-        let dir = TempDir::new("config-server");
-        let db = format!("sqlite://{}", dir.join("config.db").display());
-        Server::start_on(&db, env, Some(dir))
-    }
-
-    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
-        http::request(self.addr, method, path, headers, body.as_bytes())
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
-    }
-
-    fn get(&self, path: &str) -> Response {
-        self.request("GET", path, &[], "")
-    }
-
-    fn put(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Response {
-        let mut h = vec![("Content-Type", "application/json")];
-        h.extend_from_slice(headers);
-        self.request("PUT", path, &h, &body.to_string())
-    }
-}
-
-fn assert_status(r: &Response, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: {} {}", r.status, r.body);
-}
-
-fn orin(metrics: Value) -> Value {
-    json!({
-        "device_type": "jetson_orin",
-        "interval": 1,
-        "port": 9102,
-        "reload_port": 9101,
-        "shelly": {"enabled": true, "server_url": "http://localhost:8766"},
-        "metrics": metrics,
-    })
-}
+use common::{assert_status, command, orin, Server, DEVICE_SECRET, OPERATOR, OPERATOR_SECRET};
 
 #[test]
 fn the_exporter_contract_404_put_201_then_200_and_the_merged_get() {
@@ -580,7 +494,7 @@ fn kill_9_during_a_burst_of_puts(database: &str, dir: Option<TempDir>) {
     let Server {
         daemon,
         database,
-        _dir: dir,
+        dir,
         ..
     } = server;
     drop(daemon);

@@ -1,0 +1,126 @@
+//! The real exporter against the real server, with tokens: the start-up fetch (404: the
+//! exporter runs on its file and pushes it), the push after `POST /metrics/enable`, an
+//! operator's change to the Orin defaults, and `POST /reload` bringing it to the exporter's
+//! `/metrics` (`source: "server"`). Needs the exporter binary beside this test's executable
+//! (`cargo test --workspace` builds it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{assert_status, Server, DEVICE_SECRET, OPERATOR, OPERATOR_SECRET};
+use serde_json::{json, Value};
+use test_support::{wait_for, Exporter, TempDir};
+
+const DEVICE: &str = "orin-e2e";
+
+fn corpus() -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/tegrastats/orin-agx-jp6.log");
+    assert!(path.is_file(), "{} is missing", path.display());
+    path
+}
+
+/// An exporter config.yaml on loopback ports 0 that syncs with `server` using the fleet
+/// device token.
+fn exporter_config(dir: &Path, server: &Server) -> PathBuf {
+    let path = dir.join("config.yaml");
+    let text = format!(
+        "device_type: jetson_orin\ninterval: 0.2\nport: 0\nreload_port: 0\n\
+         bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: {DEVICE}\n\
+         shelly:\n  enabled: false\ntegrastats:\n  replay: {}\n\
+         config_server:\n  url: http://{}\n  timeout: 5\n  token: {DEVICE_SECRET}\n\
+         metrics:\n  jetson_ram_used_mb: true\n",
+        corpus().display(),
+        server.addr
+    );
+    std::fs::write(&path, text).expect("config.yaml is written");
+    path
+}
+
+fn operator_get(s: &Server, path: &str) -> test_support::Response {
+    let auth = format!("Bearer {OPERATOR_SECRET}");
+    s.request("GET", path, &[("Authorization", &auth)], "")
+}
+
+/// The device's entry in `GET /devices`, once `check` holds for it.
+fn wait_device(s: &Server, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    wait_for(Duration::from_secs(30), what, || {
+        let list = operator_get(s, "/devices").json();
+        list["devices"]
+            .as_array()?
+            .iter()
+            .find(|d| d["device"] == DEVICE && check(d))
+            .cloned()
+    })
+}
+
+#[test]
+fn the_exporter_fetches_pushes_and_reloads_from_the_server() {
+    let server = Server::sqlite(&[
+        ("CONFIG_SERVER_OPERATOR_TOKEN", OPERATOR),
+        ("CONFIG_SERVER_DEVICE_TOKEN", DEVICE_SECRET),
+    ]);
+    let tmp = TempDir::new("exporter-vs-server");
+    let config = exporter_config(tmp.path(), &server);
+    let mut cmd = test_support::daemon_command(&test_support::bin!("edge-metrics-exporter"));
+    cmd.arg("--config").arg(&config);
+    for v in ["CONFIG_SERVER_URL", "CONFIG_SERVER_TOKEN", "CONFIG_TIMEOUT"] {
+        cmd.env_remove(v);
+    }
+    let exporter = Exporter::start(cmd, Some(tmp.path()));
+
+    // Start-up: the server has nothing (404), so the exporter runs on its file ...
+    assert_eq!(exporter.health()["config_source"], "local");
+    // ... and pushes it after discovery: the server now has its layer, and knows who it is.
+    let seen = wait_device(&server, "the exporter's first push", |d| {
+        d["layer"].is_object()
+    });
+    assert_eq!(seen["device_type"], "jetson_orin");
+    assert!(
+        seen["exporter_version"].is_string(),
+        "the exporter's X-Edge-Metrics-Version: {seen}"
+    );
+    assert_eq!(
+        seen["layer"]["metrics"]["jetson_ram_used_mb"], true,
+        "{seen}"
+    );
+
+    // A metric switched on at the device reaches the server.
+    let list = exporter.api("GET", "/metrics/list", &[], None).json();
+    let off: Vec<String> = list["metrics"]
+        .as_object()
+        .expect("/metrics/list has a metrics map")
+        .iter()
+        .filter(|(_, on)| **on == json!(false))
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert!(off.len() >= 2, "discovered metrics that are off: {list}");
+    let (by_device, by_operator) = (&off[0], &off[1]);
+    let r = exporter.post_json("/metrics/enable", &json!({ by_device: true }).to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_device(&server, "the push after /metrics/enable", |d| {
+        d["layer"]["metrics"][by_device] == json!(true)
+    });
+
+    // The operator switches another one on for every Orin; the exporter picks it up at reload.
+    let r = server.put(
+        "/defaults/jetson_orin",
+        &json!({"metrics": { by_operator: true }}),
+        &[("Authorization", &format!("Bearer {OPERATOR_SECRET}"))],
+    );
+    assert_status(&r, 201, "Orin defaults");
+    let r = exporter.api("POST", "/reload", &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["source"], "server", "{}", r.body);
+    assert_eq!(exporter.health()["config_source"], "server");
+    exporter.wait_sample(by_operator, Duration::from_secs(20));
+    exporter.wait_sample(by_device, Duration::from_secs(20));
+    let d = wait_device(&server, "the reload's fetch", |d| {
+        d["up_to_date"] == json!(true)
+    });
+    assert!(d["last_fetch"].is_string(), "{d}");
+    // The operator's key is not pinned in the device's layer by the pushes that follow.
+    assert!(d["layer"]["metrics"].get(by_operator).is_none(), "{d}");
+}
