@@ -66,6 +66,15 @@ fn env_value(env: &dyn Env, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// A key's value from the file, trimmed, unless it is blank; else the variable `var`: the
+/// order every setting with a variable follows.
+fn file_or_env(file: Option<&str>, env: &dyn Env, var: &str) -> Option<String> {
+    file.map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .or_else(|| env_value(env, var))
+}
+
 /// The config path: the `--config` flag, else `LOCAL_CONFIG_PATH`, else
 /// [`DEFAULT_CONFIG_PATH`].
 pub fn config_path(flag: Option<&Path>, env: &dyn Env) -> PathBuf {
@@ -88,12 +97,7 @@ fn resolve_hostname_with(
     env: &dyn Env,
     system: impl FnOnce() -> Option<String>,
 ) -> String {
-    cfg.hostname
-        .as_deref()
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .map(str::to_string)
-        .or_else(|| env_value(env, ENV_HOSTNAME))
+    file_or_env(cfg.hostname.as_deref(), env, ENV_HOSTNAME)
         .or_else(system)
         .unwrap_or_else(|| "localhost".to_string())
 }
@@ -118,12 +122,7 @@ pub fn system_hostname() -> Option<String> {
 /// The management API bearer token: config `api_token`, else `EDGE_METRICS_API_TOKEN`; `None`
 /// leaves the API open.
 pub fn api_token(cfg: &Config, env: &dyn Env) -> Option<String> {
-    cfg.api_token
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .or_else(|| env_value(env, ENV_API_TOKEN))
+    file_or_env(cfg.api_token.as_deref(), env, ENV_API_TOKEN)
 }
 
 /// Whether `address` (a `reload_bind_address`) is a loopback address: `127.0.0.0/8`, `::1`,
@@ -190,27 +189,17 @@ impl std::fmt::Debug for ConfigServerSettings {
 /// `config_server.ca_file`. Values are those [`load`](crate::config::load) and [`check_env`]
 /// accepted; an unusable `CONFIG_TIMEOUT` falls back to the default.
 pub fn config_server(cfg: &Config, env: &dyn Env) -> Option<ConfigServerSettings> {
-    let url = cfg
-        .config_server
-        .url
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(str::to_string)
-        .or_else(|| env_value(env, ENV_CONFIG_SERVER_URL))?;
+    let url = file_or_env(cfg.config_server.url.as_deref(), env, ENV_CONFIG_SERVER_URL)?;
     let secs = cfg
         .config_server
         .timeout
         .or_else(|| env_value(env, ENV_CONFIG_TIMEOUT).and_then(|t| parse_timeout(&t).ok()))
         .unwrap_or(DEFAULT_CONFIG_TIMEOUT_SECS);
-    let token = cfg
-        .config_server
-        .token
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .or_else(|| env_value(env, ENV_CONFIG_SERVER_TOKEN));
+    let token = file_or_env(
+        cfg.config_server.token.as_deref(),
+        env,
+        ENV_CONFIG_SERVER_TOKEN,
+    );
     Some(ConfigServerSettings {
         url,
         timeout: Duration::from_secs_f64(secs),

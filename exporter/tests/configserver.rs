@@ -806,14 +806,15 @@ async fn a_refused_token_and_a_redirect_say_what_to_do() {
     );
 }
 
-/// A CA, a certificate for `localhost` and 127.0.0.1 signed by it, and the CA as a PEM file.
+/// A CA, a server certificate for `names` signed by it, and the CA as a PEM file. A name that
+/// parses as an IP address goes into the certificate as one.
 struct Pki {
     server: Arc<rustls::ServerConfig>,
     ca_file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-fn make_pki() -> Pki {
+fn make_pki(names: &[&str]) -> Pki {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
         KeyUsagePurpose, SanType,
@@ -825,11 +826,14 @@ fn make_pki() -> Pki {
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.subject_alt_names
-        .push(SanType::IpAddress(std::net::IpAddr::V4(
-            std::net::Ipv4Addr::LOCALHOST,
-        )));
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.subject_alt_names = names
+        .iter()
+        .map(|name| match name.parse() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName((*name).try_into().unwrap()),
+        })
+        .collect();
     let leaf = leaf.signed_by(&key, &ca).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("config-server-ca.pem");
@@ -852,7 +856,7 @@ fn make_pki() -> Pki {
 
 #[tokio::test]
 async fn https_works_with_the_ca_file_and_fails_clearly_without_it() {
-    let pki = make_pki();
+    let pki = make_pki(&["localhost", "127.0.0.1"]);
     let server = Recorder::start(xavier_json(), Some(Arc::clone(&pki.server))).await;
 
     // With the CA file: fetch and push over TLS, headers and all.
@@ -894,19 +898,30 @@ async fn https_works_with_the_ca_file_and_fails_clearly_without_it() {
     })
     .await;
 
-    // A name the certificate does not hold is refused even with the CA.
+    // A certificate for another name is refused even with its CA trusted.
+    let elsewhere = make_pki(&["config.example"]);
+    let other = Recorder::start(xavier_json(), Some(Arc::clone(&elsewhere.server))).await;
     let c = Client::from_settings(&settings(
-        &format!("https://127.0.0.2:{}", server.addr.port()),
+        &other.url("https"),
         None,
-        Some(&pki.ca_file),
+        Some(&elsewhere.ca_file),
     ))
     .unwrap();
-    match c.fetch("d", ORIN).await {
-        // The server listens on 127.0.0.1 only: connecting to 127.0.0.2 is refused. The
-        // name check itself is pinned with localhost below.
-        Err(ConfigServerError::Connect { .. }) => {}
-        other => panic!("want a connect error, got {other:?}"),
-    }
+    let err = c.fetch("d", ORIN).await.unwrap_err();
+    assert!(matches!(err, ConfigServerError::Tls { .. }), "{err:?}");
+    let err = err.to_string();
+    assert!(
+        err.contains(
+            "invalid peer certificate: certificate not valid for name \"127.0.0.1\"; \
+             certificate is only valid for DnsName(\"config.example\")"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("use a name it holds in config_server.url"),
+        "{err}"
+    );
+    assert!(other.seen().is_empty());
 
     // https:// to a plain http server (one that answers garbage with 400): a handshake
     // failure that says so.
