@@ -58,6 +58,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     migrations_apply_once_and_data_survives_a_reopen,
+    a_schema_newer_than_the_server_is_refused,
     fetch_is_404_until_a_push_then_the_merge,
     the_device_layer_keeps_only_what_differs_from_the_defaults,
     a_device_that_never_fetched_cannot_override_operator_keys,
@@ -145,6 +146,31 @@ fn migrations_apply_once_and_data_survives_a_reopen(b: &Backend) {
     };
     assert_eq!(versions, vec![(1, "initial".to_string())]);
     store.ping().unwrap();
+}
+
+fn a_schema_newer_than_the_server_is_refused(b: &Backend) {
+    drop(b.open());
+    let sql = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)";
+    match &b.url {
+        DatabaseUrl::Sqlite(path) => {
+            rusqlite::Connection::open(path)
+                .unwrap()
+                .execute(sql, [])
+                .unwrap();
+        }
+        DatabaseUrl::Postgres(url) => {
+            ::postgres::Client::connect(url, ::postgres::NoTls)
+                .unwrap()
+                .execute(sql, &[])
+                .unwrap();
+        }
+    }
+    let e = b.url.open().map(|_| ()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("schema version 999, newer than this server knows (1)"),
+        "{e}"
+    );
 }
 
 fn fetch_is_404_until_a_push_then_the_merge(b: &Backend) {

@@ -23,6 +23,27 @@ use serde_json::Value;
 pub const MIGRATIONS: &[(i64, &str, &str)] =
     &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
 
+/// The migrations a database at schema version `applied` lacks, in order. A schema newer
+/// than this binary knows is refused: its tables may mean something this code does not.
+pub(crate) fn pending_migrations(
+    url: &str,
+    applied: i64,
+) -> Result<&'static [(i64, &'static str, &'static str)], StoreError> {
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if applied > known {
+        return Err(StoreError::TooNew {
+            url: url.to_string(),
+            found: applied,
+            known,
+        });
+    }
+    let first = MIGRATIONS
+        .iter()
+        .position(|m| m.0 > applied)
+        .unwrap_or(MIGRATIONS.len());
+    Ok(&MIGRATIONS[first..])
+}
+
 /// The schema table both backends create first.
 pub(crate) const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
      version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
@@ -381,6 +402,22 @@ mod tests {
         let e = DatabaseUrl::parse("mysql://u:pw@h/db").unwrap_err();
         assert!(e.contains("use sqlite://PATH") && !e.contains("pw"), "{e}");
         assert!(DatabaseUrl::parse("postgres://u@h:notaport/db").is_err());
+    }
+
+    #[test]
+    fn pending_migrations_in_order_and_a_newer_schema_refused() {
+        assert_eq!(pending_migrations("u", 0).unwrap().len(), MIGRATIONS.len());
+        let last = MIGRATIONS.last().unwrap().0;
+        assert!(pending_migrations("u", last).unwrap().is_empty());
+        assert!(matches!(
+            pending_migrations("u", last + 1),
+            Err(StoreError::TooNew { found, .. }) if found == last + 1
+        ));
+        let versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
+        assert!(
+            versions.windows(2).all(|w| w[0] < w[1]),
+            "numbered in order"
+        );
     }
 
     #[test]

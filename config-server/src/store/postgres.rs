@@ -20,8 +20,8 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row};
 
 use super::{
-    parse_json, redact, DeviceRow, Document, HistoryEntry, Store, StoreError, Tx, MIGRATIONS,
-    SCHEMA_TABLE,
+    parse_json, pending_migrations, redact, DeviceRow, Document, HistoryEntry, Store, StoreError,
+    Tx, SCHEMA_TABLE,
 };
 
 const BACKEND: &str = "postgres";
@@ -195,15 +195,7 @@ fn migrate(client: &mut Client, url: &str) -> Result<(), StoreError> {
         )
         .map_err(open_err)?
         .get(0);
-    let known = MIGRATIONS.last().map_or(0, |m| m.0);
-    if applied > known {
-        return Err(StoreError::TooNew {
-            url: url.to_string(),
-            found: applied,
-            known,
-        });
-    }
-    for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
+    for &(version, name, sql) in pending_migrations(url, applied)? {
         let failed = |e: postgres::Error| StoreError::Migration {
             url: url.to_string(),
             version,

@@ -14,8 +14,8 @@ use std::sync::{Mutex, PoisonError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    history_from_row, parse_json, DeviceRow, Document, HistoryEntry, RawHistory, Store, StoreError,
-    Tx, MIGRATIONS, SCHEMA_TABLE,
+    history_from_row, parse_json, pending_migrations, DeviceRow, Document, HistoryEntry,
+    RawHistory, Store, StoreError, Tx, SCHEMA_TABLE,
 };
 
 const BACKEND: &str = "sqlite";
@@ -93,15 +93,7 @@ impl SqliteStore {
                 |r| r.get(0),
             )
             .map_err(open_err)?;
-        let known = MIGRATIONS.last().map_or(0, |m| m.0);
-        if applied > known {
-            return Err(StoreError::TooNew {
-                url: url.to_string(),
-                found: applied,
-                known,
-            });
-        }
-        for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
+        for &(version, name, sql) in pending_migrations(url, applied)? {
             let failed = |e: rusqlite::Error| StoreError::Migration {
                 url: url.to_string(),
                 version,
