@@ -330,3 +330,37 @@ fn a_ca_file_that_cannot_be_used_stops_the_start_with_exit_64() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_enable_is_pushed_by_itself() {
+    // One line, replayed: every name is discovered in the first cycle, so no later discovery
+    // push can carry the change; only the enable's own push can.
+    let dir = TempDir::new("one-line");
+    let corpus = dir.join("one.log");
+    let line = std::fs::read_to_string(orin_corpus()).unwrap();
+    std::fs::write(&corpus, format!("{}\n", line.lines().next().unwrap())).unwrap();
+    let setup = Setup::new(&corpus, LOCAL);
+    let server = FakeHttp::start(config_server(
+        Reply::json(404, r#"{"error":"none"}"#),
+        Duration::ZERO,
+    ));
+    setup.write_config(&format!("{LOCAL}{}", server_section(&server.url(), 2.0)));
+    let exp = setup.start();
+    // The discovery push comes first.
+    wait_for(Duration::from_secs(10), "the discovery push", || {
+        server
+            .requests()
+            .iter()
+            .any(|r| r.method == "PUT")
+            .then_some(())
+    });
+    let before = server.requests().len();
+    let r = exp.post_json("/metrics/enable", r#"{"jetson_ram_total_mb": true}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(Duration::from_secs(5), "a PUT carrying the enable", || {
+        server.requests()[before..].iter().find_map(|r| {
+            let json: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+            (r.method == "PUT" && json["metrics"]["jetson_ram_total_mb"] == true).then_some(())
+        })
+    });
+}

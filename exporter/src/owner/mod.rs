@@ -450,6 +450,7 @@ impl Owner {
         }
         self.running.config = next;
         self.publish_running();
+        self.feed.push(&self.running.config);
         let updated: usize = accepted.iter().map(|(a, _)| a.len()).sum();
         info!(
             updated,
