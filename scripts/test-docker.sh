@@ -6,11 +6,14 @@
 #  2. bring up compose.yaml with the arm64 images under qemu emulation, with a fake
 #     tegrastats (an aarch64 glibc program, docker/test/fake-tegrastats.c) bind-mounted exactly
 #     as the real one is, together with the aarch64 loader and libraries where a Jetson has
-#     them; a simulated plug (the shelly-sim image) dials the bridge;
+#     them; a simulated plug (the shelly-sim image) dials the bridge with the plug token
+#     (SHELLY_WS_TOKEN), a plug without it is refused, the bridge's HTTP API and the
+#     management API listen on loopback only, and EDGE_METRICS_API_TOKEN guards the latter;
 #  3. a real Prometheus on 127.0.0.1 scrapes the exporter and answers the API document's
 #     PromQL examples with data;
 #  4. restart the bridge container and watch the exporter's ShellyCollector come back to 1;
-#  5. bring up compose.demo.yaml (replayed corpus + simulated plug) and read its metrics.
+#  5. bring up compose.demo.yaml (replayed corpus + simulated plug with the demo's token) and
+#     read its metrics and the bridge's /devices.
 # Everything started here is torn down on exit. Ports are picked free at start (host network).
 # Env: SKIP_BUILD=1 reuses dist/bin; KEEP=1 leaves the stack up for inspection.
 set -euo pipefail
@@ -141,7 +144,6 @@ interval: 1
 port: $metrics_port
 reload_port: $mgmt_port
 bind_address: 127.0.0.1
-reload_bind_address: 127.0.0.1
 tegrastats:
   path: /usr/bin/tegrastats
 shelly:
@@ -154,6 +156,9 @@ metrics:
   power_voltage_volts: true
   power_current_amps: true
 YAML
+# Secrets reach the containers only through the variables compose.yaml documents.
+plug_token="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
+api_token="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
 cat >"$tmp/override.yaml" <<YAML
 services:
   plug:
@@ -163,7 +168,7 @@ services:
     read_only: true
     cap_drop: [ALL]
     restart: unless-stopped
-    command: ["--url", "ws://127.0.0.1:$ws_port/e2e-plug", "--backoff-max-ms", "2000"]
+    command: ["--url", "ws://127.0.0.1:$ws_port/e2e-plug?token=$plug_token", "--backoff-max-ms", "2000"]
     healthcheck:
       disable: true
 YAML
@@ -173,6 +178,7 @@ export SHELLY_WS_PORT="$ws_port" SHELLY_HTTP_PORT="$http_port"
 export TEGRASTATS_BIN="$tmp/tegrastats" TEGRA_LOADER="$aarch64_lib/ld-linux-aarch64.so.1"
 export TEGRA_LIB_DIR="$aarch64_lib" TEGRA_USRLIB_DIR="$tmp/usrlib" TEGRA_LD_CACHE="$tmp/ld.so.cache"
 export TEGRA_DEBUGFS="$tmp/debugfs" RUST_LOG=info
+export SHELLY_WS_TOKEN="$plug_token" EDGE_METRICS_API_TOKEN="$api_token"
 compose_files=(-f compose.yaml -f "$tmp/override.yaml")
 docker-compose -p "$project" "${compose_files[@]}" config -q
 log "compose up (arm64 under qemu): metrics :$metrics_port, mgmt :$mgmt_port, ws :$ws_port, http :$http_port"
@@ -187,6 +193,37 @@ wait_for "the plug's wall power via the bridge (ShellyCollector up)" 60 \
     has_metric edge_metrics_exporter_collector_up 'collector="ShellyCollector".* 1$'
 has_metric power_total_watts "" || fail "power_total_watts missing while ShellyCollector is up"
 log "stack ready in $((SECONDS - start)) s"
+
+# The plug got in with the token; one without it does not, whatever its id.
+docker-compose -p "$project" "${compose_files[@]}" logs --no-color shelly-bridge exporter >"$tmp/stack.log"
+grep 'Bridge ready\..*plug_auth="token"' "$tmp/stack.log" >/dev/null || fail "the bridge did not take SHELLY_WS_TOKEN"
+grep "Serving the HTTP API\. address=127\.0\.0\.1:$http_port" "$tmp/stack.log" >/dev/null \
+    || fail "the bridge's HTTP API should listen on 127.0.0.1 only"
+grep "Listening\..*address=127\.0\.0\.1:$mgmt_port" "$tmp/stack.log" >/dev/null \
+    || fail "the management API should listen on 127.0.0.1 by default"
+if grep -F -e "$plug_token" -e "$api_token" "$tmp/stack.log" >/dev/null; then
+    fail "a token appears in the logs"
+fi
+# devices_are NAMES...: /devices lists exactly these.
+devices_are() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$http_port/devices" \
+        | python3 -c 'import json,sys; sys.exit(0 if sorted(json.load(sys.stdin)["devices"]) == sorted(sys.argv[1:]) else 1)' "$@"
+}
+devices_are e2e-plug || fail "/devices should list e2e-plug alone: $(curl -sS "http://127.0.0.1:$http_port/devices")"
+rejected() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$http_port/bridge/metrics" \
+        | grep -E '^shelly_bridge_ws_rejected_total\{reason="token"\} [1-9]'
+}
+"$DOCKER" run --rm --network host --user 65532:65532 shelly-sim:test-amd64 \
+    --url "ws://127.0.0.1:$ws_port/intruder" --reconnect never --run-for 5 >/dev/null 2>&1 || true
+wait_for "a plug without the token is refused (401)" 30 rejected
+devices_are e2e-plug || fail "the tokenless plug got registered"
+# With EDGE_METRICS_API_TOKEN every management endpoint but /health asks for it.
+code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
+[ "$(code "http://127.0.0.1:$mgmt_port/config")" = 401 ] || fail "GET /config without the API token should be 401"
+[ "$(code -H "Authorization: Bearer $api_token" "http://127.0.0.1:$mgmt_port/config")" = 200 ] \
+    || fail "GET /config with the API token should be 200"
+log "ok: plug token, loopback HTTP API and API token in compose.yaml"
 exporter_ctr="$(docker-compose -p "$project" "${compose_files[@]}" ps -q exporter)"
 wait_for "docker reports the exporter healthy" 90 \
     bash -c "[ \"\$($DOCKER inspect -f '{{.State.Health.Status}}' $exporter_ctr)\" = healthy ]"
@@ -271,6 +308,8 @@ export EXPORTER_IMAGE=edge-metrics-exporter:test-amd64 BRIDGE_IMAGE=shelly-bridg
 export SIM_IMAGE=shelly-sim:test-amd64
 export EDGE_METRICS_CONFIG_DIR="$tmp/demo-config"
 export DEMO_REPLAY_DIR="$root/testdata/tegrastats"
+# The demo as a user runs it: its own fixed plug token, no API token.
+unset SHELLY_WS_TOKEN EDGE_METRICS_API_TOKEN
 compose_files=(-f compose.yaml -f compose.demo.yaml)
 project="${project}demo"
 docker-compose -p "$project" "${compose_files[@]}" config -q
@@ -281,6 +320,11 @@ log "demo services running: $running"
 metrics_port="$demo_metrics"
 wait_for "demo: replayed tegrastats data" 60 has_metric jetson_temp_cpu_celsius 'hostname="edge-demo"'
 wait_for "demo: simulated plug power" 60 has_metric power_total_watts 'hostname="edge-demo"'
+docker-compose -p "$project" "${compose_files[@]}" logs --no-color shelly-bridge >"$tmp/demo-bridge.log"
+grep 'Bridge ready\..*plug_auth="token"' "$tmp/demo-bridge.log" >/dev/null \
+    || fail "the demo bridge runs without a plug token"
+devices_are edge-demo || fail "demo: /devices does not list edge-demo (the plug needs the demo token)"
+log "ok: demo plug connected with the demo token"
 docker-compose -p "$project" "${compose_files[@]}" down -v --remove-orphans >/dev/null 2>&1
 compose_files=()
 
