@@ -622,106 +622,121 @@ fn config_revert(app: &App) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// `defaults` (the fleet's layer, `None`) or `defaults/{device_type}` (`Some`) at the start of
+/// the path, with `suffix` (`""`, `"history"`, `"revert"`) after it and nothing more.
+fn defaults_path(suffix: &'static str) -> BoxedFilter<(Option<Segment>,)> {
+    let rest = move || {
+        let tail = if suffix.is_empty() {
+            warp::any().boxed()
+        } else {
+            warp::path(suffix).boxed()
+        };
+        tail.and(warp::path::end())
+    };
+    let fleet = warp::path("defaults").and(rest()).map(|| None);
+    let typed = warp::path("defaults")
+        .and(warp::path::param::<Segment>())
+        .and(rest())
+        .map(Some);
+    fleet.or(typed).unify().boxed()
+}
+
+/// The layer a defaults path names and the route label for it (fleet or typed).
+fn defaults_layer(
+    typed: Option<Segment>,
+    labels: (&'static str, &'static str),
+) -> (&'static str, Result<Layer, ServiceError>) {
+    match typed {
+        None => (labels.0, Ok(Layer::Fleet)),
+        Some(Segment(t)) => (labels.1, device_type(&t).map(Layer::Type)),
+    }
+}
+
 /// GET /defaults and GET /defaults/{device_type}
 fn defaults_get(app: &App) -> BoxedFilter<(Response,)> {
-    let fleet = warp::path!("defaults")
+    defaults_path("")
         .and(warp::get())
         .and(heads())
         .and(with(app))
-        .then(|h: Heads, app: App| async move {
-            let r = layer_get(&app, h, Layer::Fleet).await;
-            app.done("GET /defaults", r)
-        });
-    let typed = warp::path!("defaults" / Segment)
-        .and(warp::get())
-        .and(heads())
-        .and(with(app))
-        .then(|Segment(t), h: Heads, app: App| async move {
-            let r = match device_type(&t) {
-                Ok(t) => layer_get(&app, h, Layer::Type(t)).await,
+        .then(|t: Option<Segment>, h: Heads, app: App| async move {
+            let (label, layer) =
+                defaults_layer(t, ("GET /defaults", "GET /defaults/{device_type}"));
+            let r = match layer {
+                Ok(layer) => layer_get(&app, h, layer).await,
                 Err(e) => app.fail(e),
             };
-            app.done("GET /defaults/{device_type}", r)
-        });
-    fleet.or(typed).unify().boxed()
+            app.done(label, r)
+        })
+        .boxed()
 }
 
 /// PUT /defaults and PUT /defaults/{device_type}
 fn defaults_put(app: &App) -> BoxedFilter<(Response,)> {
-    let fleet = warp::path!("defaults")
+    defaults_path("")
         .and(warp::put())
         .and(heads())
         .and(body())
         .and(with(app))
-        .then(|h: Heads, body: Bytes, app: App| async move {
-            let r = layer_put(&app, h, Layer::Fleet, body).await;
-            app.done("PUT /defaults", r)
-        });
-    let typed = warp::path!("defaults" / Segment)
-        .and(warp::put())
-        .and(heads())
-        .and(body())
-        .and(with(app))
-        .then(|Segment(t), h: Heads, body: Bytes, app: App| async move {
-            let r = match device_type(&t) {
-                Ok(t) => layer_put(&app, h, Layer::Type(t), body).await,
-                Err(e) => app.fail(e),
-            };
-            app.done("PUT /defaults/{device_type}", r)
-        });
-    fleet.or(typed).unify().boxed()
+        .then(
+            |t: Option<Segment>, h: Heads, body: Bytes, app: App| async move {
+                let (label, layer) =
+                    defaults_layer(t, ("PUT /defaults", "PUT /defaults/{device_type}"));
+                let r = match layer {
+                    Ok(layer) => layer_put(&app, h, layer, body).await,
+                    Err(e) => app.fail(e),
+                };
+                app.done(label, r)
+            },
+        )
+        .boxed()
 }
 
 /// GET /defaults/history and GET /defaults/{device_type}/history
 fn defaults_history(app: &App) -> BoxedFilter<(Response,)> {
-    let fleet = warp::path!("defaults" / "history")
+    defaults_path("history")
         .and(warp::get())
         .and(warp::query::<Page>())
         .and(heads())
         .and(with(app))
-        .then(|page: Page, h: Heads, app: App| async move {
-            let r = layer_history(&app, h, Layer::Fleet, page).await;
-            app.done("GET /defaults/history", r)
-        });
-    let typed = warp::path!("defaults" / Segment / "history")
-        .and(warp::get())
-        .and(warp::query::<Page>())
-        .and(heads())
-        .and(with(app))
-        .then(|Segment(t), page: Page, h: Heads, app: App| async move {
-            let r = match device_type(&t) {
-                Ok(t) => layer_history(&app, h, Layer::Type(t), page).await,
-                Err(e) => app.fail(e),
-            };
-            app.done("GET /defaults/{device_type}/history", r)
-        });
-    fleet.or(typed).unify().boxed()
+        .then(
+            |t: Option<Segment>, page: Page, h: Heads, app: App| async move {
+                let labels = (
+                    "GET /defaults/history",
+                    "GET /defaults/{device_type}/history",
+                );
+                let (label, layer) = defaults_layer(t, labels);
+                let r = match layer {
+                    Ok(layer) => layer_history(&app, h, layer, page).await,
+                    Err(e) => app.fail(e),
+                };
+                app.done(label, r)
+            },
+        )
+        .boxed()
 }
 
 /// POST /defaults/revert and POST /defaults/{device_type}/revert
 fn defaults_revert(app: &App) -> BoxedFilter<(Response,)> {
-    let fleet = warp::path!("defaults" / "revert")
+    defaults_path("revert")
         .and(warp::post())
         .and(heads())
         .and(body())
         .and(with(app))
-        .then(|h: Heads, body: Bytes, app: App| async move {
-            let r = layer_revert(&app, h, Layer::Fleet, body).await;
-            app.done("POST /defaults/revert", r)
-        });
-    let typed = warp::path!("defaults" / Segment / "revert")
-        .and(warp::post())
-        .and(heads())
-        .and(body())
-        .and(with(app))
-        .then(|Segment(t), h: Heads, body: Bytes, app: App| async move {
-            let r = match device_type(&t) {
-                Ok(t) => layer_revert(&app, h, Layer::Type(t), body).await,
-                Err(e) => app.fail(e),
-            };
-            app.done("POST /defaults/{device_type}/revert", r)
-        });
-    fleet.or(typed).unify().boxed()
+        .then(
+            |t: Option<Segment>, h: Heads, body: Bytes, app: App| async move {
+                let labels = (
+                    "POST /defaults/revert",
+                    "POST /defaults/{device_type}/revert",
+                );
+                let (label, layer) = defaults_layer(t, labels);
+                let r = match layer {
+                    Ok(layer) => layer_revert(&app, h, layer, body).await,
+                    Err(e) => app.fail(e),
+                };
+                app.done(label, r)
+            },
+        )
+        .boxed()
 }
 
 // ---- operator routes: devices -------------------------------------------------------------
