@@ -130,19 +130,28 @@ async fn accept_connection(
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     match tls {
         None => upgrade(stream, deadline, remote, conn, shared, shutdown).await,
-        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => upgrade(stream, deadline, remote, conn, shared, shutdown).await,
-            Ok(Err(error)) => shared.refuse(
-                Refusal::Tls,
-                remote,
-                &format!("the TLS handshake failed: {error}"),
-            ),
-            Err(_) => shared.refuse(
-                Refusal::Tls,
-                remote,
-                "the TLS handshake did not finish within 10 s",
-            ),
-        },
+        // Boxed: a TLS session's state is several KiB, and every plug's task would otherwise
+        // reserve room for it, TLS or not (1,000 plain plugs: 19.1 → 13.4 MiB).
+        Some(acceptor) => {
+            Box::pin(async move {
+                match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        upgrade(stream, deadline, remote, conn, shared, shutdown).await
+                    }
+                    Ok(Err(error)) => shared.refuse(
+                        Refusal::Tls,
+                        remote,
+                        &format!("the TLS handshake failed: {error}"),
+                    ),
+                    Err(_) => shared.refuse(
+                        Refusal::Tls,
+                        remote,
+                        "the TLS handshake did not finish within 10 s",
+                    ),
+                }
+            })
+            .await
+        }
     }
     // The connection's place under --max-plugs is free again.
     drop(slot);
