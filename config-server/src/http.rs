@@ -16,6 +16,9 @@
 //! Writes to an existing layer need `If-Match` (428 without, 412 stale). Open to all:
 //! `GET /health` (200, or 503 when the database does not answer) and `GET /metrics`.
 //!
+//! The fleet page ([`crate::page`]: `GET /`, `/fleet`, `/login`, `POST /login`, `/logout`,
+//! `/fleet/metric`) is served beside them, HTML for browsers.
+//!
 //! Errors are `{"error": "..."}`; 401 carries `WWW-Authenticate: Bearer`. Path segments are
 //! percent-decoded (the exporter encodes its device id as one segment); text from a request is
 //! repeated cut and escaped. Store work runs on the blocking pool.
@@ -36,6 +39,7 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use crate::auth::{AuthError, Caller, Tokens};
+use crate::page::{self, Pages};
 use crate::service::{self, Layer, Seen, ServiceError};
 use crate::stats::{DeviceCounts, Stats};
 use crate::store::{DeviceRow, HistoryEntry, Store};
@@ -61,17 +65,20 @@ struct Inner {
     tokens: Tokens,
     stats: Arc<Stats>,
     storage_warnings: Throttle,
+    pages: Pages,
 }
 
 impl App {
     /// The routes' state over `store`, with the configured `tokens`.
     pub fn new(store: Arc<dyn Store>, tokens: Tokens, stats: Arc<Stats>) -> App {
+        let pages = Pages::new(Arc::clone(&store), tokens.clone(), Arc::clone(&stats));
         App {
             inner: Arc::new(Inner {
                 store,
                 tokens,
                 stats,
                 storage_warnings: Throttle::new(WARN_PERIOD),
+                pages,
             }),
         }
     }
@@ -268,6 +275,8 @@ pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = Infallible
         .unify()
         .or(metrics(&app))
         .unify()
+        .or(page::routes(&app.inner.pages))
+        .unify()
         .recover(move |rejection: warp::Rejection| {
             let app = recover_app.clone();
             async move { Ok::<_, Infallible>(app.done("other", rejected(&rejection))) }
@@ -300,7 +309,7 @@ fn rejected(r: &warp::Rejection) -> Response {
         error_reply(
             StatusCode::NOT_FOUND,
             "unknown path; use /config/{device}, /defaults, /defaults/{device_type}, /devices, \
-             /health or /metrics",
+             /health or /metrics (or /fleet in a browser)",
         )
     }
 }

@@ -6,7 +6,7 @@
 //! Layout, lowest first: [`auth`] (tokens), [`merge`] (the layering rules, pure JSON),
 //! [`stats`] (own metrics), [`time`]; [`store`] (one trait, SQLite and PostgreSQL, the
 //! migrations); [`settings`] (flags and environment), [`service`] (the operations and the race
-//! rule); [`http`] (routes). Validation is the exporter's own, from `edge-metrics-config`; the
+//! rule); [`page`] (the fleet page: HTML, browser sessions); [`http`] (routes). Validation is the exporter's own, from `edge-metrics-config`; the
 //! serve loop, tracing and the health probe come from `edge-metrics-common`.
 //!
 //! [`run`] is what `main` and tests drive: open the database (applying migrations), bind,
@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod http;
 pub mod merge;
+pub mod page;
 pub mod service;
 pub mod settings;
 pub mod stats;
