@@ -38,6 +38,7 @@ const CONFIG_SERVER: &[&[&str]] = &[
     &["auth", "merge", "stats", "time"],
     &["store"],
     &["settings", "service"],
+    &["page"],
     &["http"],
 ];
 
