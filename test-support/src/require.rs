@@ -90,11 +90,21 @@ pub fn capability<T>(name: &str, found: Option<T>, why: &str) -> Option<T> {
 /// The shared decision of [`tool`] and [`capability`], with this process's settings.
 #[track_caller]
 fn need<T>(name: &str, found: Option<T>, detail: &str) -> Option<T> {
-    need_with(&Settings::from_env(), &current_test(), name, found, detail)
+    // Straight to the process's stderr: libtest captures `println!`/`eprintln!` of a passing
+    // test, and a skip must show in every run's output.
+    let mut stderr = std::io::stderr();
+    need_with(
+        &Settings::from_env(),
+        &current_test(),
+        name,
+        found,
+        detail,
+        &mut stderr,
+    )
 }
 
 /// `found` when it is `Some`; else the [`decide`] verdict carried out: a panic, or the
-/// `SKIPPED` line printed and `None`.
+/// `SKIPPED` line written to `out` and `None`.
 #[track_caller]
 fn need_with<T>(
     settings: &Settings,
@@ -102,6 +112,7 @@ fn need_with<T>(
     name: &str,
     found: Option<T>,
     detail: &str,
+    out: &mut dyn Write,
 ) -> Option<T> {
     if found.is_some() {
         return found;
@@ -109,9 +120,7 @@ fn need_with<T>(
     match decide(settings, test, name, detail) {
         Verdict::Fail(msg) => panic!("{msg}"),
         Verdict::Skip(line) => {
-            // Straight to the process's stderr: libtest captures `println!`/`eprintln!` of a
-            // passing test, and a skip must show in every run's output.
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            let _ = out.write_all(line.as_bytes());
             None
         }
     }
@@ -373,6 +382,7 @@ mod tests {
             "no-such-capability",
             None,
             "it is never there",
+            &mut Vec::new(),
         );
     }
 
@@ -380,14 +390,21 @@ mod tests {
     fn a_missing_need_is_none_with_the_opt_out() {
         let dir = TempDir::new("require-none");
         let ledger = dir.join("skips.tsv");
+        let mut out = Vec::new();
         let got = need_with::<()>(
             &settings(Some("no-such-capability"), Some(&ledger)),
             "t",
             "no-such-capability",
             None,
             "it is never there",
+            &mut out,
         );
         assert_eq!(got, None);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("!!!!! SKIPPED t: needs no-such-capability: it is never there"),
+            "{out}"
+        );
         assert_eq!(
             std::fs::read_to_string(&ledger).unwrap(),
             "t\tno-such-capability\tit is never there\n"
