@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-PKGS=(docker.io docker-compose prometheus prometheus-node-exporter wrk curl systemd stress-ng ca-certificates file unzip postgresql)
+PKGS=(docker.io docker-compose prometheus prometheus-node-exporter wrk curl systemd stress-ng ca-certificates file unzip postgresql chromium chromium-driver)
 # The Debian packages start their services on install where an init system runs; keep them
 # from doing so: the test scripts start their own on loopback with temp dirs.
 policy=/usr/sbin/policy-rc.d
