@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Builds static edge-metrics-exporter, shelly-bridge and shelly-sim (the plug simulator, for
-# the demo and tests; not shipped) binaries for linux/arm64 (and, with
+# Builds static edge-metrics-exporter, shelly-bridge, edge-metrics-config-server and shelly-sim
+# (the plug simulator, for the demo and tests; not shipped) binaries for linux/arm64 (and, with
 # ARCHS="amd64 arm64", for linux/amd64 too) without `cross`:
 #   arm64: Debian's rustc-web/cargo-web with libstd-rust-web-dev:arm64, linked by
 #          aarch64-linux-gnu-gcc (scripts/setup/arm64.sh installs them);
 #   amd64: the machine's default toolchain.
-# Both link glibc statically (-C target-feature=+crt-static) so they run FROM scratch.
-# Output: dist/bin/<arch>/{edge-metrics-exporter,shelly-bridge,shelly-sim}. Target dirs: target-dist-<arch>.
+# Both link glibc statically (-C target-feature=+crt-static) so they run FROM scratch; the
+# config server's SQLite is compiled in (rusqlite `bundled`) by the same cross C compiler.
+# Output: dist/bin/<arch>/{edge-metrics-exporter,shelly-bridge,edge-metrics-config-server,shelly-sim}. Target dirs: target-dist-<arch>.
 # Env: ARCHS (default "arm64"), PROFILE (default release), SKIP_SETUP=1 to skip installs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 ARCHS="${ARCHS:-arm64}"
 PROFILE="${PROFILE:-release}"
-BINS=(edge-metrics-exporter shelly-bridge shelly-sim)
+BINS=(edge-metrics-exporter shelly-bridge edge-metrics-config-server shelly-sim)
 log() { printf 'build-arm64.sh: %s\n' "$*" >&2; }
 
 build_one() {
@@ -43,7 +44,7 @@ build_one() {
     env "${linker_env[@]}" RUSTC="$rustc" RUSTFLAGS="-C target-feature=+crt-static" \
         CARGO_TARGET_DIR="$root/target-dist-$arch" \
         "$cargo" build --locked --profile "$PROFILE" --target "$triple" \
-        -p edge-metrics-exporter -p shelly-bridge -p shelly-sim
+        -p edge-metrics-exporter -p shelly-bridge -p edge-metrics-config-server -p shelly-sim
     local outdir="dist/bin/$arch" profdir="$PROFILE"
     [ "$PROFILE" = dev ] && profdir=debug
     mkdir -p "$outdir"
