@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checks helm/edge-metrics: `helm lint --strict` for the defaults and every ci/*-values.yaml
 # scenario, then tests/tests/helm.rs (helm template → k8s-openapi types; alerts through
-# `promtool check rules`; token Secrets kept across upgrades by `lookup`; the real daemons run
-# with the rendered environment, Secrets and probe commands). Installs helm
+# `promtool check rules`; token Secrets kept across upgrades by `lookup`; the real daemons,
+# the Config Server among them, run with the rendered environment, Secrets and probe commands). Installs helm
 # (scripts/setup/helm.sh) and promtool (deps.sh) if missing; one still missing fails the
 # check, whatever CI says, unless EDGE_METRICS_ALLOW_SKIP names it (`helm` leaves the whole
 # check out, `promtool` only the rules test, which the Rust test skips through the same
@@ -36,8 +36,8 @@ for f in "$chart"/ci/*-values.yaml; do
     "$HELM" lint --strict "$chart" -f "$f" >/dev/null
 done
 # The rendered containers run with the real daemons and a simulated plug (tests/tests/helm.rs).
-log "cargo build -p edge-metrics-exporter -p shelly-bridge -p shelly-sim"
-cargo build -q -p edge-metrics-exporter -p shelly-bridge -p shelly-sim
+log "cargo build -p edge-metrics-exporter -p shelly-bridge -p shelly-sim -p edge-metrics-config-server"
+cargo build -q -p edge-metrics-exporter -p shelly-bridge -p shelly-sim -p edge-metrics-config-server
 log "cargo test -p e2e --test helm"
 cargo test -q -p e2e --test helm
 log "ok"

@@ -9,8 +9,9 @@
 //! Secrets of the previous render) shows `lookup` reading them back. And the rendered
 //! containers must work: the real `shelly-bridge` and `edge-metrics-exporter` run with the
 //! environment, Secret files and config.yaml the pod would get, and their probe commands run
-//! against them (needs the workspace binaries: `cargo build -p edge-metrics-exporter -p
-//! shelly-bridge -p shelly-sim`, which `scripts/test-helm.sh` does).
+//! against them; so does the optional Config Server, with the exporter pushing to it (needs
+//! the workspace binaries: `cargo build -p edge-metrics-exporter -p shelly-bridge -p shelly-sim
+//! -p edge-metrics-config-server`, which `scripts/test-helm.sh` does).
 //!
 //! Tools: `HELM` (else `.tools/bin/helm`, installed by `scripts/setup/helm.sh`), `PROMTOOL`
 //! (else `promtool` on PATH, from `scripts/setup/deps.sh`) and `OPENSSL` (else `openssl`, for
@@ -27,9 +28,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use e2e::proof::repo_root;
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, EnvVar, PodSpec, Probe, Secret, Service, Volume,
+    ConfigMap, Container, EnvVar, PersistentVolumeClaim, PodSpec, Probe, Secret, Service, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize;
@@ -1596,4 +1597,463 @@ fn the_rendered_exporter_opens_its_api_only_with_the_token() {
     assert_eq!(get(&[]), 401, "an open API without the token");
     let bearer = format!("Bearer {token}");
     assert_eq!(get(&[("Authorization", bearer.as_str())]), 200);
+}
+
+// --- The optional Config Server (configServer.*) ---------------------------------------------
+
+const CS_NAME: &str = "em-edge-metrics-config-server";
+const CS_URL: &str = "http://em-edge-metrics-config-server.monitoring.svc.cluster.local:8080";
+
+impl Rendered {
+    fn deployment(&self) -> Deployment {
+        self.one("Deployment")
+    }
+
+    fn config_server_pod(&self) -> PodSpec {
+        self.deployment()
+            .spec
+            .expect("Deployment has a spec")
+            .template
+            .spec
+            .expect("pod template has a spec")
+    }
+
+    /// The Service named `name`.
+    fn service(&self, name: &str) -> Service {
+        self.kind("Service")
+            .into_iter()
+            .map(|d| -> Service {
+                serde_yaml::from_value(d.clone())
+                    .unwrap_or_else(|e| panic!("Service does not deserialise: {e}"))
+            })
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no Service {name}"))
+    }
+}
+
+/// True when every label of `selector` is in `labels`.
+fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[test]
+fn config_server_is_off_by_default_and_the_exporter_gets_no_url() {
+    let Some(helm) = helm() else { return };
+    let r = template(&helm, &[], &[]).expect("defaults render");
+    assert!(r.kind("Deployment").is_empty());
+    assert!(r.kind("PersistentVolumeClaim").is_empty());
+    assert!(
+        !r.secrets().keys().any(|k| k.contains("config-server")),
+        "no Config Server token while it is off: {:?}",
+        r.secrets().keys()
+    );
+    let pod = r.pod();
+    let exporter = container(&pod, "exporter");
+    assert!(!has_env(exporter, "CONFIG_SERVER_URL"));
+    assert!(!has_env(exporter, "CONFIG_SERVER_TOKEN"));
+}
+
+#[test]
+fn config_server_on_sqlite_runs_one_pod_on_a_pvc_with_generated_tokens() {
+    let Some(helm) = helm() else { return };
+    let r = template(&helm, &["config-server-sqlite-values.yaml"], &[]).expect("renders");
+    let deploy = r.deployment();
+    assert_eq!(deploy.metadata.name.as_deref(), Some(CS_NAME));
+    let spec = deploy.spec.clone().expect("spec");
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(
+        spec.strategy.and_then(|s| s.type_).as_deref(),
+        Some("Recreate"),
+        "one SQLite writer: the old pod must go before the new one opens the file"
+    );
+
+    // Its pods are its own: neither the exporter's Service nor the DaemonSet selects them,
+    // and its Service selects nothing else.
+    let pod_labels = spec
+        .template
+        .metadata
+        .and_then(|m| m.labels)
+        .expect("pod labels");
+    let ds_labels = r
+        .daemonset()
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .and_then(|m| m.labels)
+        .unwrap();
+    let exporter_svc = r.service("em-edge-metrics").spec.unwrap().selector.unwrap();
+    let cs_svc = r.service(CS_NAME).spec.unwrap();
+    let cs_selector = cs_svc.selector.clone().unwrap();
+    assert!(selects(&cs_selector, &pod_labels));
+    assert!(!selects(&cs_selector, &ds_labels));
+    assert!(!selects(&exporter_svc, &pod_labels));
+    assert!(!selects(
+        &r.daemonset().spec.unwrap().selector.match_labels.unwrap(),
+        &pod_labels
+    ));
+    assert!(selects(
+        &spec.selector.match_labels.clone().unwrap(),
+        &pod_labels
+    ));
+
+    let pod = r.config_server_pod();
+    let c = container(&pod, "config-server");
+    assert_eq!(port(c, "http"), 8080);
+    let svc_port = &cs_svc.ports.unwrap()[0];
+    assert_eq!(
+        (svc_port.port, svc_port.target_port.clone()),
+        (8080, Some(IntOrString::String("http".into())))
+    );
+    assert_eq!(cs_svc.type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(
+        env(c, "CONFIG_SERVER_LISTEN").value.as_deref(),
+        Some("0.0.0.0:8080")
+    );
+    assert_eq!(
+        env(c, "CONFIG_SERVER_DATABASE").value.as_deref(),
+        Some("sqlite:///var/lib/edge-metrics-config-server/config-server.db")
+    );
+    let m = mounts(c);
+    assert_eq!(
+        m["/var/lib/edge-metrics-config-server"],
+        ("data".to_string(), false)
+    );
+    assert_eq!(
+        volume(&pod, "data")
+            .persistent_volume_claim
+            .as_ref()
+            .map(|p| p.claim_name.as_str()),
+        Some(CS_NAME)
+    );
+    let pvc: PersistentVolumeClaim = r.one("PersistentVolumeClaim");
+    assert_eq!(pvc.metadata.name.as_deref(), Some(CS_NAME));
+    assert_eq!(
+        pvc.metadata
+            .annotations
+            .unwrap_or_default()
+            .get("helm.sh/resource-policy")
+            .map(String::as_str),
+        Some("keep"),
+        "an uninstall must not delete the fleet's configs"
+    );
+    let pvc_spec = pvc.spec.unwrap();
+    assert_eq!(pvc_spec.storage_class_name.as_deref(), Some("local-path"));
+    assert_eq!(pvc_spec.access_modes.unwrap_or_default(), ["ReadWriteOnce"]);
+    assert_eq!(
+        pvc_spec.resources.unwrap().requests.unwrap()["storage"].0,
+        "2Gi"
+    );
+
+    // Non-root with a read-only root; the PVC is writable through fsGroup.
+    let sc = c.security_context.clone().expect("securityContext");
+    assert_eq!(
+        (
+            sc.run_as_user,
+            sc.run_as_non_root,
+            sc.read_only_root_filesystem
+        ),
+        (Some(65532), Some(true), Some(true))
+    );
+    assert_eq!(
+        pod.security_context.as_ref().and_then(|p| p.fs_group),
+        Some(65532)
+    );
+    for (probe, what) in [
+        (c.liveness_probe.as_ref(), "liveness"),
+        (c.readiness_probe.as_ref(), "readiness"),
+    ] {
+        assert_eq!(
+            exec_command(probe, what),
+            ["/edge-metrics-config-server", "healthcheck"]
+        );
+    }
+
+    // Tokens: generated, as files; the exporters send the device token.
+    let operator = format!("{CS_NAME}-operator-token");
+    let device = format!("{CS_NAME}-device-token");
+    assert_eq!(
+        secret_volume(&pod, "operator-token"),
+        (operator.clone(), vec![("token".into(), "token".into())])
+    );
+    assert_eq!(
+        secret_volume(&pod, "device-token"),
+        (device.clone(), vec![("token".into(), "token".into())])
+    );
+    assert_eq!(
+        env(c, "CONFIG_SERVER_OPERATOR_TOKEN_FILE").value.as_deref(),
+        Some("/etc/edge-metrics-config-server/operator-token/token")
+    );
+    assert_eq!(
+        m["/etc/edge-metrics-config-server/operator-token"],
+        ("operator-token".to_string(), true)
+    );
+    let secrets = r.secrets();
+    assert_usable_token(&secret_text(&secrets[&operator], "token"));
+    assert_usable_token(&secret_text(&secrets[&device], "token"));
+    assert_ne!(
+        secret_text(&secrets[&operator], "token"),
+        secret_text(&secrets[&device], "token")
+    );
+
+    let ds_pod = r.pod();
+    let exporter = container(&ds_pod, "exporter");
+    assert_eq!(
+        env(exporter, "CONFIG_SERVER_URL").value.as_deref(),
+        Some(CS_URL)
+    );
+    assert_eq!(
+        secret_ref(exporter, "CONFIG_SERVER_TOKEN"),
+        (device, "token".to_string())
+    );
+    assert_eq!(
+        ds_pod.dns_policy.as_deref(),
+        Some("ClusterFirstWithHostNet"),
+        "the exporter on the host network must resolve the Service's cluster name"
+    );
+
+    // More than one pod on one SQLite file is refused with the way out.
+    let err = template(
+        &helm,
+        &["config-server-sqlite-values.yaml"],
+        &["configServer.replicas=2"],
+    )
+    .err()
+    .expect("two SQLite servers fail");
+    assert!(
+        err.contains("SQLite allows one server") && err.contains("database.existingSecret"),
+        "unhelpful error: {err}"
+    );
+}
+
+#[test]
+fn config_server_on_postgres_takes_its_url_and_tokens_from_given_secrets() {
+    let Some(helm) = helm() else { return };
+    let r = template(&helm, &["config-server-postgres-values.yaml"], &[]).expect("renders");
+    let spec = r.deployment().spec.expect("spec");
+    assert_eq!(spec.replicas, Some(2));
+    assert_eq!(
+        spec.strategy.and_then(|s| s.type_).as_deref(),
+        Some("RollingUpdate")
+    );
+    assert!(
+        r.kind("PersistentVolumeClaim").is_empty(),
+        "no PVC for PostgreSQL"
+    );
+    assert!(
+        !r.secrets().keys().any(|k| k.contains("config-server")),
+        "every Config Server secret is the operator's: {:?}",
+        r.secrets().keys()
+    );
+    let pod = r.config_server_pod();
+    let c = container(&pod, "config-server");
+    assert_eq!(
+        secret_ref(c, "CONFIG_SERVER_DATABASE"),
+        ("config-server-db".to_string(), "url".to_string())
+    );
+    assert!(volume(&pod, "data").empty_dir.is_some());
+    assert_eq!(
+        secret_volume(&pod, "operator-token"),
+        (
+            "config-server-tokens".to_string(),
+            vec![("operator".into(), "token".into())]
+        )
+    );
+    assert_eq!(
+        secret_volume(&pod, "device-token"),
+        (
+            "config-server-tokens".to_string(),
+            vec![("device".into(), "token".into())]
+        )
+    );
+    let ds_pod = r.pod();
+    let exporter = container(&ds_pod, "exporter");
+    assert_eq!(
+        env(exporter, "CONFIG_SERVER_URL").value.as_deref(),
+        Some(CS_URL)
+    );
+    assert_eq!(
+        secret_ref(exporter, "CONFIG_SERVER_TOKEN"),
+        ("config-server-tokens".to_string(), "device".to_string())
+    );
+}
+
+#[test]
+fn config_server_tokens_survive_an_upgrade() {
+    let Some(helm) = helm() else { return };
+    let dir = test_support::TempDir::new("helm-cs-cluster");
+    let store = Arc::new(Mutex::new(BTreeMap::new()));
+    let api = fake_api(store.clone());
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: u, user: {{}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\n\
+             current-context: c\n",
+            api.url()
+        ),
+    )
+    .unwrap();
+    let names = [
+        format!("{CS_NAME}-operator-token"),
+        format!("{CS_NAME}-device-token"),
+    ];
+    let values = ["config-server-sqlite-values.yaml"];
+    let tokens = |r: &Rendered| -> Vec<String> {
+        let secrets = r.secrets();
+        names
+            .iter()
+            .map(|n| secret_text(&secrets[n], "token"))
+            .collect()
+    };
+    let install = render(&helm, &values, &[], Some(&kubeconfig)).expect("install renders");
+    let first = tokens(&install);
+    for name in &names {
+        let doc = install.secret_doc(name).expect("rendered");
+        store
+            .lock()
+            .unwrap()
+            .insert(name.clone(), serde_json::to_string(&doc).unwrap());
+    }
+    let upgrade = render(&helm, &values, &[], Some(&kubeconfig)).expect("upgrade renders");
+    assert_eq!(
+        tokens(&upgrade),
+        first,
+        "an upgrade changed a Config Server token"
+    );
+}
+
+#[test]
+fn the_rendered_config_server_serves_the_rendered_exporter() {
+    let Some(helm) = helm() else { return };
+    let replay = repo_root().join("testdata/tegrastats/orin-agx-jp6.log");
+    let r = template(
+        &helm,
+        &["kind-values.yaml", "config-server-sqlite-values.yaml"],
+        &[&format!("tegrastats.replayFile={}", replay.display())],
+    )
+    .expect("renders");
+    let cluster = cluster_of(&r);
+    let dir = test_support::TempDir::new("helm-config-server");
+
+    // The server with the pod's environment and token files; its port and database moved here.
+    let cs_pod = r.config_server_pod();
+    let spec = container(&cs_pod, "config-server");
+    let mut env = pod_env(&cs_pod, spec, &cluster, &dir.join("cs"));
+    let cs_port = free_port();
+    set_env(
+        &mut env,
+        "CONFIG_SERVER_LISTEN",
+        &format!("0.0.0.0:{cs_port}"),
+    );
+    let db = dir.join("config-server.db");
+    set_env(
+        &mut env,
+        "CONFIG_SERVER_DATABASE",
+        &format!("sqlite://{}", db.display()),
+    );
+    let program = test_support::bin!("edge-metrics-config-server");
+    let mut cmd = test_support::daemon_command(&program);
+    cmd.env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("NO_COLOR", "1");
+    let server = Daemon::start("config-server", cmd, None);
+    // Beyond loopback it starts only because the token files are usable.
+    let addr = server.wait_addr(&["Listening."], Duration::from_secs(30));
+    assert!(addr.ip().is_unspecified(), "listens on {addr}");
+    run_probe(
+        spec.readiness_probe.as_ref(),
+        "config server readiness",
+        &program,
+        &env,
+    );
+    run_probe(
+        spec.liveness_probe.as_ref(),
+        "config server liveness",
+        &program,
+        &env,
+    );
+
+    // The exporter with the DaemonSet's environment, its URL pointed at this server.
+    let pod = r.pod();
+    let ex = container(&pod, "exporter");
+    let mut cfg = r.config();
+    cfg["port"] = Value::from(free_port().parse::<u16>().unwrap());
+    cfg["reload_port"] = Value::from(free_port().parse::<u16>().unwrap());
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, serde_yaml::to_string(&cfg).unwrap()).unwrap();
+    let mut ex_env = pod_env(&pod, ex, &cluster, &dir.join("exporter"));
+    let url = ex_env
+        .iter()
+        .find(|(k, _)| k == "CONFIG_SERVER_URL")
+        .map(|(_, v)| v.clone())
+        .expect("the chart points the exporter at the server");
+    assert_eq!(url, CS_URL);
+    set_env(
+        &mut ex_env,
+        "CONFIG_SERVER_URL",
+        &format!("http://127.0.0.1:{cs_port}"),
+    );
+    set_env(
+        &mut ex_env,
+        "LOCAL_CONFIG_PATH",
+        &config.display().to_string(),
+    );
+    let mut cmd = with_env(&test_support::bin!("edge-metrics-exporter"), &ex_env);
+    cmd.arg("--config").arg(&config);
+    let _exporter = Exporter::start(cmd, None);
+
+    // The operator (token from the generated Secret) sees the node among the devices.
+    let operator =
+        String::from_utf8(cluster[&format!("{CS_NAME}-operator-token")]["token"].clone()).unwrap();
+    let bearer = format!("Bearer {operator}");
+    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, cs_port.parse::<u16>().unwrap()));
+    let devices = || {
+        test_support::http::request(
+            local,
+            "GET",
+            "/devices",
+            &[("Authorization", bearer.as_str())],
+            b"",
+        )
+        .expect("the server answers")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = devices();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let body = resp.json();
+        let listed = body["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device"] == "node-1")
+            .cloned();
+        if let Some(d) = listed.filter(|d| !d["layer"].is_null()) {
+            assert_eq!(d["device_type"], "jetson_orin");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node-1 never pushed its config: {body}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The device token (the exporter's) may not list the fleet.
+    let device =
+        String::from_utf8(cluster[&format!("{CS_NAME}-device-token")]["token"].clone()).unwrap();
+    let status = test_support::http::request(
+        local,
+        "GET",
+        "/devices",
+        &[("Authorization", format!("Bearer {device}").as_str())],
+        b"",
+    )
+    .unwrap()
+    .status;
+    assert_eq!(status, 403);
 }

@@ -126,3 +126,48 @@ character set both daemons accept). `lookup` finds nothing under `helm template`
 {{- randAlphaNum 48 | b64enc -}}
 {{- end -}}
 {{- end }}
+
+{{/* The Config Server's resource name (Deployment, Service, PVC). */}}
+{{- define "edge-metrics.configServer.fullname" -}}
+{{- printf "%s-config-server" (include "edge-metrics.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
+{{/*
+The Config Server's selector labels. Its own app.kubernetes.io/name, so the exporter's Service
+and DaemonSet (which select name + instance) never take its pods.
+*/}}
+{{- define "edge-metrics.configServer.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "edge-metrics.name" . }}-config-server
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: config-server
+{{- end }}
+
+{{- define "edge-metrics.configServer.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "edge-metrics.configServer.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: edge-metrics
+{{- with .Values.commonLabels }}
+{{ tpl (toYaml .) $ }}
+{{- end }}
+{{- end }}
+
+{{/* The URL the exporters use: the Service's cluster DNS name. */}}
+{{- define "edge-metrics.configServer.url" -}}
+{{- printf "http://%s.%s.svc.%s:%d" (include "edge-metrics.configServer.fullname" .) (include "edge-metrics.namespace" .) .Values.configServer.clusterDomain (int .Values.configServer.port) -}}
+{{- end }}
+
+{{/* Secret name and key of the Config Server's operator and device tokens. */}}
+{{- define "edge-metrics.configServer.operatorSecret" -}}
+{{- default (printf "%s-operator-token" (include "edge-metrics.configServer.fullname" .)) .Values.configServer.operatorToken.existingSecret -}}
+{{- end }}
+{{- define "edge-metrics.configServer.operatorKey" -}}
+{{- if .Values.configServer.operatorToken.existingSecret }}{{ .Values.configServer.operatorToken.key }}{{ else }}token{{ end -}}
+{{- end }}
+{{- define "edge-metrics.configServer.deviceSecret" -}}
+{{- default (printf "%s-device-token" (include "edge-metrics.configServer.fullname" .)) .Values.configServer.deviceToken.existingSecret -}}
+{{- end }}
+{{- define "edge-metrics.configServer.deviceKey" -}}
+{{- if .Values.configServer.deviceToken.existingSecret }}{{ .Values.configServer.deviceToken.key }}{{ else }}token{{ end -}}
+{{- end }}
