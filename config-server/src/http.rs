@@ -88,14 +88,7 @@ impl App {
         &self,
         work: impl FnOnce(&dyn Store) -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, ServiceError> {
-        let store = Arc::clone(&self.inner.store);
-        match tokio::task::spawn_blocking(move || work(&*store)).await {
-            Ok(r) => r,
-            Err(e) => Err(ServiceError::Storage(crate::store::StoreError::Query {
-                backend: "task",
-                reason: format!("the storage task failed: {e}"),
-            })),
-        }
+        service::on_blocking_pool(&self.inner.store, work).await
     }
 
     /// Counts the answer and hands it back.

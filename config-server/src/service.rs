@@ -24,7 +24,7 @@
 //! with 412 if that is no longer current, and nothing is protected when it is.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use edge_metrics_config::{self as config_rules, DeviceType};
 use serde_json::{json, Value};
@@ -657,6 +657,22 @@ fn write_document(
         after: body,
         changes: Value::Array(changes.iter().map(Change::to_json).collect()),
     })
+}
+
+/// Runs `work` on `store` in tokio's blocking pool, as the async routes must (every operation
+/// here is synchronous); a task that panicked or was cancelled is a storage failure.
+pub async fn on_blocking_pool<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    work: impl FnOnce(&dyn Store) -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    let store = Arc::clone(store);
+    match tokio::task::spawn_blocking(move || work(&*store)).await {
+        Ok(r) => r,
+        Err(e) => Err(ServiceError::Storage(StoreError::Query {
+            backend: "task",
+            reason: format!("the storage task failed: {e}"),
+        })),
+    }
 }
 
 /// A stored layer with its version; version 0 and an empty body when it does not exist.

@@ -94,14 +94,7 @@ impl Pages {
         &self,
         work: impl FnOnce(&dyn Store) -> Result<T, ServiceError> + Send + 'static,
     ) -> Result<T, ServiceError> {
-        let store = Arc::clone(&self.inner.store);
-        match tokio::task::spawn_blocking(move || work(&*store)).await {
-            Ok(r) => r,
-            Err(e) => Err(ServiceError::Storage(crate::store::StoreError::Query {
-                backend: "task",
-                reason: format!("the storage task failed: {e}"),
-            })),
-        }
+        service::on_blocking_pool(&self.inner.store, work).await
     }
 
     fn done(&self, route: &'static str, response: Response) -> Response {
