@@ -65,22 +65,12 @@ struct Inner {
 impl Pages {
     /// The page over `store`, signing in with the operator tokens of `tokens`.
     pub fn new(store: Arc<dyn Store>, tokens: Tokens, stats: Arc<Stats>) -> Pages {
-        Pages::with_sessions(store, tokens, stats, Sessions::default())
-    }
-
-    /// [`Pages::new`] with the given sessions (tests choose their lifetime).
-    pub fn with_sessions(
-        store: Arc<dyn Store>,
-        tokens: Tokens,
-        stats: Arc<Stats>,
-        sessions: Sessions,
-    ) -> Pages {
         Pages {
             inner: Arc::new(Inner {
                 store,
                 tokens,
                 stats,
-                sessions,
+                sessions: Sessions::default(),
             }),
         }
     }
