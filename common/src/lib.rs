@@ -9,6 +9,7 @@
 //! - [`healthcheck`]: the HTTP probe the `FROM scratch` images run;
 //! - [`hostname`]: the machine's name, for the bridge's default JSON-RPC `src`;
 //! - [`text`]: outside text cut and escaped before an error message repeats it;
+//! - [`signal`]: waiting for SIGTERM/SIGINT;
 //! - [`cli`]: command-line errors for flags parsed with `lexopt`, and the usage exit code.
 
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod host;
 pub mod limit;
 pub mod logging;
 pub mod serve;
+pub mod signal;
 pub mod text;
 
 pub use host::hostname;

@@ -90,26 +90,10 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let signals = shutdown.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            edge_metrics_common::signal::wait_for_shutdown("server").await;
             signals.cancel();
         });
         edge_metrics_config_server::run(settings, shutdown).await?;
         Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(error) => {
-            tracing::warn!(%error, "Cannot watch SIGTERM; only Ctrl-C stops the server.");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received."),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received."),
-    }
 }

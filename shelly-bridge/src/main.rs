@@ -110,26 +110,10 @@ fn serve(config: BridgeConfig) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let signals = shutdown.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            edge_metrics_common::signal::wait_for_shutdown("bridge").await;
             signals.cancel();
         });
         shelly_bridge::run(config, shutdown).await?;
         Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(error) => {
-            tracing::warn!(%error, "Cannot watch SIGTERM; only Ctrl-C stops the bridge.");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received."),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received."),
-    }
 }
