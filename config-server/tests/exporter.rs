@@ -6,38 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{assert_status, Server, DEVICE_SECRET, OPERATOR, OPERATOR_SECRET};
 use serde_json::{json, Value};
-use test_support::{wait_for, Exporter, TempDir};
+use test_support::{wait_for, TempDir};
 
 const DEVICE: &str = "orin-e2e";
-
-fn corpus() -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/tegrastats/orin-agx-jp6.log");
-    assert!(path.is_file(), "{} is missing", path.display());
-    path
-}
-
-/// An exporter config.yaml on loopback ports 0 that syncs with `server` using the fleet
-/// device token.
-fn exporter_config(dir: &Path, server: &Server) -> PathBuf {
-    let path = dir.join("config.yaml");
-    let text = format!(
-        "device_type: jetson_orin\ninterval: 0.2\nport: 0\nreload_port: 0\n\
-         bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: {DEVICE}\n\
-         shelly:\n  enabled: false\ntegrastats:\n  replay: {}\n\
-         config_server:\n  url: http://{}\n  timeout: 5\n  token: {DEVICE_SECRET}\n\
-         metrics:\n  jetson_ram_used_mb: true\n",
-        corpus().display(),
-        server.addr
-    );
-    std::fs::write(&path, text).expect("config.yaml is written");
-    path
-}
 
 fn operator_get(s: &Server, path: &str) -> test_support::Response {
     let auth = format!("Bearer {OPERATOR_SECRET}");
@@ -63,13 +38,7 @@ fn the_exporter_fetches_pushes_and_reloads_from_the_server() {
         ("CONFIG_SERVER_DEVICE_TOKEN", DEVICE_SECRET),
     ]);
     let tmp = TempDir::new("exporter-vs-server");
-    let config = exporter_config(tmp.path(), &server);
-    let mut cmd = test_support::daemon_command(&test_support::bin!("edge-metrics-exporter"));
-    cmd.arg("--config").arg(&config);
-    for v in ["CONFIG_SERVER_URL", "CONFIG_SERVER_TOKEN", "CONFIG_TIMEOUT"] {
-        cmd.env_remove(v);
-    }
-    let exporter = Exporter::start(cmd, Some(tmp.path()));
+    let exporter = common::start_exporter(tmp.path(), &server, DEVICE);
 
     // Start-up: the server has nothing (404), so the exporter runs on its file ...
     assert_eq!(exporter.health()["config_source"], "local");

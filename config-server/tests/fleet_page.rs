@@ -15,7 +15,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{assert_status, Server, DEVICE_SECRET, OPERATOR, OPERATOR_SECRET};
@@ -212,34 +212,6 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
-fn corpus() -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/tegrastats/orin-agx-jp6.log");
-    assert!(path.is_file(), "{} is missing", path.display());
-    path
-}
-
-/// The exporter of device `DEVICE`, replaying an Orin's tegrastats, synced with `server`.
-fn start_exporter(dir: &Path, server: &Server) -> Exporter {
-    let config = dir.join("config.yaml");
-    let text = format!(
-        "device_type: jetson_orin\ninterval: 0.2\nport: 0\nreload_port: 0\n\
-         bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: {DEVICE}\n\
-         shelly:\n  enabled: false\ntegrastats:\n  replay: {}\n\
-         config_server:\n  url: http://{}\n  timeout: 5\n  token: {DEVICE_SECRET}\n\
-         metrics:\n  jetson_ram_used_mb: true\n",
-        corpus().display(),
-        server.addr
-    );
-    std::fs::write(&config, text).expect("config.yaml is written");
-    let mut cmd = test_support::daemon_command(&test_support::bin!("edge-metrics-exporter"));
-    cmd.arg("--config").arg(&config);
-    for v in ["CONFIG_SERVER_URL", "CONFIG_SERVER_TOKEN", "CONFIG_TIMEOUT"] {
-        cmd.env_remove(v);
-    }
-    Exporter::start(cmd, Some(dir))
-}
-
 fn operator(
     s: &Server,
     method: &str,
@@ -307,7 +279,7 @@ fn an_operator_switches_a_metric_in_the_browser_and_the_exporter_follows() {
         ("CONFIG_SERVER_DEVICE_TOKEN", DEVICE_SECRET),
     ]);
     let tmp = TempDir::new("fleet-page");
-    let exporter = start_exporter(tmp.path(), &server);
+    let exporter = common::start_exporter(tmp.path(), &server, DEVICE);
     wait_for(Duration::from_secs(30), "the exporter's first push", || {
         let r = operator(&server, "GET", "/devices", None, None).json();
         r["devices"]

@@ -117,3 +117,32 @@ pub fn orin(metrics: Value) -> Value {
         "metrics": metrics,
     })
 }
+
+/// The exporter of `device`, replaying an Orin's tegrastats every 0.2 s on loopback ports 0,
+/// synced with `server` using the fleet device token; its config.yaml is written in `dir`.
+pub fn start_exporter(
+    dir: &std::path::Path,
+    server: &Server,
+    device: &str,
+) -> test_support::Exporter {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/tegrastats/orin-agx-jp6.log");
+    assert!(corpus.is_file(), "{} is missing", corpus.display());
+    let config = dir.join("config.yaml");
+    let text = format!(
+        "device_type: jetson_orin\ninterval: 0.2\nport: 0\nreload_port: 0\n\
+         bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: {device}\n\
+         shelly:\n  enabled: false\ntegrastats:\n  replay: {}\n\
+         config_server:\n  url: http://{}\n  timeout: 5\n  token: {DEVICE_SECRET}\n\
+         metrics:\n  jetson_ram_used_mb: true\n",
+        corpus.display(),
+        server.addr
+    );
+    std::fs::write(&config, text).expect("config.yaml is written");
+    let mut cmd = test_support::daemon_command(&test_support::bin!("edge-metrics-exporter"));
+    cmd.arg("--config").arg(&config);
+    for v in ["CONFIG_SERVER_URL", "CONFIG_SERVER_TOKEN", "CONFIG_TIMEOUT"] {
+        cmd.env_remove(v);
+    }
+    test_support::Exporter::start(cmd, Some(dir))
+}
