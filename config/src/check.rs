@@ -682,7 +682,7 @@ mod tests {
         );
         let s = err.to_string();
         assert!(!s.contains('\n'));
-        assert!(s.contains("Unsupported device type: jetson_tx2; supported: jetson_orin, jetson_xavier, jetson_nano, jetson"), "{s}");
+        assert!(s.contains("Unsupported device type: jetson_tx2; supported: jetson_orin, jetson_xavier, jetson_nano, jetson, auto"), "{s}");
         assert!(
             s.contains("shelly.server-url is not a known key (did you mean server_url?)"),
             "{s}"
@@ -847,7 +847,8 @@ mod tests {
     fn config_default_is_valid() {
         let c = Config::default();
         c.validate("defaults").unwrap();
-        assert_eq!(c.device_type, DeviceType::JetsonOrin);
+        assert_eq!(c.device_type, DeviceType::Auto);
+        assert_eq!(c.host_root, None);
         assert!(c.metrics.is_empty());
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::check::{check_url, is_header_token};
 use crate::error::{ConfigError, Problem};
-use crate::keys::{DEFAULT_CONFIG_TIMEOUT_SECS, MAX_CONFIG_TIMEOUT_SECS};
+use crate::keys::{DEFAULT_CONFIG_TIMEOUT_SECS, DEFAULT_HOST_ROOT, MAX_CONFIG_TIMEOUT_SECS};
 use crate::schema::Config;
 
 /// Config path used when neither `--config` nor `LOCAL_CONFIG_PATH` is given: `config.yaml`
@@ -30,6 +30,10 @@ pub const ENV_CONFIG_SERVER_URL: &str = "CONFIG_SERVER_URL";
 pub const ENV_CONFIG_TIMEOUT: &str = "CONFIG_TIMEOUT";
 /// Environment variable: Config Server bearer token when `config_server.token` is not set.
 pub const ENV_CONFIG_SERVER_TOKEN: &str = "CONFIG_SERVER_TOKEN";
+
+/// Environment variable: `host_root` when it is not set in the config (default
+/// [`DEFAULT_HOST_ROOT`]).
+pub const ENV_HOST_ROOT: &str = "EDGE_METRICS_HOST_ROOT";
 
 /// Reads environment variables. The process uses [`ProcessEnv`]; tests pass a map.
 pub trait Env {
@@ -117,6 +121,15 @@ pub fn system_hostname() -> Option<String> {
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .map(|s| s.trim().to_string())
         .find(|s| !s.is_empty())
+}
+
+/// The directory the host's identity files are read under: config `host_root`, else
+/// `EDGE_METRICS_HOST_ROOT`, else [`DEFAULT_HOST_ROOT`] (`/`).
+pub fn host_root(cfg: &Config, env: &dyn Env) -> PathBuf {
+    let file = cfg.host_root.as_deref().and_then(Path::to_str);
+    PathBuf::from(
+        file_or_env(file, env, ENV_HOST_ROOT).unwrap_or_else(|| DEFAULT_HOST_ROOT.to_string()),
+    )
 }
 
 /// The management API bearer token: config `api_token`, else `EDGE_METRICS_API_TOKEN`; `None`
@@ -293,6 +306,15 @@ mod tests {
         };
         assert_eq!(resolve_hostname(&cfg2, &env), "cfg-host");
         assert!(system_hostname().is_some());
+
+        assert_eq!(host_root(&cfg, &env), PathBuf::from("/"));
+        env.insert(ENV_HOST_ROOT.to_string(), " /host ".to_string());
+        assert_eq!(host_root(&cfg, &env), PathBuf::from("/host"));
+        let fixture = Config {
+            host_root: Some("/srv/fixture".into()),
+            ..Config::default()
+        };
+        assert_eq!(host_root(&fixture, &env), PathBuf::from("/srv/fixture"));
 
         assert_eq!(api_token(&cfg, &env), None);
         env.insert(ENV_API_TOKEN.to_string(), "s3cret".to_string());

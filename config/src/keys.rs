@@ -182,12 +182,31 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "device_type",
         kind: Kind::DeviceType,
-        default: KeyDefault::Value(Lit::Text("jetson_orin")),
+        default: KeyDefault::Value(Lit::Text("auto")),
         null_ok: false,
         fix: Fix::SetDefault,
-        doc: "Which tegrastats parser runs. `jetson_orin` (JetsonOrinCollector), `jetson_xavier` \
+        doc: "Which tegrastats parser runs. `auto` reads the device tree under `host_root` and \
+              picks one of the others: Orin family (`nvidia,tegra234`) → `jetson_orin`, Xavier \
+              and TX2 (`nvidia,tegra194`, `nvidia,tegra186`) → `jetson_xavier`, Nano and TX1 \
+              (`nvidia,tegra210`) → `jetson_nano`, anything else (Thor included) → `jetson`. \
+              Or name the type: `jetson_orin` (JetsonOrinCollector), `jetson_xavier` \
               (JetsonXavierCollector), `jetson_nano` (JetsonNanoCollector), or `jetson`, the \
-              generic fallback, which uses Orin parsing. Applied on `POST /reload`.",
+              generic fallback, which uses Orin parsing; a named type is used as it is. See \
+              [Device detection](#device-detection). Applied on `POST /reload`.",
+    },
+    Key {
+        name: "host_root",
+        kind: Kind::Path,
+        default: KeyDefault::Fallback(Lit::Text("/")),
+        null_ok: true,
+        fix: Fix::SetOrRemove("/host"),
+        doc: "Directory the host's identity files are read under: \
+              `{host_root}/proc/device-tree/model`, `…/proc/device-tree/compatible` and \
+              `{host_root}/etc/nv_tegra_release`, for `device_type: auto` and \
+              `edge_metrics_exporter_device_info`. When unset: `EDGE_METRICS_HOST_ROOT`, else \
+              `/`. A container mounts the host's files read-only under `/host` and sets this to \
+              `/host`; tests point it at a fixture tree. Missing files are not an error. Read \
+              again on `POST /reload`.",
     },
     Key {
         name: "interval",
@@ -435,6 +454,8 @@ pub const KEYS: &[Key] = &[
 
 /// Default `device_type`, as written in the file.
 pub const DEFAULT_DEVICE_TYPE: &str = text_default("device_type");
+/// `host_root` when neither the config nor `EDGE_METRICS_HOST_ROOT` sets one.
+pub const DEFAULT_HOST_ROOT: &str = text_default("host_root");
 /// Default `interval`, in seconds.
 pub const DEFAULT_INTERVAL_SECS: f64 = seconds_default("interval");
 /// Default `port` (Prometheus `/metrics`).

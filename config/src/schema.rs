@@ -13,7 +13,11 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::keys;
 use crate::yaml;
 
-/// The device types the exporter supports.
+/// The values `device_type` accepts: a device type, or `auto`.
+///
+/// `auto` is a setting, not a type: the exporter resolves it from the device tree (its
+/// `device` module) before anything uses it, and what it resolves to is one of the other four.
+/// Everything past the configuration works with that resolved type, which has no `auto`.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceType {
@@ -25,15 +29,18 @@ pub enum DeviceType {
     JetsonNano,
     /// `jetson`: generic fallback, Orin parsing.
     Jetson,
+    /// `auto`: read the device tree under `host_root` and pick one of the others.
+    Auto,
 }
 
 impl DeviceType {
-    /// Every supported type, in the order error messages list them.
-    pub const ALL: [DeviceType; 4] = [
+    /// Every accepted value, in the order error messages list them.
+    pub const ALL: [DeviceType; 5] = [
         DeviceType::JetsonOrin,
         DeviceType::JetsonXavier,
         DeviceType::JetsonNano,
         DeviceType::Jetson,
+        DeviceType::Auto,
     ];
 
     /// The config value, e.g. `jetson_orin`.
@@ -43,6 +50,7 @@ impl DeviceType {
             DeviceType::JetsonXavier => "jetson_xavier",
             DeviceType::JetsonNano => "jetson_nano",
             DeviceType::Jetson => "jetson",
+            DeviceType::Auto => "auto",
         }
     }
 
@@ -51,7 +59,7 @@ impl DeviceType {
         DeviceType::ALL.into_iter().find(|d| d.as_str() == s)
     }
 
-    /// `jetson_orin, jetson_xavier, jetson_nano, jetson`: the list error messages show.
+    /// `jetson_orin, jetson_xavier, jetson_nano, jetson, auto`: the list error messages show.
     pub fn supported_list() -> String {
         DeviceType::ALL.map(DeviceType::as_str).join(", ")
     }
@@ -116,9 +124,13 @@ fn serialize_opt_seconds<S: Serializer>(secs: &Option<f64>, s: S) -> Result<S::O
 /// The whole `config.yaml`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Config {
-    /// Which collector parses tegrastats.
+    /// Which collector parses tegrastats; `auto` (the default) reads the device tree.
     #[serde(default = "default_device_type")]
     pub device_type: DeviceType,
+    /// Where the host's identity files are read (`{host_root}/proc/device-tree/model`, ...):
+    /// else `EDGE_METRICS_HOST_ROOT`, else `/` (see [`host_root`](crate::host_root)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_root: Option<PathBuf>,
     /// Collection interval in seconds (also tegrastats `--interval`); fractions allowed,
     /// [`MIN_INTERVAL_SECS`](keys::MIN_INTERVAL_SECS)..=[`MAX_INTERVAL_SECS`](keys::MAX_INTERVAL_SECS).
     /// Whole values serialise as integers.
@@ -321,6 +333,7 @@ mod tests {
     fn every_field_set() -> Config {
         Config {
             device_type: DeviceType::JetsonNano,
+            host_root: Some("/host".into()),
             interval: 2.0,
             port: 1,
             reload_port: 2,

@@ -346,7 +346,7 @@ mod tests {
         let path = dir.0.join("sub").join("config.yaml");
         let first = load(&path, &BTreeMap::new(), &fresh).unwrap();
         assert!(first.created);
-        assert_eq!(first.config.device_type, DeviceType::JetsonOrin);
+        assert_eq!(first.config.device_type, DeviceType::Auto);
         assert_eq!(first.config.metrics.get("power_total_watts"), Some(&true));
         let second = load(&path, &BTreeMap::new(), &|| unreachable!("the file exists")).unwrap();
         assert!(!second.created);

@@ -89,6 +89,11 @@ fn main() {
     ];
     let source = SourceStats::default();
     let counters = Counters::default();
+    let device = edge_metrics_exporter::device::Identity::parse(
+        b"NVIDIA Jetson AGX Orin Developer Kit\0",
+        b"nvidia,p3737-0000+p3701-0000\0nvidia,p3701-0000\0nvidia,tegra234\0",
+        "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64\n",
+    );
     let enabled: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let mut renderer = Renderer::default();
     let input = RenderInput {
@@ -100,6 +105,7 @@ fn main() {
             last_reading: Some(SystemTime::now()),
             counters: &counters,
             pushes: (0, 0),
+            device: &device,
         },
     };
     let body = renderer.render(&input);

@@ -13,6 +13,7 @@ pub mod collector;
 /// `config.yaml` (its own crate, shared with the Config Server).
 pub use edge_metrics_config as config;
 pub mod configserver;
+pub mod device;
 pub mod exposition;
 pub mod http;
 pub mod owner;
@@ -140,6 +141,7 @@ pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<()
     .await?;
     info!(
         device_type = cfg.device_type.as_str(),
+        host_root = %config::host_root(cfg, &opts.env).display(),
         config = %opts.config_path.display(),
         source = opts.origin.as_str(),
         max_connections = cfg.connection_cap(),

@@ -16,6 +16,7 @@ use edge_metrics_common::cli::{self, ArgError, EXIT_USAGE};
 use edge_metrics_common::{healthcheck, init_tracing};
 
 use edge_metrics_exporter::config::error_chain;
+use edge_metrics_exporter::device::Device;
 use edge_metrics_exporter::owner::{ConfigOrigin, EnvMap};
 use edge_metrics_exporter::{collector, config};
 use edge_metrics_exporter::{run, RunOptions};
@@ -107,9 +108,13 @@ fn main() -> ExitCode {
 
 fn serve(config_path: PathBuf, env: EnvMap) -> ExitCode {
     init_tracing();
-    let (config, created) = match config::load(&config_path, &env, &|| {
-        collector::fresh_config(config::Config::default().device_type)
-    }) {
+    // A fresh config says `device_type: auto`; its default metrics are those of the type
+    // detected now (host_root from the environment, the file does not exist yet).
+    let fresh = || {
+        let host_root = config::host_root(&config::Config::default(), &env);
+        collector::fresh_config(Device::resolve(config::DeviceType::Auto, &host_root).kind)
+    };
+    let (config, created) = match config::load(&config_path, &env, &fresh) {
         Ok(loaded) => (loaded.config, loaded.created),
         Err(error) => {
             eprintln!("{}", error_chain(&error));

@@ -2,6 +2,8 @@
 //! `/proc/self` (no unsafe code, no extra crate).
 //!
 //! - `edge_metrics_exporter_build_info{version}`
+//! - `edge_metrics_exporter_device_info{model,soc,l4t,jetpack}`: the identity files (an empty
+//!   label where a file is missing or unknown)
 //! - `edge_metrics_exporter_collector_up{collector}`, `…_collector_duration_seconds{collector}`
 //! - `edge_metrics_exporter_tegrastats_lines_read_total`, `…_parse_errors_total`,
 //!   `…_restarts_total`, `…_last_reading_timestamp_seconds`
@@ -20,7 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use edge_metrics_common::limit::ConnectionLimit;
 
 use crate::collector::{CollectorStatus, INVALID_NAMES};
-use crate::exposition::{write_header, write_value};
+use crate::device::Identity;
+use crate::exposition::{escape_label, write_header, write_value};
 use crate::tegrastats::source::SourceStats;
 
 /// Counters the runtime keeps outside the source.
@@ -65,6 +68,8 @@ pub struct SelfInput<'a> {
     pub counters: &'a Counters,
     /// Config Server pushes (succeeded, failed).
     pub pushes: (u64, u64),
+    /// What the identity files say (`edge_metrics_exporter_device_info`).
+    pub device: &'a Identity,
 }
 
 fn family(out: &mut String, name: &str, help: &str, kind: &str, labels: &str, v: f64) {
@@ -89,6 +94,22 @@ pub fn write_self_metrics(out: &mut String, input: &SelfInput<'_>) {
         "Build information of edge-metrics-exporter",
         "gauge",
         &format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+        1.0,
+    );
+    let id = input.device;
+    family(
+        out,
+        &format!("{P}device_info"),
+        "The board, SoC, L4T and JetPack releases read from the device tree and \
+         /etc/nv_tegra_release under host_root; empty where unknown",
+        "gauge",
+        &format!(
+            "{{model=\"{}\",soc=\"{}\",l4t=\"{}\",jetpack=\"{}\"}}",
+            escape_label(&id.model),
+            escape_label(&id.soc),
+            escape_label(&id.l4t),
+            escape_label(&id.jetpack),
+        ),
         1.0,
     );
     let up = format!("{P}collector_up");
@@ -452,7 +473,45 @@ mod tests {
             last_reading: None,
             counters,
             pushes: (0, 0),
+            device: &NO_DEVICE,
         }
+    }
+
+    static NO_DEVICE: Identity = Identity {
+        model: String::new(),
+        compatible: Vec::new(),
+        soc: String::new(),
+        l4t: String::new(),
+        jetpack: String::new(),
+    };
+
+    #[test]
+    fn device_info_escapes_its_labels_and_shows_unknowns_as_empty() {
+        let source = SourceStats::default();
+        let counters = Counters::default();
+        let mut out = String::new();
+        write_self_metrics(&mut out, &input(&source, &counters));
+        assert!(
+            out.contains(
+                "edge_metrics_exporter_device_info{model=\"\",soc=\"\",l4t=\"\",jetpack=\"\"} 1\n"
+            ),
+            "{out}"
+        );
+        let odd = Identity::parse(b"Board \"7\" \\ x", b"nvidia,tegra234", "");
+        let mut out = String::new();
+        write_self_metrics(
+            &mut out,
+            &SelfInput {
+                device: &odd,
+                ..input(&source, &counters)
+            },
+        );
+        assert!(
+            out.contains(
+                "edge_metrics_exporter_device_info{model=\"Board \\\"7\\\" \\\\ x\",soc=\"tegra234\",l4t=\"\",jetpack=\"\"} 1\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

@@ -45,15 +45,24 @@ fn missing_config_is_written_with_defaults_from_local_config_path() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yaml");
     // The defaults point at /usr/bin/tegrastats; replace it via the written file afterwards.
-    let out = run_to_end(command().env("LOCAL_CONFIG_PATH", &cfg));
+    // The fresh config says `device_type: auto` and lists the defaults of the board found
+    // under EDGE_METRICS_HOST_ROOT (a Nano's, IRAM included).
+    let nano = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/devices/nano-jp4");
+    let out = run_to_end(
+        command()
+            .env("LOCAL_CONFIG_PATH", &cfg)
+            .env("EDGE_METRICS_HOST_ROOT", nano),
+    );
     let text = std::fs::read_to_string(&cfg).expect("defaults written");
     let written = edge_metrics_exporter::config::parse(&text, "config.yaml").unwrap();
     assert_eq!(
         written,
         edge_metrics_exporter::collector::fresh_config(
-            edge_metrics_exporter::config::DeviceType::JetsonOrin
+            edge_metrics_exporter::device::DeviceKind::JetsonNano
         )
     );
+    assert!(text.contains("device_type: auto\n"), "{text}");
+    assert!(text.contains("jetson_iram_used_percent: true"), "{text}");
     if !std::path::Path::new("/usr/bin/tegrastats").exists() {
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&out.stderr)

@@ -143,9 +143,22 @@ fn valid_fixtures_mean_what_they_say() {
     assert_eq!(server.url, "http://127.0.0.1:18080/api");
     assert_eq!(server.timeout, std::time::Duration::from_millis(500));
 
+    // Both name the type; everything else is the default (whose type is `auto`).
+    let orin = Config {
+        device_type: config::DeviceType::JetsonOrin,
+        ..Config::default()
+    };
     let min = get("minimal.yaml");
-    assert_eq!(min, Config::default());
-    assert_eq!(get("null_sections.yaml"), Config::default());
+    assert_eq!(min, orin);
+    assert_eq!(get("null_sections.yaml"), orin);
+
+    let auto = get("auto_host_root.yaml");
+    assert_eq!(auto.device_type, config::DeviceType::Auto);
+    assert_eq!(
+        auto.host_root.as_deref(),
+        Some(std::path::Path::new("/host"))
+    );
+    assert_eq!(config::to_json(&auto)["host_root"], "/host");
 }
 
 #[test]

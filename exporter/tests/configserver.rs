@@ -264,7 +264,9 @@ async fn wait_for(limit: Duration, what: &str, check: impl Fn() -> bool) {
 fn with_interval(secs: f64) -> Arc<Config> {
     Arc::new(Config {
         interval: secs,
-        ..edge_metrics_exporter::collector::fresh_config(DeviceType::JetsonOrin)
+        ..edge_metrics_exporter::collector::fresh_config(
+            edge_metrics_exporter::device::DeviceKind::JetsonOrin,
+        )
     })
 }
 

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::{self, Config, DeviceType};
+use crate::device::DeviceKind;
 use crate::tegrastats::source::TegraHandle;
 use jetson::{JetsonCollector, Model};
 
@@ -56,11 +57,12 @@ pub trait Collector: Send + Sync {
     fn collect(&self, out: &mut Values) -> Result<(), CollectError>;
 }
 
-/// The device collector for a configured device type: the one place that maps the two.
+/// The device collector for a resolved device type: the one place that maps the two.
 /// Adding a device type does not compile until it is wired here (the `match` in
-/// [`Model::for_device`] is exhaustive).
+/// [`Model::for_device`] is exhaustive). `auto` cannot be passed: it is resolved first
+/// ([`crate::device::Device::resolve`]).
 pub fn device_collector(
-    kind: DeviceType,
+    kind: DeviceKind,
     source: TegraHandle,
     interval: Duration,
 ) -> Box<dyn Collector> {
@@ -72,12 +74,12 @@ pub fn device_collector(
 }
 
 /// The name of the device collector for `kind`, as `/health` shows it.
-pub fn device_collector_name(kind: DeviceType) -> &'static str {
+pub fn device_collector_name(kind: DeviceKind) -> &'static str {
     Model::for_device(kind).collector_name()
 }
 
 /// Whether `name`, first seen on a fresh install of a `kind` device, is enabled.
-pub fn default_enabled(kind: DeviceType, name: &str) -> bool {
+pub fn default_enabled(kind: DeviceKind, name: &str) -> bool {
     if name.starts_with("jetson_") {
         jetson::default_enabled(Model::for_device(kind), name)
     } else {
@@ -85,16 +87,18 @@ pub fn default_enabled(kind: DeviceType, name: &str) -> bool {
     }
 }
 
-/// A brand-new configuration for `kind`: every key at its default, the model's default metrics
-/// and the Shelly ones enabled.
-pub fn fresh_config(kind: DeviceType) -> Config {
+/// A brand-new configuration: every key at its default, `device_type: auto` included, with the
+/// default metrics of `kind` (the type detected on this device now) and the Shelly ones
+/// enabled. A device that later resolves to another type still gets that type's defaults as
+/// it discovers them (a fresh install enables what discovery finds in the default set).
+pub fn fresh_config(kind: DeviceKind) -> Config {
     let metrics = jetson::default_metrics(Model::for_device(kind))
         .into_iter()
         .chain(shelly::DEFAULT_METRICS)
         .map(|name| (name.to_string(), true))
         .collect();
     Config {
-        device_type: kind,
+        device_type: DeviceType::Auto,
         metrics,
         ..Config::default()
     }
@@ -393,9 +397,9 @@ mod tests {
 
     #[test]
     fn fresh_configs_are_valid_and_per_model() {
-        for d in DeviceType::ALL {
+        for d in DeviceKind::ALL {
             let c = fresh_config(d);
-            assert_eq!(c.device_type, d);
+            assert_eq!(c.device_type, DeviceType::Auto);
             assert!(c.metrics.values().all(|on| *on), "{d}");
             assert_eq!(c.metrics.get("power_total_watts"), Some(&true), "{d}");
             c.validate("defaults").unwrap();
@@ -403,14 +407,14 @@ mod tests {
                 assert!(default_enabled(d, name), "{d} {name}");
             }
         }
-        let nano = fresh_config(DeviceType::JetsonNano);
+        let nano = fresh_config(DeviceKind::JetsonNano);
         assert!(nano.metrics.contains_key("jetson_iram_used_percent"));
-        let orin = fresh_config(DeviceType::Jetson);
+        let orin = fresh_config(DeviceKind::Jetson);
         assert!(orin.metrics.contains_key("jetson_power_vdd_gpu_soc_watts"));
         assert!(!orin.metrics.contains_key("jetson_iram_used_percent"));
-        assert!(!default_enabled(DeviceType::Jetson, "power_factor"));
+        assert!(!default_enabled(DeviceKind::Jetson, "power_factor"));
         assert_eq!(
-            device_collector_name(DeviceType::JetsonXavier),
+            device_collector_name(DeviceKind::JetsonXavier),
             "JetsonXavierCollector"
         );
     }

@@ -163,7 +163,23 @@ fn config(
     warp::path!("config")
         .and(warp::get())
         .and(authorized(handle.clone(), options))
-        .map(move || json(&config::to_json(&handle.running.borrow().config)))
+        .map(move || {
+            let running = handle.running.borrow();
+            let mut shown = config::to_json(&running.config);
+            // `device_type` is the config's own value (possibly `auto`); these two say what it
+            // resolved to. Neither is a config key.
+            if let serde_json::Value::Object(map) = &mut shown {
+                map.insert(
+                    "resolved_device_type".into(),
+                    running.device.kind.as_str().into(),
+                );
+                map.insert(
+                    "device_type_source".into(),
+                    running.device.source.as_str().into(),
+                );
+            }
+            json(&shown)
+        })
 }
 
 #[derive(Serialize)]
@@ -185,7 +201,7 @@ fn metrics_list(
             let running = handle.running.borrow();
             json(&MetricsList {
                 metrics: &running.config.metrics,
-                device_type: running.config.device_type.as_str(),
+                device_type: running.device.kind.as_str(),
                 source: running.origin.as_str(),
             })
         })
@@ -416,11 +432,16 @@ mod tests {
         let running = Running {
             config,
             origin: ConfigOrigin::Local,
+            device: crate::device::Device::from_identity(
+                crate::config::DeviceType::JetsonOrin,
+                crate::device::Identity::default(),
+            ),
         };
         let health = Health {
             status: "healthy",
             reason: None,
             device_type: "jetson_orin".into(),
+            device_type_source: "configured",
             collector: "JetsonOrinCollector".into(),
             metrics_count: 0,
             config_source: "local",

@@ -19,6 +19,7 @@ use tracing::warn;
 
 use crate::collector::{self, Values};
 use crate::config::Config;
+use crate::device::DeviceKind;
 use crate::selfmetrics::LIMITS;
 
 /// Most names one cycle adds to the `metrics:` map; the rest are added in later cycles.
@@ -55,14 +56,21 @@ impl Discovery {
 
     /// Notes the names of `values`; when some are absent from `cfg.metrics`, returns the
     /// configuration with them added and their names in order. `cfg` is cloned only then.
+    /// `kind` is the device type `cfg` resolved to; its default set is what a fresh install
+    /// enables.
     /// At most [`MAX_NEW_PER_CYCLE`] names are added, and none beyond [`MAX_KNOWN`]; names of
     /// the collectors' default sets (`power_total_watts`, the model's defaults) go first, so a
     /// source that floods made-up names cannot crowd them out.
-    pub fn discover(&mut self, cfg: &Config, values: &Values) -> Option<(Config, Vec<String>)> {
+    pub fn discover(
+        &mut self,
+        cfg: &Config,
+        kind: DeviceKind,
+        values: &Values,
+    ) -> Option<(Config, Vec<String>)> {
         let mut next: Option<Config> = None;
         let mut added = Vec::new();
         let (mut over_cycle, mut over_total) = (0u64, 0u64);
-        let default = |name: &&String| collector::default_enabled(cfg.device_type, name);
+        let default = |name: &&String| collector::default_enabled(kind, name);
         let ordered = values
             .keys()
             .filter(default)
@@ -81,7 +89,7 @@ impl Discovery {
                 continue;
             }
             self.remember(name);
-            let on = self.fresh && collector::default_enabled(cfg.device_type, name);
+            let on = self.fresh && collector::default_enabled(kind, name);
             next.get_or_insert_with(|| cfg.clone())
                 .metrics
                 .insert(name.clone(), on);
@@ -146,6 +154,8 @@ fn note(left_out: u64, counter: &AtomicU64, told: &mut bool) -> bool {
 mod tests {
     use super::*;
 
+    const K: DeviceKind = DeviceKind::JetsonOrin;
+
     fn values(names: &[&str]) -> Values {
         names.iter().map(|n| (n.to_string(), 1.0)).collect()
     }
@@ -164,7 +174,7 @@ mod tests {
             "jetson_cpu_core0_usage_percent",
             "power_total_watts",
         ]);
-        let (next, added) = d.discover(&cfg, &found).unwrap();
+        let (next, added) = d.discover(&cfg, K, &found).unwrap();
         assert_eq!(
             added,
             ["jetson_cpu_core0_usage_percent", "power_total_watts"]
@@ -175,7 +185,7 @@ mod tests {
         assert!(next.metrics["power_total_watts"]);
         assert!(!next.metrics["jetson_cpu_core0_usage_percent"]);
         assert!(
-            d.discover(&next, &found).is_none(),
+            d.discover(&next, K, &found).is_none(),
             "nothing new the second time"
         );
         assert!(d.known(&cfg, "power_total_watts") && !d.known(&cfg, "power_nothing"));
@@ -185,7 +195,7 @@ mod tests {
     fn an_existing_install_adds_discoveries_as_false() {
         let mut d = Discovery::new(false);
         let (next, _) = d
-            .discover(&Config::default(), &values(&["jetson_ram_used_mb"]))
+            .discover(&Config::default(), K, &values(&["jetson_ram_used_mb"]))
             .unwrap();
         assert!(!next.metrics["jetson_ram_used_mb"]);
     }
@@ -195,7 +205,7 @@ mod tests {
         let mut d = Discovery::new(false);
         let found = numbered("power_extra", MAX_NEW_PER_CYCLE + 50);
         let before = LIMITS.discovery_over_cycle.load(Ordering::Relaxed);
-        let (next, added) = d.discover(&Config::default(), &found).unwrap();
+        let (next, added) = d.discover(&Config::default(), K, &found).unwrap();
         assert_eq!(added.len(), MAX_NEW_PER_CYCLE);
         assert_eq!(next.metrics.len(), MAX_NEW_PER_CYCLE);
         assert!(LIMITS.discovery_over_cycle.load(Ordering::Relaxed) >= before + 50);
@@ -203,10 +213,10 @@ mod tests {
         // The names left out are unknown until a later cycle adds them.
         let last = found.keys().last().unwrap();
         assert!(!d.known(&next, last));
-        let (next, added) = d.discover(&next, &found).unwrap();
+        let (next, added) = d.discover(&next, K, &found).unwrap();
         assert_eq!(added.len(), 50);
         assert!(d.known(&next, last));
-        assert!(d.discover(&next, &found).is_none());
+        assert!(d.discover(&next, K, &found).is_none());
     }
 
     #[test]
@@ -215,7 +225,7 @@ mod tests {
         let mut found = numbered("power_aaa_made_up", MAX_KNOWN * 2);
         found.insert("power_total_watts".into(), 5.0);
         found.insert("jetson_ram_used_mb".into(), 1.0);
-        let (next, added) = d.discover(&Config::default(), &found).unwrap();
+        let (next, added) = d.discover(&Config::default(), K, &found).unwrap();
         assert_eq!(added.len(), MAX_NEW_PER_CYCLE);
         assert!(next.metrics.contains_key("power_total_watts"));
         assert!(next.metrics.contains_key("jetson_ram_used_mb"));
@@ -229,7 +239,7 @@ mod tests {
         // A source that makes up new names every cycle.
         for cycle in 0..(MAX_KNOWN / MAX_NEW_PER_CYCLE + 3) {
             let found = numbered(&format!("power_cycle{cycle}"), MAX_NEW_PER_CYCLE);
-            if let Some((next, _)) = d.discover(&cfg, &found) {
+            if let Some((next, _)) = d.discover(&cfg, K, &found) {
                 cfg = next;
             }
         }
@@ -237,12 +247,12 @@ mod tests {
         assert!(d.seen.len() <= MAX_KNOWN);
         assert!(d.told_total);
         let before = LIMITS.discovery_over_total.load(Ordering::Relaxed);
-        assert!(d.discover(&cfg, &values(&["power_one_more"])).is_none());
+        assert!(d.discover(&cfg, K, &values(&["power_one_more"])).is_none());
         assert!(!d.known(&cfg, "power_one_more"));
         assert!(LIMITS.discovery_over_total.load(Ordering::Relaxed) > before);
         // Names already in the map keep working.
         let listed = cfg.metrics.keys().next().unwrap().clone();
-        assert!(d.discover(&cfg, &values(&[&listed])).is_none());
+        assert!(d.discover(&cfg, K, &values(&[&listed])).is_none());
         assert!(d.known(&cfg, &listed));
     }
 }

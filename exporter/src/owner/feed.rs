@@ -4,7 +4,8 @@
 //!
 //! The local secrets ([`Secrets`]: `api_token`, `config_server.token`) never reach the server,
 //! so a config fetched from it has none; the local ones are put back before it is used or
-//! saved. Requests carry the running device type, which the feed follows as configs change.
+//! saved. Requests carry the running device type (the resolved one, never `auto`), which the
+//! owner hands the feed whenever it resolves a configuration ([`Feed::device_kind`]).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -15,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::config::{self, error_chain, Config, ConfigError, DeviceType, Env, Problem, Secrets};
 use crate::configserver::{self, ConfigServerError};
+use crate::device::{Device, DeviceKind};
 
 /// The Config Server client and the device id it is asked for.
 #[derive(Clone)]
@@ -25,7 +27,7 @@ pub struct ConfigServer {
     pub device_id: String,
     /// The local file's secrets: pushes never carry them, so fetched configs lack them.
     local: Secrets,
-    /// The device type of the running configuration, sent with each fetch.
+    /// The resolved device type of the running configuration, sent with each fetch.
     running_type: Arc<Mutex<DeviceType>>,
 }
 
@@ -51,7 +53,13 @@ impl ConfigServer {
                     client,
                     device_id: config::device_id(cfg, env),
                     local: Secrets::of(cfg),
-                    running_type: Arc::new(Mutex::new(cfg.device_type)),
+                    // The start-up fetch comes before the owner resolves anything: resolve
+                    // quietly here (the owner logs what it detects).
+                    running_type: Arc::new(Mutex::new(
+                        Device::resolve(cfg.device_type, &config::host_root(cfg, env))
+                            .kind
+                            .into(),
+                    )),
                 }))
             }
             Err(error @ ConfigServerError::CaFile { .. }) => Err(ConfigError::Invalid {
@@ -81,8 +89,6 @@ impl ConfigServer {
         {
             Ok(mut cfg) => {
                 self.local.fill(&mut cfg);
-                // Whatever the server sends is applied, so its type is the one running next.
-                self.set_running_type(cfg.device_type);
                 info!(device_id = %self.device_id, "Fetched the configuration from the Config Server.");
                 Some(cfg)
             }
@@ -145,12 +151,17 @@ impl Feed {
         Some(async move { server.fetch().await })
     }
 
-    /// Queues `cfg` for the server (coalesced with anything not yet sent). `cfg` is the running
-    /// configuration, so its device type is the one the next fetch sends.
+    /// Queues `cfg` for the server (coalesced with anything not yet sent).
     pub fn push(&self, cfg: &Config) {
-        if let Some(server) = &self.server {
-            server.set_running_type(cfg.device_type);
+        if self.server.is_some() {
             self.updates.send_replace(Arc::new(cfg.clone()));
+        }
+    }
+
+    /// The device type the running configuration resolved to: the one the next fetch sends.
+    pub fn device_kind(&self, kind: DeviceKind) {
+        if let Some(server) = &self.server {
+            server.set_running_type(kind.into());
         }
     }
 

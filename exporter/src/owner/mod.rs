@@ -31,6 +31,7 @@ use tracing::{info, warn};
 
 use crate::collector;
 use crate::config::{self, error_chain, Config};
+use crate::device::Device;
 use crate::selfmetrics::{Counters, SelfInput};
 use discovery::Discovery;
 use feed::{ConfigServer, Feed};
@@ -57,13 +58,15 @@ impl ConfigOrigin {
     }
 }
 
-/// The configuration in force and where it came from.
+/// The configuration in force, where it came from, and the device type it resolved to.
 #[derive(Clone, Debug)]
 pub struct Running {
     /// The configuration.
     pub config: Config,
     /// Where it came from.
     pub origin: ConfigOrigin,
+    /// The device type in force (never `auto`) and the identity files' contents.
+    pub device: Device,
 }
 
 impl Running {
@@ -76,8 +79,9 @@ impl Running {
         Health {
             status,
             reason,
-            device_type: self.config.device_type.as_str().into(),
-            collector: collector::device_collector_name(self.config.device_type).into(),
+            device_type: self.device.kind.as_str().into(),
+            device_type_source: self.device.source.as_str(),
+            collector: collector::device_collector_name(self.device.kind).into(),
             metrics_count: self.metrics_count(),
             config_source: self.origin.as_str(),
         }
@@ -244,9 +248,11 @@ impl Owner {
         let fresh = init.created || init.config.metrics.is_empty();
         let pipeline = Pipeline::start(&init.config, env.as_ref(), init.shutdown);
         let feed = Feed::new(init.server, &init.config);
+        feed.device_kind(pipeline.device().kind);
         let running = Running {
             config: init.config,
             origin: init.origin,
+            device: pipeline.device().clone(),
         };
         let health = running.health("degraded", Some("starting: no collection cycle yet".into()));
         let (running_tx, running_rx) = watch::channel(Arc::new(running.clone()));
@@ -492,9 +498,11 @@ impl Owner {
         };
         self.pipeline
             .apply(&self.running.config, &next, self.env.as_ref());
+        self.feed.device_kind(self.pipeline.device().kind);
         self.running = Running {
             config: next,
             origin,
+            device: self.pipeline.device().clone(),
         };
         self.publish_running();
         if origin == ConfigOrigin::Server {
@@ -518,10 +526,11 @@ impl Owner {
     /// One collection cycle: collect, discover, publish a snapshot.
     pub async fn cycle(&mut self) {
         let collected = self.pipeline.collect();
-        if let Some((next, added)) = self
-            .discovery
-            .discover(&self.running.config, &collected.values)
-        {
+        if let Some((next, added)) = self.discovery.discover(
+            &self.running.config,
+            self.running.device.kind,
+            &collected.values,
+        ) {
             info!(
                 count = added.len(),
                 names = %added.join(","),
@@ -546,6 +555,7 @@ impl Owner {
                 last_reading: readings.latest().map(|s| s.wall),
                 counters: &self.counters,
                 pushes: self.feed.pushes(),
+                device: &self.running.device.identity,
             },
         });
         let (status, reason) = render::health_status(&collected.statuses);

@@ -1,6 +1,12 @@
-//! What runs for a configuration: the tegrastats source, the Shelly poller, the collector set
-//! and the label set. [`Pipeline::apply`] moves from one configuration to the next by
-//! restarting exactly what [`diff`] says changed.
+//! What runs for a configuration: the device type it resolves to, the tegrastats source, the
+//! Shelly poller, the collector set and the label set. [`Pipeline::apply`] moves from one
+//! configuration to the next by restarting exactly what [`diff`] says changed.
+//!
+//! The device type is resolved here, when a configuration starts and on every reload (the
+//! identity files are read again: three small reads, and a reload after the files were
+//! mounted, or after `host_root` changed, picks them up). Everything after this point (the
+//! collector, the labels, discovery's defaults, `/health`) uses the resolved
+//! [`DeviceKind`], never the config's `device_type`, which may be `auto`.
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -8,6 +14,7 @@ use tracing::{info, warn};
 use crate::collector::shelly::ShellyCollector;
 use crate::collector::{self, CollectorSet, CollectorStatus, Values};
 use crate::config::{self, Config, Env};
+use crate::device::{Device, DeviceKind};
 use crate::exposition::device_labels;
 use crate::tegrastats::source::{SourceSpec, TegraHandle, TegraSource};
 
@@ -18,18 +25,20 @@ pub struct Changes {
     pub source: bool,
     /// The Shelly poller must restart (its section or the interval changed).
     pub shelly: bool,
-    /// The collector set must be rebuilt (device type, interval or Shelly changed).
+    /// The collector set must be rebuilt (resolved device type, interval or Shelly changed).
     pub collectors: bool,
     /// Keys that changed but cannot be applied without a restart, because the listeners are
     /// bound (ports) and capped (`max_connections`) once at start: (key, old, new).
     pub restart: Vec<(&'static str, u32, u32)>,
 }
 
-/// The one place that decides what a configuration change restarts.
-pub fn diff(old: &Config, new: &Config) -> Changes {
+/// The one place that decides what a configuration change restarts. `kinds` are the device
+/// types the two configurations resolve to: `auto` and the type it detects are the same
+/// collector, so only a change of the resolved type rebuilds it.
+pub fn diff(old: &Config, new: &Config, kinds: (DeviceKind, DeviceKind)) -> Changes {
     let interval = old.interval_duration() != new.interval_duration();
     let shelly = old.shelly != new.shelly || interval;
-    let device = old.device_type != new.device_type;
+    let device = kinds.0 != kinds.1;
     let spec = |c: &Config| SourceSpec::from_config(&c.tegrastats, c.interval_duration());
     let restart = [
         ("port", old.port.into(), new.port.into()),
@@ -61,6 +70,7 @@ pub struct Collected {
 
 /// The running parts of one configuration.
 pub struct Pipeline {
+    device: Device,
     source: TegraSource,
     set: CollectorSet,
     /// The running Shelly collector and the token that stops its poller.
@@ -71,10 +81,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts the parts of `cfg` (check the source first with [`SourceSpec::check`]).
+    /// Resolves the device type of `cfg` and starts its parts (check the source first with
+    /// [`SourceSpec::check`]).
     pub fn start(cfg: &Config, env: &(dyn Env + Sync), shutdown: CancellationToken) -> Pipeline {
         let spec = SourceSpec::from_config(&cfg.tegrastats, cfg.interval_duration());
         let mut pipeline = Pipeline {
+            device: resolve(cfg, env),
             source: TegraSource::start(spec),
             set: CollectorSet::default(),
             shelly: None,
@@ -87,9 +99,12 @@ impl Pipeline {
         pipeline
     }
 
-    /// Moves from `old` to `new`: restarts what [`diff`] names, and relabels.
+    /// Moves from `old` to `new`: resolves the device type again, restarts what [`diff`]
+    /// names, and relabels.
     pub fn apply(&mut self, old: &Config, new: &Config, env: &(dyn Env + Sync)) {
-        let changes = diff(old, new);
+        let device = resolve(new, env);
+        let changes = diff(old, new, (self.device.kind, device.kind));
+        self.device = device;
         for (key, from, to) in &changes.restart {
             // The port wording is the original exporter's, which operators may grep for.
             match *key {
@@ -116,8 +131,9 @@ impl Pipeline {
         if changes.collectors {
             self.build_collectors(new);
             info!(
-                device_type = new.device_type.as_str(),
-                collector = collector::device_collector_name(new.device_type),
+                device_type = self.device.kind.as_str(),
+                source = self.device.source.as_str(),
+                collector = collector::device_collector_name(self.device.kind),
                 "Collectors reinitialised."
             );
         }
@@ -129,6 +145,11 @@ impl Pipeline {
         let mut values = Values::new();
         let statuses = self.set.collect(&mut values);
         Collected { values, statuses }
+    }
+
+    /// The device type in force and the identity files' contents.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// The tegrastats source's readings and counters.
@@ -149,7 +170,7 @@ impl Pipeline {
     fn build_collectors(&mut self, cfg: &Config) {
         let mut set = CollectorSet::default();
         set.push(collector::device_collector(
-            cfg.device_type,
+            self.device.kind,
             self.source.handle(),
             cfg.interval_duration(),
         ));
@@ -174,23 +195,33 @@ impl Pipeline {
 
     fn relabel(&mut self, cfg: &Config, env: &(dyn Env + Sync)) {
         self.labels = device_labels(
-            cfg.device_type.as_str(),
+            self.device.kind.as_str(),
             &config::resolve_hostname(cfg, env),
         );
     }
 }
 
+/// Reads the identity files under the config's `host_root` and resolves its `device_type`;
+/// logs what was detected.
+fn resolve(cfg: &Config, env: &(dyn Env + Sync)) -> Device {
+    let host_root = config::host_root(cfg, env);
+    let device = Device::resolve(cfg.device_type, &host_root);
+    device.log(&host_root);
+    device
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DeviceType;
     use std::path::PathBuf;
+
+    const ORIN: (DeviceKind, DeviceKind) = (DeviceKind::JetsonOrin, DeviceKind::JetsonOrin);
 
     fn changed(edit: impl FnOnce(&mut Config)) -> Changes {
         let old = Config::default();
         let mut new = old.clone();
         edit(&mut new);
-        diff(&old, &new)
+        diff(&old, &new, ORIN)
     }
 
     #[test]
@@ -204,8 +235,12 @@ mod tests {
             }),
             Changes::default()
         );
-        let device = changed(|c| c.device_type = DeviceType::JetsonNano);
+        let c = Config::default();
+        let device = diff(&c, &c, (DeviceKind::JetsonOrin, DeviceKind::JetsonNano));
         assert!(device.collectors && !device.source && !device.shelly);
+        // `auto` that detects an Orin and a named `jetson_orin` run the same collector.
+        let named = changed(|c| c.device_type = crate::config::DeviceType::JetsonOrin);
+        assert_eq!(named, Changes::default());
         let shelly = changed(|c| c.shelly.device_id = Some("plug-2".into()));
         assert!(shelly.shelly && shelly.collectors && !shelly.source);
         let interval = changed(|c| c.interval = 2.0);

@@ -57,8 +57,10 @@ pub struct Health {
     /// Why it is degraded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The configured device type.
+    /// The device type in force: the configured one, or what `auto` detected (never `auto`).
     pub device_type: String,
+    /// `configured` or `detected` (`device_type: auto`).
+    pub device_type_source: &'static str,
     /// The device collector's name.
     pub collector: String,
     /// Enabled metrics in the `metrics:` map.

@@ -170,6 +170,7 @@ pub fn command() -> Command {
         "EDGE_METRICS_HOSTNAME",
         "CONFIG_SERVER_URL",
         "CONFIG_TIMEOUT",
+        "EDGE_METRICS_HOST_ROOT",
     ] {
         cmd.env_remove(var);
     }

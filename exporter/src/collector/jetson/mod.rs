@@ -22,7 +22,7 @@ mod xavier;
 use std::time::Duration;
 
 use super::{CollectError, Collector, Values};
-use crate::config::DeviceType;
+use crate::device::DeviceKind;
 use crate::tegrastats::line::Line;
 use crate::tegrastats::parse::parse_line;
 use crate::tegrastats::source::TegraHandle;
@@ -42,12 +42,12 @@ impl Model {
     /// Every model, for tests and tools that go through all of them.
     pub const ALL: [Model; 3] = [Model::Orin, Model::Xavier, Model::Nano];
 
-    /// The model of a configured device type: the one place that maps the two.
-    pub fn for_device(kind: DeviceType) -> Model {
+    /// The model of a resolved device type: the one place that maps the two.
+    pub fn for_device(kind: DeviceKind) -> Model {
         match kind {
-            DeviceType::JetsonOrin | DeviceType::Jetson => Model::Orin, // spec: generic is Orin
-            DeviceType::JetsonXavier => Model::Xavier,
-            DeviceType::JetsonNano => Model::Nano,
+            DeviceKind::JetsonOrin | DeviceKind::Jetson => Model::Orin, // spec: generic is Orin
+            DeviceKind::JetsonXavier => Model::Xavier,
+            DeviceKind::JetsonNano => Model::Nano,
         }
     }
 
@@ -438,11 +438,11 @@ mod tests {
     fn collector_names() {
         assert_eq!(Model::Orin.collector_name(), "JetsonOrinCollector");
         assert_eq!(
-            Model::for_device(DeviceType::Jetson).collector_name(),
+            Model::for_device(DeviceKind::Jetson).collector_name(),
             "JetsonOrinCollector"
         );
-        assert_eq!(Model::for_device(DeviceType::JetsonNano), Model::Nano);
-        assert_eq!(Model::for_device(DeviceType::JetsonXavier), Model::Xavier);
+        assert_eq!(Model::for_device(DeviceKind::JetsonNano), Model::Nano);
+        assert_eq!(Model::for_device(DeviceKind::JetsonXavier), Model::Xavier);
     }
     #[test]
     fn mutated_corpus_lines_never_panic_nor_give_non_finite_values() {
@@ -529,7 +529,7 @@ mod tests {
             interval: Duration::from_secs(10),
         });
         let collector =
-            crate::collector::device_collector(DeviceType::Jetson, source.handle(), interval);
+            crate::collector::device_collector(DeviceKind::Jetson, source.handle(), interval);
         assert_eq!(collector.name(), "JetsonOrinCollector");
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut out = Values::new();
@@ -565,7 +565,7 @@ mod tests {
 
     #[test]
     fn every_device_type_has_a_collector_name() {
-        let names: Vec<_> = DeviceType::ALL
+        let names: Vec<_> = DeviceKind::ALL
             .iter()
             .map(|k| Model::for_device(*k).collector_name())
             .collect();
