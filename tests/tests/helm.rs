@@ -2057,3 +2057,51 @@ fn the_rendered_config_server_serves_the_rendered_exporter() {
     .status;
     assert_eq!(status, 403);
 }
+
+/// `device_type: auto` by default: the node's device tree and L4T release file are mounted
+/// read-only under /host and config.yaml reads them there; without the mounts no host_root is
+/// set, and a host_root of the operator's own is kept.
+#[test]
+fn device_detection_mounts_the_identity_files_and_sets_host_root() {
+    let Some(helm) = helm() else { return };
+    let r = template(&helm, &["default-values.yaml"], &[]).expect("defaults render");
+    let cfg = r.config();
+    assert_eq!(cfg["device_type"].as_str(), Some("auto"));
+    assert_eq!(cfg["host_root"].as_str(), Some("/host"));
+    let pod = r.pod();
+    let m = mounts(container(&pod, "exporter"));
+    for (inside, host, kind) in [
+        (
+            "/host/proc/device-tree",
+            "/sys/firmware/devicetree/base",
+            "Directory",
+        ),
+        (
+            "/host/etc/nv_tegra_release",
+            "/etc/nv_tegra_release",
+            "File",
+        ),
+    ] {
+        let (vol, ro) = m
+            .get(inside)
+            .unwrap_or_else(|| panic!("exporter does not mount {inside}"));
+        assert!(ro, "{inside} must be read-only");
+        let hp = volume(&pod, vol).host_path.clone().expect("a hostPath");
+        assert_eq!((hp.path.as_str(), hp.type_.as_deref()), (host, Some(kind)));
+    }
+
+    let r = template(&helm, &[], &["device.hostMounts=null"]).expect("no mounts render");
+    assert!(r.config().get("host_root").is_none());
+    let m = mounts(container(&r.pod(), "exporter"));
+    assert!(!m.keys().any(|p| p.starts_with("/host/")), "{m:?}");
+
+    let r = template(
+        &helm,
+        &[],
+        &["config.host_root=/mnt/node", "device.hostRoot=/mnt/node"],
+    )
+    .expect("own host_root renders");
+    assert_eq!(r.config()["host_root"].as_str(), Some("/mnt/node"));
+    let m = mounts(container(&r.pod(), "exporter"));
+    assert!(m.contains_key("/mnt/node/proc/device-tree"), "{m:?}");
+}

@@ -71,6 +71,9 @@ app.kubernetes.io/part-of: edge-metrics
 {{- fail (printf "tegrastats.mode must be host, logfile or replay, got %q" .Values.tegrastats.mode) -}}
 {{- end -}}
 {{- $_ := set $cfg "tegrastats" $t -}}
+{{- if and .Values.device.hostRoot .Values.device.hostMounts (not (hasKey $cfg "host_root")) -}}
+{{- $_ := set $cfg "host_root" .Values.device.hostRoot -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end }}
 
