@@ -221,11 +221,11 @@ fn parse_json_body(body: &Bytes) -> Result<Value, ServiceError> {
 }
 
 fn device_type(segment: &str) -> Result<DeviceType, ServiceError> {
-    DeviceType::from_name(segment).ok_or_else(|| {
+    service::layer_type(segment).ok_or_else(|| {
         ServiceError::NotFound(format!(
-            "unknown device type \"{}\"; supported: {}",
+            "no defaults layer for device type \"{}\"; there is one for: {}",
             shown(segment, SHOWN),
-            DeviceType::supported_list()
+            service::layer_type_list()
         ))
     })
 }

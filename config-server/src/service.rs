@@ -225,10 +225,31 @@ fn rev(doc: Option<&Document>) -> i64 {
     doc.map_or(0, |d| d.rev)
 }
 
+/// The device types that have a defaults layer: every type but `auto`, which a device
+/// resolves itself from its hardware. A device on `auto` gets the fleet's and its own layer.
+pub fn layer_types() -> impl Iterator<Item = DeviceType> {
+    DeviceType::ALL
+        .into_iter()
+        .filter(|t| *t != DeviceType::Auto)
+}
+
+/// The device type named `name`, when it has a defaults layer (see [`layer_types`]).
+pub fn layer_type(name: &str) -> Option<DeviceType> {
+    DeviceType::from_name(name).filter(|t| *t != DeviceType::Auto)
+}
+
+/// `jetson_orin, jetson_xavier, ...`: the types with a defaults layer, for messages.
+pub fn layer_type_list() -> String {
+    layer_types()
+        .map(DeviceType::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The keys of the fleet layer and of every type layer.
 fn defaults_keys() -> Vec<String> {
     std::iter::once(FLEET.to_string())
-        .chain(DeviceType::ALL.into_iter().map(type_key))
+        .chain(layer_types().map(type_key))
         .collect()
 }
 
@@ -245,7 +266,7 @@ fn load_view(tx: &mut dyn Tx, device: Option<&str>) -> Result<View, StoreError> 
             view.fleet = Some(doc);
         } else if Some(&key) == dkey.as_ref() {
             view.device = Some(doc);
-        } else if let Some(t) = key.strip_prefix("type:").and_then(DeviceType::from_name) {
+        } else if let Some(t) = key.strip_prefix("type:").and_then(layer_type) {
             view.types.insert(t.as_str(), doc);
         }
     }
@@ -1183,9 +1204,13 @@ mod tests {
             resolve_type(fleet, &Object::new()),
             DeviceType::JetsonXavier
         );
+        // Nothing says: the exporter's default, `auto`, which has no type layer.
         assert_eq!(
             resolve_type(&Object::new(), &Object::new()),
-            DeviceType::JetsonOrin
+            DeviceType::Auto
         );
+        assert!(layer_types().all(|t| t != DeviceType::Auto));
+        assert_eq!(layer_type("auto"), None);
+        assert_eq!(layer_type("jetson_nano"), Some(DeviceType::JetsonNano));
     }
 }

@@ -249,8 +249,7 @@ pub struct Loaded {
 fn load(store: &dyn Store) -> Result<Loaded, ServiceError> {
     let devices = service::devices(store)?;
     let fleet = service::get_layer(store, &Layer::Fleet)?;
-    let types = DeviceType::ALL
-        .into_iter()
+    let types = service::layer_types()
         .map(|t| Ok((t, service::get_layer(store, &Layer::Type(t))?)))
         .collect::<Result<_, ServiceError>>()?;
     Ok(Loaded {
@@ -504,11 +503,11 @@ impl Switch {
         let target = form.get("target");
         let layer = match form.get("scope") {
             "fleet" => Layer::Fleet,
-            "type" => Layer::Type(DeviceType::from_name(target).ok_or_else(|| {
+            "type" => Layer::Type(service::layer_type(target).ok_or_else(|| {
                 format!(
-                    "unknown device type {:?}; supported: {}",
+                    "no defaults layer for device type {:?}; there is one for: {}",
                     edge_metrics_common::text::shown(target, 64),
-                    DeviceType::supported_list()
+                    service::layer_type_list()
                 )
             })?),
             "device" => {

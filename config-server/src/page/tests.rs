@@ -263,7 +263,7 @@ async fn a_bad_form_is_refused_with_its_reason() {
         ),
         (
             "scope=type&target=tx2&version=0&metric=m&state=on",
-            "unknown device type",
+            "no defaults layer for device type",
         ),
         ("scope=fleet&target=&version=x&metric=m&state=on", "version"),
         (
