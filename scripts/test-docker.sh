@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The delivery check for the images and compose files, on a machine without a Jetson:
 #  1. build static binaries for arm64 and amd64 (scripts/build-arm64.sh) and the images per
-#     arch FROM scratch (the two daemons, and shelly-sim for the simulated plug); check size
-#     (< 15 MB), architecture, user, health check;
+#     arch FROM scratch (the two daemons, the config server, and shelly-sim for the simulated
+#     plug); check size (< 15 MB), architecture, user, health check;
 #  2. bring up compose.yaml with the arm64 images under qemu emulation, with a fake
 #     tegrastats (an aarch64 glibc program, docker/test/fake-tegrastats.c) bind-mounted exactly
 #     as the real one is, together with the aarch64 loader and libraries where a Jetson has
 #     them; a simulated plug (the shelly-sim image) dials the bridge with the plug token
 #     (SHELLY_WS_TOKEN), a plug without it is refused, the bridge's HTTP API and the
 #     management API listen on loopback only, and EDGE_METRICS_API_TOKEN guards the latter;
+#     with compose.config-server.yaml the config server runs beside them on its named volume,
+#     and the exporter's config reaches it (GET /devices with the operator token lists the
+#     device; it is still listed after the server restarts);
 #  3. a real Prometheus on 127.0.0.1 scrapes the exporter and answers the API document's
 #     PromQL examples with data;
 #  4. restart the bridge container and watch the exporter's ShellyCollector come back to 1;
@@ -49,7 +52,8 @@ teardown() {
     if [ "${KEEP:-0}" = 1 ]; then log "KEEP=1: left project $project and $tmp"; return; fi
     [ -n "$prom_pid" ] && kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null
     for p in "$project" "${project}demo"; do
-        docker-compose -p "$p" -f compose.yaml -f compose.demo.yaml -f "$tmp/override.yaml" --profile jetson \
+        docker-compose -p "$p" -f compose.yaml -f compose.demo.yaml -f compose.config-server.yaml \
+            -f "$tmp/override.yaml" --profile jetson \
             down -v --remove-orphans >/dev/null 2>&1 || true
     done
     rm -rf "$tmp"
@@ -80,13 +84,13 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     done
 fi
 for arch in arm64 amd64; do
-    for b in edge-metrics-exporter shelly-bridge shelly-sim; do
+    for b in edge-metrics-exporter shelly-bridge edge-metrics-config-server shelly-sim; do
         [ -x "dist/bin/$arch/$b" ] || fail "dist/bin/$arch/$b missing (run scripts/build-arm64.sh)"
     done
 done
 revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 for arch in arm64 amd64; do
-    for img in edge-metrics-exporter shelly-bridge shelly-sim; do
+    for img in edge-metrics-exporter shelly-bridge edge-metrics-config-server shelly-sim; do
         tag="$img:test-$arch"
         start=$SECONDS
         # The classic builder cannot build FROM scratch for a foreign --platform; it builds
@@ -113,7 +117,7 @@ for arch in arm64 amd64; do
         [ -n "$label" ] || fail "$tag lacks OCI labels"
     done
 done
-for img in shelly-bridge shelly-sim; do
+for img in shelly-bridge edge-metrics-config-server shelly-sim; do
     [ "$("$DOCKER" image inspect -f '{{.Config.User}}' "$img:test-arm64")" = "65532:65532" ] \
         || fail "the $img image must run as 65532"
 done
@@ -123,6 +127,8 @@ for arch in amd64 arm64; do
     log "edge-metrics-exporter:test-$arch --version: $v"
     v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "shelly-bridge:test-$arch" --version)"
     log "shelly-bridge:test-$arch --version: $v"
+    v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "edge-metrics-config-server:test-$arch" --version)"
+    log "edge-metrics-config-server:test-$arch --version: $v"
     v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "shelly-sim:test-$arch" --help | head -1)"
     log "shelly-sim:test-$arch --help: $v"
 done
@@ -178,8 +184,18 @@ export SHELLY_WS_PORT="$ws_port" SHELLY_HTTP_PORT="$http_port"
 export TEGRASTATS_BIN="$tmp/tegrastats" TEGRA_LOADER="$aarch64_lib/ld-linux-aarch64.so.1"
 export TEGRA_LIB_DIR="$aarch64_lib" TEGRA_USRLIB_DIR="$tmp/usrlib" TEGRA_LD_CACHE="$tmp/ld.so.cache"
 export TEGRA_DEBUGFS="$tmp/debugfs" RUST_LOG=info
+# compose.yaml mounts the board's identity files; this machine has none, so empty stand-ins
+# (the config names device_type) rather than letting docker create /etc/nv_tegra_release here.
+mkdir -p "$tmp/devicetree" && : >"$tmp/nv_tegra_release"
+export DEVICE_TREE_DIR="$tmp/devicetree" TEGRA_RELEASE="$tmp/nv_tegra_release"
 export SHELLY_WS_TOKEN="$plug_token" EDGE_METRICS_API_TOKEN="$api_token"
-compose_files=(-f compose.yaml -f "$tmp/override.yaml")
+# The config server (compose.config-server.yaml), arm64 like the rest, on a free port.
+cs_port="$(free_port)"
+cs_operator="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
+cs_device="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
+export CONFIG_SERVER_IMAGE=edge-metrics-config-server:test-arm64 CONFIG_SERVER_PORT="$cs_port"
+export CONFIG_SERVER_OPERATOR_TOKEN="ops:$cs_operator" CONFIG_SERVER_DEVICE_TOKEN="$cs_device"
+compose_files=(-f compose.yaml -f compose.config-server.yaml -f "$tmp/override.yaml")
 docker-compose -p "$project" "${compose_files[@]}" config -q
 log "compose up (arm64 under qemu): metrics :$metrics_port, mgmt :$mgmt_port, ws :$ws_port, http :$http_port"
 start=$SECONDS
@@ -201,7 +217,8 @@ grep "Serving the HTTP API\. address=127\.0\.0\.1:$http_port" "$tmp/stack.log" >
     || fail "the bridge's HTTP API should listen on 127.0.0.1 only"
 grep "Listening\..*address=127\.0\.0\.1:$mgmt_port" "$tmp/stack.log" >/dev/null \
     || fail "the management API should listen on 127.0.0.1 by default"
-if grep -F -e "$plug_token" -e "$api_token" "$tmp/stack.log" >/dev/null; then
+docker-compose -p "$project" "${compose_files[@]}" logs --no-color config-server >>"$tmp/stack.log"
+if grep -F -e "$plug_token" -e "$api_token" -e "$cs_operator" -e "$cs_device" "$tmp/stack.log" >/dev/null; then
     fail "a token appears in the logs"
 fi
 # devices_are NAMES...: /devices lists exactly these.
@@ -233,6 +250,29 @@ wait_for "docker reports the exporter healthy" 90 \
 "$DOCKER" exec "$exporter_ctr" /edge-metrics-exporter healthcheck --url "http://localhost:$mgmt_port/health" \
     || fail "healthcheck via http://localhost inside the exporter container failed (name resolution)"
 log "ok: localhost resolves inside the scratch exporter image"
+
+# The exporter's config reaches the config server: its start-up fetch and its push (after the
+# discovery of new metrics) list it, with its own layer, among the devices.
+cs_start=$SECONDS
+cs_devices() {
+    curl -fsS --max-time 5 -H "Authorization: Bearer $cs_operator" "http://127.0.0.1:$cs_port/devices"
+}
+# cs_lists_pushed: the device is listed and its push stored a layer.
+cs_lists_pushed() {
+    cs_devices | python3 -c 'import json,sys; d=[x for x in json.load(sys.stdin)["devices"] if x["device"]==sys.argv[1]]; sys.exit(0 if d and d[0]["layer"] and d[0]["device_type"]=="jetson_orin" else 1)' "$host_name"
+}
+wait_for "the config server lists $host_name with its pushed config" 60 cs_lists_pushed
+[ "$(code "http://127.0.0.1:$cs_port/devices")" = 401 ] || fail "GET /devices without the operator token should be 401"
+[ "$(code -H "Authorization: Bearer $cs_device" "http://127.0.0.1:$cs_port/devices")" = 403 ] \
+    || fail "GET /devices with the device token should be 403"
+cs_ctr="$(docker-compose -p "$project" "${compose_files[@]}" ps -q config-server)"
+[ "$($DOCKER inspect -f '{{.Config.User}}' "$cs_ctr")" = "65532:65532" ] || fail "the config server should run as 65532"
+"$DOCKER" exec "$cs_ctr" /edge-metrics-config-server healthcheck || fail "the config server's healthcheck failed"
+# The SQLite file lives in the named volume: a restart keeps the device and its layer.
+docker-compose -p "$project" "${compose_files[@]}" restart config-server >/dev/null 2>&1
+wait_for "the config server still lists $host_name after a restart (named volume)" 60 cs_lists_pushed
+cs_secs=$((SECONDS - cs_start))
+log "ok: config server checks took $cs_secs s"
 
 # --- 3. Prometheus scrapes, the API document's PromQL answers -------------------------------
 cat >"$tmp/prometheus.yml" <<YAML
@@ -336,4 +376,5 @@ done
 for k in bin-arm64 bin-amd64; do
     [ -n "${build_secs[$k]:-}" ] && printf '  %-36s cargo build %s s\n' "$k" "${build_secs[$k]}" >&2
 done
+printf '  %-36s %s s\n' "config server checks (stage 2)" "$cs_secs" >&2
 log "ok"
