@@ -76,7 +76,7 @@ test_summary() {
         [ -f "$log" ] || continue
         read -r p f i n < <(count_tests "$log")
         if [ "$n" -gt 0 ]; then
-            printf '%-8s %6d passed, %d failed, %d ignored (%d test runs)\n' "$name" "$p" "$f" "$i" "$n"
+            printf '%-8s %6d passed, %d failed, %d ignored (%d test targets)\n' "$name" "$p" "$f" "$i" "$n"
             tp=$((tp + p)); tf=$((tf + f)); ti=$((ti + i))
         fi
         if [ "$f" -eq 0 ] && stage_failed "$name"; then
