@@ -482,6 +482,9 @@ async fn run_child(
                 return "stopped".into();
             }
         }
+        // Buffered output reads without ever waiting: without this a flood of lines would
+        // keep the runtime's one thread here (tens of thousands of lines) while scrapes wait.
+        tokio::task::coop::consume_budget().await;
     }
     // stdout closed: reap the child (kill it if it closed stdout but lives on).
     match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
