@@ -9,6 +9,7 @@
 //! of idle connections on one port costs a socket each for an instant and cannot starve the
 //! cycle or the other server, and the refusals show in the self-metrics.
 
+pub mod client;
 pub mod collector;
 /// `config.yaml` (its own crate, shared with the Config Server).
 pub use edge_metrics_config as config;

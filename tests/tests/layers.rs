@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 /// The exporter's layers, lowest first. Modules in one layer do not use each other.
 const EXPORTER: &[&[&str]] = &[
     &["config"],
-    &["tegrastats", "configserver", "device"],
-    &["collector"],
+    &["tegrastats", "device", "client"],
+    &["collector", "configserver"],
     &["exposition"],
     &["selfmetrics"],
     &["owner"],
