@@ -8,12 +8,12 @@
 //! `X-Edge-Metrics-Device-Type: <device type>` (the server's fleet view shows them, and its
 //! per-type defaults need the type), plus `Authorization: Bearer <token>` when a token is set.
 //!
-//! `http://` and `https://`. TLS is rustls with the `ring` provider (the bridge's), TLS 1.2
-//! and 1.3, trusting the Mozilla roots compiled in (webpki-roots: a `FROM scratch` image has no
-//! system store) plus the certificates of `config_server.ca_file`, which is read and checked
-//! when the client is built. The transport is hyper's client: reqwest's rustls features would
-//! bring aws-lc-rs or leave every other reqwest client of the build without a crypto provider.
-//! Redirects are not followed, so a token never goes anywhere but the configured server.
+//! `http://` and `https://`, over the exporter's [`HttpClient`](crate::client::HttpClient):
+//! for an `https://` URL it trusts the Mozilla roots plus the certificates of
+//! `config_server.ca_file`; an `http://` URL gets a client without TLS. The CA file is read and
+//! checked when the client is built, whatever the scheme, so a mistake shows before `https://`
+//! is used. Redirects are not followed, so a token never goes anywhere but the configured
+//! server.
 //!
 //! [`spawn_sync`] pushes every config change in the background: only the newest pending
 //! config is sent, failures retry with bounded exponential backoff, and a failure is logged
@@ -26,19 +26,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::StatusCode;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::client::BoxError;
+use crate::client::{ClientError, HttpClient, Response};
 use crate::config::{self, Config, ConfigError, ConfigServerSettings, DeviceType};
 
 /// Largest response body read from the Config Server.
@@ -55,10 +52,6 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const VERSION_HEADER: &str = "x-edge-metrics-version";
 /// Header with the running device type (`X-Edge-Metrics-Device-Type`).
 pub const DEVICE_TYPE_HEADER: &str = "x-edge-metrics-device-type";
-
-/// Boxed transport error, the source of [`ConfigServerError::Connect`] and
-/// [`ConfigServerError::Request`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a Config Server request failed. Messages name the URL and say what to do; none shows
 /// the token.
@@ -199,15 +192,11 @@ impl SyncStats {
     }
 }
 
-type Http =
-    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// HTTP client of one Config Server. Its `Debug` shows whether a token is set, not the token.
 #[derive(Clone)]
 pub struct Client {
-    http: Http,
+    http: HttpClient,
     base: url::Url,
-    timeout: Duration,
     /// `Bearer <token>`, marked sensitive.
     authorization: Option<HeaderValue>,
     backoff: Backoff,
@@ -218,7 +207,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("base", &self.base.as_str())
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.http.timeout())
             .field("token", &self.authorization.as_ref().map(|_| "<secret>"))
             .field("backoff", &self.backoff)
             .finish_non_exhaustive()
@@ -267,22 +256,19 @@ impl Client {
             }
             None => None,
         };
-        let tls = tls_config(settings.ca_file.as_deref())?;
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(Some(settings.timeout));
-        tcp.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
-        let http =
-            hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
+        let ca = match settings.ca_file.as_deref() {
+            Some(path) => ca_roots(path)?,
+            None => rustls::RootCertStore::empty(),
+        };
+        // TLS state (the root store, rustls' config) only for a server that needs it.
+        let http = if base.scheme() == "https" {
+            HttpClient::https(settings.timeout, ca)
+        } else {
+            HttpClient::http(settings.timeout)
+        };
         Ok(Client {
             http,
             base,
-            timeout: settings.timeout,
             authorization,
             backoff: Backoff::default(),
             stats: Arc::new(SyncStats::default()),
@@ -329,19 +315,28 @@ impl Client {
         device_type: DeviceType,
     ) -> Result<Config, ConfigServerError> {
         let url = self.config_url(device_id);
-        let deadline = Instant::now() + self.timeout;
-        let request = self
-            .request(Method::GET, &url, device_type)
-            .header(header::ACCEPT, "application/json")
-            .body(Full::default());
-        let (status, headers, body) = self.exchange(&url, request, deadline).await?;
+        let mut headers = self.headers(device_type);
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let response = self
+            .http
+            .get(&url, headers)
+            .await
+            .map_err(|e| self.error(&url, e))?;
+        let Response {
+            status,
+            headers,
+            body,
+        } = response;
         if status == StatusCode::NOT_FOUND {
             return Err(ConfigServerError::NotFound {
                 device_id: device_id.to_string(),
                 url,
             });
         }
-        let body = self.read_body(&url, body, deadline).await?;
+        let body = body
+            .read(MAX_BODY_BYTES)
+            .await
+            .map_err(|e| self.error(&url, e))?;
         if !status.is_success() {
             return Err(status_error(url, status, &headers, &body));
         }
@@ -360,129 +355,85 @@ impl Client {
     /// neither secret is sent); the device type sent is `cfg`'s.
     pub async fn push(&self, device_id: &str, cfg: &Config) -> Result<(), ConfigServerError> {
         let url = self.config_url(device_id);
-        let deadline = Instant::now() + self.timeout;
         let json = serde_json::to_vec(&config::to_json(cfg))
             .expect("invariant: a serde_json::Value always serialises");
-        let request = self
-            .request(Method::PUT, &url, cfg.device_type)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(json)));
-        let (status, headers, body) = self.exchange(&url, request, deadline).await?;
-        if status.is_success() {
+        let mut headers = self.headers(cfg.device_type);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let response = self
+            .http
+            .put(&url, headers, json.into())
+            .await
+            .map_err(|e| self.error(&url, e))?;
+        if response.status.is_success() {
             return Ok(());
         }
-        let body = self
-            .read_body(&url, body, deadline)
-            .await
-            .unwrap_or_default();
-        Err(status_error(url, status, &headers, &body))
+        let body = response.body.read(MAX_BODY_BYTES).await.unwrap_or_default();
+        Err(status_error(url, response.status, &response.headers, &body))
     }
 
-    /// A request to `url` with the headers every request carries.
-    fn request(
-        &self,
-        method: Method,
-        url: &str,
-        device_type: DeviceType,
-    ) -> http::request::Builder {
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(url)
-            .header(header::USER_AGENT, USER_AGENT)
-            .header(VERSION_HEADER, VERSION)
-            .header(DEVICE_TYPE_HEADER, device_type.as_str());
+    /// The headers every request carries.
+    fn headers(&self, device_type: DeviceType) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(5);
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        headers.insert(
+            HeaderName::from_static(VERSION_HEADER),
+            HeaderValue::from_static(VERSION),
+        );
+        headers.insert(
+            HeaderName::from_static(DEVICE_TYPE_HEADER),
+            HeaderValue::from_static(device_type.as_str()),
+        );
         if let Some(authorization) = &self.authorization {
-            request = request.header(header::AUTHORIZATION, authorization.clone());
+            headers.insert(header::AUTHORIZATION, authorization.clone());
         }
-        request
+        headers
     }
 
-    /// Sends `request` and returns the answer's head, before `deadline`.
-    async fn exchange(
-        &self,
-        url: &str,
-        request: Result<http::Request<Full<Bytes>>, http::Error>,
-        deadline: Instant,
-    ) -> Result<(StatusCode, HeaderMap, hyper::body::Incoming), ConfigServerError> {
-        // The URL came from url::Url, so http's parser takes it; say so if it ever does not.
-        let request = request.map_err(|e| ConfigServerError::BadUrl {
-            url: url.to_string(),
-            reason: format!("cannot make a request of it: {e}"),
-        })?;
-        match tokio::time::timeout_at(deadline, self.http.request(request)).await {
-            Err(_) => Err(self.timed_out(url)),
-            Ok(Err(e)) => Err(transport(url, e)),
-            Ok(Ok(response)) => {
-                let (head, body) = response.into_parts();
-                Ok((head.status, head.headers, body))
-            }
-        }
-    }
-
-    fn timed_out(&self, url: &str) -> ConfigServerError {
-        ConfigServerError::Timeout {
-            url: url.to_string(),
-            secs: self.timeout.as_secs_f64(),
-        }
-    }
-
-    /// The body, at most [`MAX_BODY_BYTES`], read before `deadline`.
-    async fn read_body(
-        &self,
-        url: &str,
-        mut body: hyper::body::Incoming,
-        deadline: Instant,
-    ) -> Result<Vec<u8>, ConfigServerError> {
-        let mut out = Vec::new();
-        loop {
-            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-                Err(_) => return Err(self.timed_out(url)),
-                Ok(None) => return Ok(out),
-                Ok(Some(Err(e))) => {
-                    return Err(ConfigServerError::Request {
-                        url: url.to_string(),
-                        source: Box::new(e),
-                    })
-                }
-                Ok(Some(Ok(frame))) => frame,
+    /// A failed request as the variant that says what to do: TLS, connect, timeout, ...
+    fn error(&self, url: &str, e: ClientError) -> ConfigServerError {
+        let url = url.to_string();
+        if let Some(tls) = e.tls() {
+            return ConfigServerError::Tls {
+                url,
+                reason: tls_reason(tls),
             };
-            if let Ok(chunk) = frame.into_data() {
-                if out.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(ConfigServerError::Garbage {
-                        url: url.to_string(),
-                        reason: format!("body is larger than {MAX_BODY_BYTES} bytes"),
-                    });
-                }
-                out.extend_from_slice(&chunk);
-            }
+        }
+        match e {
+            // The URL came from url::Url, so http's parser takes it; say so if it ever does not.
+            ClientError::Invalid(e) => ConfigServerError::BadUrl {
+                url,
+                reason: format!("cannot make a request of it: {e}"),
+            },
+            ClientError::Timeout(_) => ConfigServerError::Timeout {
+                url,
+                secs: self.http.timeout().as_secs_f64(),
+            },
+            ClientError::Connect(source) => ConfigServerError::Connect { url, source },
+            ClientError::Broken(source) => ConfigServerError::Request { url, source },
+            ClientError::TooLarge(limit) => ConfigServerError::Garbage {
+                url,
+                reason: format!("body is larger than {limit} bytes"),
+            },
         }
     }
 }
 
-/// The rustls configuration: the ring provider, TLS 1.2 and 1.3, the Mozilla roots and the
-/// certificates of `ca_file`.
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ConfigServerError> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        for cert in read_ca_file(path)? {
-            roots.add(cert.der).map_err(|e| ConfigServerError::CaFile {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "has a certificate that is not usable (number {} of {}): {e}",
-                    cert.number, cert.of
-                ),
-            })?;
-        }
+/// The certificates of `config_server.ca_file` as roots to trust beside the Mozilla ones.
+fn ca_roots(path: &Path) -> Result<rustls::RootCertStore, ConfigServerError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_ca_file(path)? {
+        roots.add(cert.der).map_err(|e| ConfigServerError::CaFile {
+            path: path.to_path_buf(),
+            reason: format!(
+                "has a certificate that is not usable (number {} of {}): {e}",
+                cert.number, cert.of
+            ),
+        })?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    // ALPN (http/1.1) is set by the connector builder, which refuses a config that has it.
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("invariant: the ring provider supports rustls' default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(roots)
 }
 
 /// One certificate of a CA file, with its place for messages.
@@ -519,47 +470,6 @@ fn read_ca_file(path: &Path) -> Result<Vec<CaCert>, ConfigServerError> {
             of,
         })
         .collect())
-}
-
-/// A transport error as the variant that says what to do: TLS, connect, or other.
-fn transport(url: &str, e: hyper_util::client::legacy::Error) -> ConfigServerError {
-    if let Some(tls) = rustls_error(&e) {
-        return ConfigServerError::Tls {
-            url: url.to_string(),
-            reason: tls_reason(tls),
-        };
-    }
-    if e.is_connect() {
-        ConfigServerError::Connect {
-            url: url.to_string(),
-            source: Box::new(e),
-        }
-    } else {
-        ConfigServerError::Request {
-            url: url.to_string(),
-            source: Box::new(e),
-        }
-    }
-}
-
-/// The rustls error somewhere in `e`'s chain. tokio-rustls wraps it in an `io::Error` (and
-/// hyper-rustls that in another), whose `source()` skips the wrapped error, so the walk goes
-/// into each `io::Error` rather than past it.
-fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut next = Some(e);
-    while let Some(error) = next {
-        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        next = match error
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-        {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => error.source(),
-        };
-    }
-    None
 }
 
 /// rustls' message and the fix for it.
@@ -747,6 +657,14 @@ mod tests {
         assert!(Client::new("nonsense", Duration::from_secs(1)).is_err());
     }
 
+    #[test]
+    fn only_an_https_server_gets_a_client_with_tls() {
+        let plain = Client::new("http://cfg:8080", Duration::from_secs(1)).unwrap();
+        assert!(format!("{:?}", plain.http).contains("https: false"));
+        let tls = Client::new("https://cfg", Duration::from_secs(1)).unwrap();
+        assert!(format!("{:?}", tls.http).contains("https: true"));
+    }
+
     fn settings(url: &str, token: Option<&str>) -> ConfigServerSettings {
         ConfigServerSettings {
             url: url.to_string(),
@@ -820,12 +738,5 @@ mod tests {
             reason.contains("a plain http server needs an http:// URL"),
             "{reason}"
         );
-        // Found behind the io::Errors tokio-rustls and hyper-rustls wrap it in.
-        let io = std::io::Error::other(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            rustls::Error::InvalidCertificate(C::UnknownIssuer),
-        ));
-        assert!(rustls_error(&io).is_some());
-        assert!(rustls_error(&std::io::Error::other("no")).is_none());
     }
 }
