@@ -18,12 +18,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use http::HeaderMap;
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use url::Url;
 
 use super::{CollectError, Collector, Values};
-use crate::config::ShellyConfig;
+use crate::client::{ClientError, HttpClient};
+use crate::config::{error_chain, ShellyConfig};
 
 const NAME: &str = "ShellyCollector";
 const SOURCE: &str = "shelly-bridge";
@@ -139,8 +142,8 @@ impl Collector for ShellyCollector {
 }
 
 /// `{server_url}/metrics[/{device_id}]`, or why the URL is unusable.
-fn metrics_url(server_url: &str, device_id: Option<&str>) -> Result<reqwest::Url, String> {
-    let mut url = reqwest::Url::parse(server_url.trim()).map_err(|e| {
+fn metrics_url(server_url: &str, device_id: Option<&str>) -> Result<Url, String> {
+    let mut url = Url::parse(server_url.trim()).map_err(|e| {
         format!("shelly.server_url `{server_url}` is not a valid URL ({e}); use e.g. http://localhost:8766")
     })?;
     if url.scheme() != "http" {
@@ -171,64 +174,45 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// How many characters of the bridge's own `error` text `/health` and the log show.
 const SHOWN_BRIDGE_ERROR_CHARS: usize = 160;
 
-/// The answer's body, read chunk by chunk up to [`MAX_BODY_BYTES`].
-async fn read_body(url: &reqwest::Url, mut resp: reqwest::Response) -> Result<Vec<u8>, PollError> {
-    let too_large = || {
-        (
+/// A failed request or body read: a timeout, an answer over [`MAX_BODY_BYTES`], or `kind`
+/// with `what` went wrong and why.
+fn transport(url: &Url, e: &ClientError, kind: &str, what: &str) -> PollError {
+    match e {
+        ClientError::Timeout(_) => (
+            "timeout".to_string(),
+            format!("shelly-bridge at {url} did not answer in time"),
+        ),
+        ClientError::TooLarge(_) => (
             "too_large".to_string(),
             format!(
                 "shelly-bridge at {url} answered with a body over {} KiB, which no shelly-bridge \
                  sends; check shelly.server_url",
                 MAX_BODY_BYTES / 1024
             ),
-        )
-    };
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    loop {
-        let chunk = resp
-            .chunk()
-            .await
-            .map_err(|e| transport(url, &e, "read", "broke off its answer"))?;
-        let Some(chunk) = chunk else {
-            return Ok(body);
-        };
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(too_large());
+        ),
+        // What broke, without the client's own words for the kind of failure.
+        e => {
+            let why = std::error::Error::source(e).map_or_else(|| e.to_string(), error_chain);
+            (
+                kind.to_string(),
+                format!("shelly-bridge at {url} {what}: {why}"),
+            )
         }
-        body.extend_from_slice(&chunk);
-    }
-}
-
-/// A failed request or body read: a timeout, or `kind` with `what` went wrong and why.
-fn transport(url: &reqwest::Url, e: &reqwest::Error, kind: &str, what: &str) -> PollError {
-    if e.is_timeout() {
-        (
-            "timeout".to_string(),
-            format!("shelly-bridge at {url} did not answer in time"),
-        )
-    } else {
-        (
-            kind.to_string(),
-            format!("shelly-bridge at {url} {what}: {e}"),
-        )
     }
 }
 
 /// One poll: the readings, or what failed.
-async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<Values, PollError> {
+async fn fetch(client: &HttpClient, url: &Url) -> Result<Values, PollError> {
     let resp = client
-        .get(url.clone())
-        .send()
+        .get(url.as_str(), HeaderMap::new())
         .await
         .map_err(|e| transport(url, &e, "unreachable", "is unreachable"))?;
-    let status = resp.status();
-    let body = read_body(url, resp).await?;
+    let status = resp.status;
+    let body = resp
+        .body
+        .read(MAX_BODY_BYTES)
+        .await
+        .map_err(|e| transport(url, &e, "read", "broke off its answer"))?;
     let body: Value = serde_json::from_slice(&body).map_err(|e| {
         (
             "not_json".to_string(),
@@ -275,7 +259,7 @@ async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<Values, P
 }
 
 async fn poll(
-    url: Result<reqwest::Url, String>,
+    url: Result<Url, String>,
     interval: Duration,
     state: Arc<Mutex<State>>,
     kick: Arc<Notify>,
@@ -314,16 +298,8 @@ async fn poll(
     };
     // Shorter than the interval, so polls never pile up.
     let timeout = (interval * 9 / 10).min(Duration::from_secs(10));
-    let client = match reqwest::Client::builder().timeout(timeout).build() {
-        Ok(c) => c,
-        Err(e) => {
-            set(Err((
-                "client".to_string(),
-                format!("cannot build an HTTP client: {e}"),
-            )));
-            return;
-        }
-    };
+    // Plain http: no TLS state is built for the bridge.
+    let client = HttpClient::http(timeout);
     // Polls at once on start (the permit stored here), then whenever a cycle collected (see
     // `collect`); after three intervals without a cycle it polls anyway, which is also how a
     // poller whose collector was dropped notices and stops.
