@@ -45,6 +45,9 @@ for sel in "${selections[@]}"; do
     read -r -a args <<<"$sel"
     cargo_arm64 "${args[@]}" --no-run
 done
+# The Helm test runs the rendered Config Server too: its binary, not its tests (those need
+# PostgreSQL and Chromium, which run natively).
+/usr/bin/cargo build --locked --target aarch64-unknown-linux-gnu -p edge-metrics-config-server --bin edge-metrics-config-server
 built=$((SECONDS - start))
 log "running tests under $(qemu-aarch64-static --version | head -1)"
 status=0
