@@ -19,3 +19,15 @@ pub async fn wait_for_shutdown(daemon: &str) {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received."),
     }
 }
+
+/// A token cancelled when SIGTERM or SIGINT arrives (see [`wait_for_shutdown`]); call it inside
+/// the runtime.
+pub fn shutdown_token(daemon: &'static str) -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        wait_for_shutdown(daemon).await;
+        cancel.cancel();
+    });
+    token
+}

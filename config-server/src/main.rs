@@ -11,7 +11,6 @@ use anyhow::Context as _;
 use edge_metrics_common::cli::EXIT_USAGE;
 use edge_metrics_common::{healthcheck, init_tracing};
 use edge_metrics_config_server::settings::Settings;
-use tokio_util::sync::CancellationToken;
 
 const NAME: &str = "edge-metrics-config-server";
 
@@ -87,12 +86,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            edge_metrics_common::signal::wait_for_shutdown("server").await;
-            signals.cancel();
-        });
+        let shutdown = edge_metrics_common::signal::shutdown_token("server");
         edge_metrics_config_server::run(settings, shutdown).await?;
         Ok(())
     })

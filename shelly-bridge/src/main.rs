@@ -11,7 +11,6 @@ use edge_metrics_common::cli::EXIT_USAGE;
 use edge_metrics_common::{healthcheck, init_tracing};
 use shelly_bridge::config::BridgeConfig;
 use shelly_bridge::StartError;
-use tokio_util::sync::CancellationToken;
 
 const USAGE: &str = "\
 shelly-bridge: keeps Shelly Gen2+ outbound WebSocket connections and serves readings over HTTP
@@ -107,12 +106,7 @@ fn serve(config: BridgeConfig) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            edge_metrics_common::signal::wait_for_shutdown("bridge").await;
-            signals.cancel();
-        });
+        let shutdown = edge_metrics_common::signal::shutdown_token("bridge");
         shelly_bridge::run(config, shutdown).await?;
         Ok(())
     })
