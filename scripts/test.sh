@@ -15,6 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# A clean clone builds everything once: incremental caches would only take disk space.
+[ -n "${CI:-}" ] && export CARGO_INCREMENTAL=0
 
 ALL_STAGES=(setup fmt clippy rust demo proof systemd helm arm64 docker)
 STAGES=("${ALL_STAGES[@]}")
@@ -26,13 +28,16 @@ EDGE_METRICS_SKIP_LOG="$TEST_LOG_DIR/skipped.tsv"
 : >"$EDGE_METRICS_SKIP_LOG"
 export EDGE_METRICS_SKIP_LOG
 
+# free_disk: the space left where the build writes, e.g. "41G".
+free_disk() { df -h --output=avail . | tail -1 | tr -d ' '; }
+
 passed=0 failed=0 failures=()
 report=()
 ran_stages=()
 run_stage() {
     local name=$1; shift
     local start=$SECONDS
-    echo "=== stage ${name}: $*"
+    echo "=== stage ${name}: $* (free disk: $(free_disk))"
     ran_stages+=("$name")
     # The output goes to the terminal and to the stage's log, which the test count reads.
     if "$@" 2>&1 | tee "$TEST_LOG_DIR/$name.log"; then
@@ -124,7 +129,9 @@ stage() {
         proof)   run_stage proof scripts/proof/run.sh schemathesis fuzz load ;;
         systemd) run_stage systemd scripts/test-systemd.sh ;;
         helm)    run_stage helm scripts/test-helm.sh ;;
-        arm64)   run_stage arm64 scripts/test-arm64.sh ;;
+        # In CI the aarch64 test build is not needed after its stage; the images need the room.
+        arm64)   run_stage arm64 scripts/test-arm64.sh
+                 if [ -n "${CI:-}" ]; then rm -rf target-arm64; fi ;;
         docker)  run_stage docker scripts/test-docker.sh ;;
         *) echo "unknown stage $1 (known: ${ALL_STAGES[*]})" >&2; exit 2 ;;
     esac
