@@ -307,7 +307,7 @@ pub const KEYS: &[Key] = &[
         default: KeyDefault::Unset("each key's default"),
         null_ok: true,
         fix: Fix::Advice("indent its keys under `tegrastats:`"),
-        doc: "Where tegrastats lines come from: the three keys below.",
+        doc: "Where Jetson readings come from: tegrastats (the first three keys below) or sysfs.",
     },
     Key {
         name: "tegrastats.path",
@@ -337,6 +337,19 @@ pub const KEYS: &[Key] = &[
         fix: Fix::SetOrRemove("\"/usr/bin/tegrastats\""),
         doc: "Replay recorded tegrastats lines in a loop at `interval`. For demos and tests. If \
               several sources are set, `replay` wins, then `logfile`, then `path`.",
+    },
+    Key {
+        name: "tegrastats.sysfs",
+        kind: Kind::Bool,
+        // Absent means false; the field is written only when true, so files keep their shape.
+        default: KeyDefault::Unset("false"),
+        null_ok: true,
+        fix: Fix::SetOrRemove("true"),
+        doc: "Read the kernel's own files under `host_root` (`/sys`, `/proc`, `/etc`) once per \
+              `interval` instead of running tegrastats: the same metric names, no tegrastats \
+              binary or library mounts, and root only for the EMC and engine clocks (debugfs). \
+              When true it wins over `replay`, `logfile` and `path`. See \
+              [sysfs mode](#sysfs-mode).",
     },
     Key {
         name: "shelly",

@@ -96,6 +96,13 @@ fn default_max_connections() -> u32 {
 fn default_tegrastats_path() -> PathBuf {
     PathBuf::from(keys::DEFAULT_TEGRASTATS_PATH)
 }
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+/// `key:` with nothing after it reads as leaving the key out.
+fn null_is_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Option::<bool>::deserialize(d).map(|b| b.unwrap_or(false))
+}
 fn default_shelly_enabled() -> bool {
     keys::DEFAULT_SHELLY_ENABLED
 }
@@ -176,7 +183,7 @@ pub struct Config {
     pub extra: BTreeMap<String, yaml::Value>,
 }
 
-/// `tegrastats:` section. Exactly one source is used: `replay`, else `logfile`, else `path`.
+/// `tegrastats:` section. Exactly one source is used: `sysfs`, else `replay`, else `logfile`, else `path`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TegrastatsConfig {
@@ -189,6 +196,14 @@ pub struct TegrastatsConfig {
     /// Loop over recorded lines at the interval (demo mode, tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<PathBuf>,
+    /// Read sysfs/procfs under `host_root` instead of tegrastats; wins over the others.
+    /// Written only when true, so existing files keep their shape.
+    #[serde(
+        default,
+        deserialize_with = "null_is_false",
+        skip_serializing_if = "is_false"
+    )]
+    pub sysfs: bool,
 }
 
 impl Default for TegrastatsConfig {
@@ -197,6 +212,7 @@ impl Default for TegrastatsConfig {
             path: default_tegrastats_path(),
             logfile: None,
             replay: None,
+            sysfs: false,
         }
     }
 }
@@ -346,6 +362,7 @@ mod tests {
                 path: "/p".into(),
                 logfile: Some("/l".into()),
                 replay: Some("/r".into()),
+                sysfs: true,
             },
             shelly: ShellyConfig {
                 enabled: false,
@@ -439,6 +456,25 @@ mod tests {
         let empty_sections: Config =
             yaml::from_str("tegrastats: {}\nshelly: {}\nconfig_server: {}\n").unwrap();
         assert_eq!(empty_sections, Config::default());
+    }
+
+    #[test]
+    fn tegrastats_sysfs_reads_true_false_or_nothing_and_is_written_only_when_true() {
+        use crate::{parse, to_yaml};
+        for (text, want) in [
+            ("tegrastats: {sysfs: true}\n", true),
+            ("tegrastats: {sysfs: false}\n", false),
+            ("tegrastats:\n  sysfs:\n", false),
+            ("interval: 1\n", false),
+        ] {
+            assert_eq!(parse(text, "c").unwrap().tegrastats.sysfs, want, "{text}");
+        }
+        let err = parse("tegrastats: {sysfs: yes please}\n", "c").unwrap_err();
+        assert!(err.to_string().contains("tegrastats.sysfs"), "{err}");
+        let on = parse("tegrastats: {sysfs: true}\n", "c").unwrap();
+        assert!(to_yaml(&on).unwrap().contains("sysfs: true"));
+        let off = parse("tegrastats: {sysfs: false}\n", "c").unwrap();
+        assert!(!to_yaml(&off).unwrap().contains("sysfs"));
     }
 
     #[test]
