@@ -15,6 +15,7 @@ pub mod collector;
 pub use edge_metrics_config as config;
 pub mod configserver;
 pub mod device;
+pub mod energy;
 pub mod exposition;
 pub mod http;
 pub mod owner;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// The exporter's layers, lowest first. Modules in one layer do not use each other.
 const EXPORTER: &[&[&str]] = &[
     &["config"],
-    &["tegrastats", "device", "client"],
+    &["tegrastats", "device", "client", "energy"],
     &["collector", "configserver"],
     &["exposition"],
     &["selfmetrics"],

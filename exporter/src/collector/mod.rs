@@ -14,11 +14,12 @@ pub mod shelly;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{self, Config, DeviceType};
 use crate::device::DeviceKind;
+use crate::energy::EnergyMeter;
 use crate::tegrastats::source::TegraHandle;
 use jetson::{JetsonCollector, Model};
 
@@ -60,16 +61,19 @@ pub trait Collector: Send + Sync {
 /// The device collector for a resolved device type: the one place that maps the two.
 /// Adding a device type does not compile until it is wired here (the `match` in
 /// [`Model::for_device`] is exhaustive). `auto` cannot be passed: it is resolved first
-/// ([`crate::device::Device::resolve`]).
+/// ([`crate::device::Device::resolve`]). Power readings are integrated into `energy`, which
+/// outlives the collector (a reload keeps the counters).
 pub fn device_collector(
     kind: DeviceKind,
     source: TegraHandle,
     interval: Duration,
+    energy: Arc<EnergyMeter>,
 ) -> Box<dyn Collector> {
     Box::new(JetsonCollector::new(
         Model::for_device(kind),
         source,
         interval,
+        energy,
     ))
 }
 

@@ -32,12 +32,35 @@ const NAME: &str = "ShellyCollector";
 const SOURCE: &str = "shelly-bridge";
 
 /// The spec's three Shelly metrics, enabled on a fresh install (the spec's `GET /config`
-/// example shows `power_total_watts: true`); the extras start disabled.
-pub const DEFAULT_METRICS: [&str; 3] = [
+/// example shows `power_total_watts: true`), and the plug's energy counter in joules (the
+/// energy counterpart of `power_total_watts`, which every power source has); the extras
+/// start disabled.
+pub const DEFAULT_METRICS: [&str; 4] = [
     "power_total_watts",
     "power_voltage_volts",
     "power_current_amps",
+    "power_energy_joules_total",
 ];
+
+/// The plug's own energy totals in Wh (`aenergy.total`, `ret_aenergy.total`) and their
+/// counterparts in joules, which every power source of the exporter has.
+const JOULES: [(&str, &str); 2] = [
+    ("power_energy_watt_hours_total", "power_energy_joules_total"),
+    (
+        "power_returned_energy_watt_hours_total",
+        "power_returned_energy_joules_total",
+    ),
+];
+
+/// Adds `power_energy_joules_total` (and the returned-energy counter) from the plug's Wh
+/// totals: the plug counts itself, so nothing is integrated here; 1 Wh = 3600 J.
+fn add_joules(values: &mut Values) {
+    for (wh, joules) in JOULES {
+        if let Some(total) = values.get(wh).copied().filter(|v| v.is_finite()) {
+            values.insert(joules.to_string(), total * 3600.0);
+        }
+    }
+}
 
 /// Whether a Shelly metric is enabled on a fresh install: [`DEFAULT_METRICS`] only.
 pub fn default_enabled(name: &str) -> bool {
@@ -58,6 +81,13 @@ pub fn help_text(name: &str) -> String {
         }
         "power_returned_energy_watt_hours_total" => {
             "Energy fed back through the wall plug in Wh (Shelly)".into()
+        }
+        "power_energy_joules_total" => {
+            "Energy drawn through the wall plug in joules (the plug's own counter, Shelly)".into()
+        }
+        "power_returned_energy_joules_total" => {
+            "Energy fed back through the wall plug in joules (the plug's own counter, Shelly)"
+                .into()
         }
         "power_temperature_celsius" => "Temperature of the wall plug (Shelly)".into(),
         "power_switch_on" => "Whether the wall plug's relay is on (1) or off (0) (Shelly)".into(),
@@ -134,7 +164,9 @@ impl Collector for ShellyCollector {
                 limit_secs: self.stale_after.as_secs_f64(),
             }),
             Some((_, values)) => {
-                out.extend(values.iter().map(|(k, v)| (k.clone(), *v)));
+                let mut own = values.clone();
+                add_joules(&mut own);
+                out.append(&mut own);
                 Ok(())
             }
         }
@@ -716,10 +748,28 @@ mod tests {
             "power_total_watts",
             "power_voltage_volts",
             "power_current_amps",
+            "power_energy_joules_total",
         ] {
             assert!(default_enabled(n), "{n}");
         }
         assert!(!default_enabled("power_frequency_hertz"));
+        assert!(!default_enabled("power_returned_energy_joules_total"));
+    }
+
+    #[test]
+    fn the_plugs_watt_hour_totals_are_also_given_in_joules() {
+        let mut v = Values::from([
+            ("power_total_watts".to_string(), 45.3),
+            ("power_energy_watt_hours_total".to_string(), 15761.124),
+            ("power_returned_energy_watt_hours_total".to_string(), 0.5),
+        ]);
+        add_joules(&mut v);
+        assert!((v["power_energy_joules_total"] - 15761.124 * 3600.0).abs() < 1e-6);
+        assert_eq!(v["power_returned_energy_joules_total"], 1800.0);
+        // A plug that reports no total gets no counter.
+        let mut v = Values::from([("power_total_watts".to_string(), 1.0)]);
+        add_joules(&mut v);
+        assert_eq!(v.len(), 1);
         assert!(!default_enabled("jetson_temp_cpu_celsius"));
     }
 }

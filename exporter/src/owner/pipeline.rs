@@ -8,6 +8,8 @@
 //! collector, the labels, discovery's defaults, `/health`) uses the resolved
 //! [`DeviceKind`], never the config's `device_type`, which may be `auto`.
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -15,6 +17,7 @@ use crate::collector::shelly::ShellyCollector;
 use crate::collector::{self, CollectorSet, CollectorStatus, Values};
 use crate::config::{self, Config, Env};
 use crate::device::{Device, DeviceKind};
+use crate::energy::EnergyMeter;
 use crate::exposition::device_labels;
 use crate::tegrastats::source::{SourceSpec, TegraHandle, TegraSource};
 
@@ -76,6 +79,9 @@ pub struct Pipeline {
     /// The running Shelly collector and the token that stops its poller.
     shelly: Option<(CancellationToken, ShellyCollector)>,
     labels: String,
+    /// Energy counters: one per power sensor for the life of the process (a reload that
+    /// rebuilds the collectors keeps them).
+    energy: Arc<EnergyMeter>,
     /// Stops the pollers with the process.
     shutdown: CancellationToken,
 }
@@ -91,6 +97,7 @@ impl Pipeline {
             set: CollectorSet::default(),
             shelly: None,
             labels: String::new(),
+            energy: Arc::new(EnergyMeter::new()),
             shutdown,
         };
         pipeline.start_shelly(cfg);
@@ -173,6 +180,7 @@ impl Pipeline {
             self.device.kind,
             self.source.handle(),
             cfg.interval_duration(),
+            self.energy.clone(),
         ));
         if let Some((_, shelly)) = &self.shelly {
             set.push(Box::new(shelly.clone()));

@@ -399,6 +399,8 @@ impl Parser {
     }
 
     /// `<NAME> <current>/<average>` with an optional `mW` on each (a third value is ignored).
+    /// A value may be negative: Thor's `VDD_GPU` reads `-392mW` at idle, a real sensor
+    /// reading that is exposed as read.
     fn rail(&mut self, name: &str, value: &str) {
         if IGNORED_RAILS.contains(&name) {
             return;
@@ -412,9 +414,9 @@ impl Parser {
             current
                 .strip_suffix("mW")
                 .zip(average.strip_suffix("mW"))
-                .and_then(|(c, a)| unsigned(c).zip(unsigned(a)))
+                .and_then(|(c, a)| signed(c).zip(signed(a)))
         } else {
-            unsigned(current).zip(unsigned(average))
+            signed(current).zip(signed(average))
         };
         match parsed {
             Some((current_mw, average_mw)) => self.line.rails.push(Rail {
@@ -695,9 +697,10 @@ fn is_rail_name(tok: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
 }
 
-/// Starts like `<digits>[mW]/`: the value of a rail, never of another field.
+/// Starts like `[-]<digits>[mW]/`: the value of a rail, never of another field.
 fn looks_like_rail_value(tok: &str) -> bool {
-    tok.as_bytes().first().is_some_and(u8::is_ascii_digit) && tok.contains('/')
+    let digits = tok.strip_prefix('-').unwrap_or(tok);
+    digits.as_bytes().first().is_some_and(u8::is_ascii_digit) && tok.contains('/')
 }
 
 /// Could be an engine value (`off`, `716`, `7%`, `0%@[305,305]`, `@0`), so it is consumed even

@@ -27,10 +27,10 @@ pub(super) const DEFAULT_METRICS: &[&str] = &[
 ];
 
 /// The model-independent part of the useful set: current rail power (not the running
-/// average), every temperature, and [`DEFAULT_METRICS`].
+/// average) and its energy counter, every temperature, and [`DEFAULT_METRICS`].
 pub(super) fn useful(name: &str) -> bool {
     let rail_power = name.starts_with("jetson_power_")
-        && name.ends_with("_watts")
+        && (name.ends_with("_watts") || name.ends_with("_joules_total"))
         && !name.ends_with("_avg_watts");
     let temperature = name.starts_with("jetson_temp_") && name.ends_with("_celsius");
     rail_power || temperature || DEFAULT_METRICS.contains(&name)

@@ -149,6 +149,13 @@ pub(super) fn help_text(name: &str) -> String {
         if let Some(rail) = rest.strip_suffix("_watts") {
             return format!("{} power consumption", rail_text(rail));
         }
+        if let Some(rail) = rest.strip_suffix("_joules_total") {
+            return format!(
+                "{} energy in joules since the exporter started (rail power integrated over \
+                 the readings)",
+                rail_text(rail)
+            );
+        }
     }
     if let Some(sensor) = name
         .strip_prefix("jetson_temp_")

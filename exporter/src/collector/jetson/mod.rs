@@ -19,10 +19,12 @@ mod nano;
 mod orin;
 mod xavier;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{CollectError, Collector, Values};
 use crate::device::DeviceKind;
+use crate::energy::EnergyMeter;
 use crate::tegrastats::line::Line;
 use crate::tegrastats::parse::parse_line;
 use crate::tegrastats::source::TegraHandle;
@@ -115,22 +117,53 @@ pub fn line_values(line: &Line) -> Values {
     common::values(line)
 }
 
-/// Values of the tegrastats source's latest sample, named by one model's collector.
+/// Values of the tegrastats source's latest sample, named by one model's collector, and the
+/// rails' energy counters.
 pub struct JetsonCollector {
     model: Model,
     source: TegraHandle,
     stale_after: Duration,
+    energy: Arc<EnergyMeter>,
 }
 
 impl JetsonCollector {
-    /// A collector for `model`; a reading older than three `interval`s is stale.
-    pub fn new(model: Model, source: TegraHandle, interval: Duration) -> JetsonCollector {
+    /// A collector for `model`; a reading older than three `interval`s is stale. Each rail's
+    /// current power is integrated into `energy` (a gap over three intervals not bridged).
+    pub fn new(
+        model: Model,
+        source: TegraHandle,
+        interval: Duration,
+        energy: Arc<EnergyMeter>,
+    ) -> JetsonCollector {
         JetsonCollector {
             model,
             source,
             stale_after: interval * 3,
+            energy,
         }
     }
+}
+
+/// The energy counter of a rail: `jetson_power_{rail}_joules_total`, beside its
+/// `jetson_power_{rail}_watts` gauge.
+pub fn rail_joules_name(rail: &str) -> String {
+    format!("jetson_power_{rail}_joules_total")
+}
+
+/// Integrates the current power of every rail of `line`, read at `at`, into `energy` and puts
+/// the counters into `out`. Used by every source that produces rails.
+pub fn rail_energy(
+    energy: &EnergyMeter,
+    line: &Line,
+    at: std::time::Instant,
+    max_gap: Duration,
+    out: &mut Values,
+) {
+    let readings = line
+        .rails
+        .iter()
+        .map(|r| (rail_joules_name(&r.name), r.current_mw / 1000.0));
+    energy.integrate(at, max_gap, readings, out);
 }
 
 impl Collector for JetsonCollector {
@@ -153,6 +186,7 @@ impl Collector for JetsonCollector {
             });
         }
         out.append(&mut line_values(&sample.line));
+        rail_energy(&self.energy, &sample.line, sample.at, self.stale_after, out);
         Ok(())
     }
 }
@@ -528,8 +562,12 @@ mod tests {
             path: path.clone(),
             interval: Duration::from_secs(10),
         });
-        let collector =
-            crate::collector::device_collector(DeviceKind::Jetson, source.handle(), interval);
+        let collector = crate::collector::device_collector(
+            DeviceKind::Jetson,
+            source.handle(),
+            interval,
+            Arc::new(EnergyMeter::new()),
+        );
         assert_eq!(collector.name(), "JetsonOrinCollector");
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut out = Values::new();
@@ -561,6 +599,52 @@ mod tests {
         assert!(age >= interval * 3, "stale after only {age:?}");
         source.stop().await;
         let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn jetpack7_rails_three_values_and_a_negative_idle_reading() {
+        // JetPack 7 prints cur/avg/max; the third value is not a metric.
+        let v =
+            values("RAM 1/2MB VDD_GPU_SOC 5139mW/5000mW/6000mW VIN_SYS_5V0 5500mW/5500mW/5500mW");
+        assert_eq!(get(&v, "jetson_power_vdd_gpu_soc_watts"), Some(5.139));
+        assert_eq!(get(&v, "jetson_power_vdd_gpu_soc_avg_watts"), Some(5.0));
+        // Thor's VDD_GPU reads below zero at idle: a real reading, exposed as read.
+        let v = values("RAM 1/2MB VDD_GPU -392mW/-392mW VDD_CPU_SOC_MSS 4165mW/4165mW");
+        assert_eq!(get(&v, "jetson_power_vdd_gpu_watts"), Some(-0.392));
+        assert_eq!(get(&v, "jetson_power_vdd_gpu_avg_watts"), Some(-0.392));
+        assert_eq!(get(&v, "jetson_power_vdd_cpu_soc_mss_watts"), Some(4.165));
+        let v = values("RAM 1/2MB VDD_GPU -392mW/-100mW/0mW");
+        assert_eq!(get(&v, "jetson_power_vdd_gpu_watts"), Some(-0.392));
+    }
+
+    #[test]
+    fn rail_energy_integrates_the_current_power_of_each_rail() {
+        use std::time::Instant;
+        let energy = EnergyMeter::new();
+        let base = Instant::now();
+        let gap = Duration::from_secs(3);
+        let lines = [
+            "RAM 1/2MB VDD_IN 5000mW/5000mW VDD_GPU -392mW/-392mW",
+            "RAM 1/2MB VDD_IN 7000mW/6000mW VDD_GPU -392mW/-392mW",
+            "RAM 1/2MB VDD_IN 7000mW/6333mW VDD_GPU 1608mW/0mW",
+        ];
+        let mut out = Values::new();
+        for (n, raw) in lines.iter().enumerate() {
+            let line = parse_line(raw).unwrap();
+            let at = base + Duration::from_millis(500 * n as u64);
+            out.clear();
+            rail_energy(&energy, &line, at, gap, &mut out);
+        }
+        // VDD_IN: (5 + 7)/2 · 0.5 + (7 + 7)/2 · 0.5 = 6.5 J; VDD_GPU: the negative idle
+        // reading counts as 0 W, so (0 + 0)/2 · 0.5 + (0 + 1.608)/2 · 0.5 = 0.402 J.
+        assert!((out["jetson_power_vdd_in_joules_total"] - 6.5).abs() < 1e-9);
+        assert!((out["jetson_power_vdd_gpu_joules_total"] - 0.402).abs() < 1e-9);
+        assert_eq!(out.len(), 2);
+        assert!(default_enabled(
+            Model::Orin,
+            "jetson_power_vdd_in_joules_total"
+        ));
+        assert!(help_text("jetson_power_vdd_in_joules_total").contains("energy in joules"));
     }
 
     #[test]
