@@ -43,7 +43,12 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("-V") | Some("--version") => {
-            println!("{NAME} {}", env!("CARGO_PKG_VERSION"));
+            // Version and git revision from the build script (scripts/build-version.rs).
+            println!(
+                "{NAME} {} (revision {})",
+                env!("EDGE_METRICS_VERSION"),
+                env!("EDGE_METRICS_REVISION")
+            );
             return ExitCode::SUCCESS;
         }
         _ => OsString::from("serve"),

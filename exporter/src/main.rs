@@ -18,6 +18,7 @@ use edge_metrics_common::{healthcheck, init_tracing};
 use edge_metrics_exporter::config::error_chain;
 use edge_metrics_exporter::device::Device;
 use edge_metrics_exporter::owner::{ConfigOrigin, EnvMap};
+use edge_metrics_exporter::selfmetrics::{REVISION, VERSION};
 use edge_metrics_exporter::{collector, config};
 use edge_metrics_exporter::{run, RunOptions};
 use tokio_util::sync::CancellationToken;
@@ -94,7 +95,7 @@ fn main() -> ExitCode {
     let config_path = config::config_path(args.config.as_deref(), &env);
     match args.mode {
         Mode::Version => {
-            println!("edge-metrics-exporter {}", env!("CARGO_PKG_VERSION"));
+            println!("edge-metrics-exporter {VERSION} (revision {REVISION})");
             ExitCode::SUCCESS
         }
         Mode::Help => {

@@ -1,7 +1,7 @@
 //! Self-metrics, prefix `edge_metrics_exporter_`, and the standard `process_*` family read from
 //! `/proc/self` (no unsafe code, no extra crate).
 //!
-//! - `edge_metrics_exporter_build_info{version}`
+//! - `edge_metrics_exporter_build_info{version,revision}`
 //! - `edge_metrics_exporter_device_info{model,soc,l4t,jetpack}`: the identity files (an empty
 //!   label where a file is missing or unknown)
 //! - `edge_metrics_exporter_collector_up{collector}`, `…_collector_duration_seconds{collector}`
@@ -25,6 +25,12 @@ use crate::collector::{CollectorStatus, INVALID_NAMES};
 use crate::device::Identity;
 use crate::exposition::{escape_label, write_header, write_value};
 use crate::tegrastats::source::SourceStats;
+
+/// This build's version: `git describe` at build time (scripts/build-version.rs), else the
+/// Cargo version. Shown by `--version` and `edge_metrics_exporter_build_info`.
+pub const VERSION: &str = env!("EDGE_METRICS_VERSION");
+/// This build's git commit (full id), or `unknown` when built without git.
+pub const REVISION: &str = env!("EDGE_METRICS_REVISION");
 
 /// Counters the runtime keeps outside the source.
 #[derive(Debug, Default)]
@@ -93,7 +99,7 @@ pub fn write_self_metrics(out: &mut String, input: &SelfInput<'_>) {
         &format!("{P}build_info"),
         "Build information of edge-metrics-exporter",
         "gauge",
-        &format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+        &format!("{{version=\"{VERSION}\",revision=\"{REVISION}\"}}"),
         1.0,
     );
     let id = input.device;

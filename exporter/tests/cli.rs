@@ -74,9 +74,14 @@ fn missing_config_is_written_with_defaults_from_local_config_path() {
 fn version_and_help() {
     let out = run_to_end(command().arg("--version"));
     assert!(out.status.success());
+    // The values themselves are checked against git by tests/tests/release_refs.rs.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        format!("edge-metrics-exporter {}", env!("CARGO_PKG_VERSION"))
+        format!(
+            "edge-metrics-exporter {} (revision {})",
+            edge_metrics_exporter::selfmetrics::VERSION,
+            edge_metrics_exporter::selfmetrics::REVISION
+        )
     );
     let out = run_to_end(command().arg("--help"));
     assert!(out.status.success());

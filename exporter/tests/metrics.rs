@@ -43,7 +43,11 @@ fn values_labels_help_and_enable_flags() {
     assert_eq!(lines[at - 1], "# TYPE jetson_ram_used_mb gauge");
     assert_eq!(r.sample(UP), Some(1.0));
     assert_eq!(
-        r.sample("edge_metrics_exporter_build_info{version=\"0.1.0\"}"),
+        r.sample(&format!(
+            "edge_metrics_exporter_build_info{{version=\"{}\",revision=\"{}\"}}",
+            edge_metrics_exporter::selfmetrics::VERSION,
+            edge_metrics_exporter::selfmetrics::REVISION
+        )),
         Some(1.0)
     );
     assert!(r.sample("process_resident_memory_bytes").unwrap() > 0.0);

@@ -57,7 +57,12 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("-V") | Some("--version") => {
-            println!("shelly-bridge {}", env!("CARGO_PKG_VERSION"));
+            // Version and git revision from the build script (scripts/build-version.rs).
+            println!(
+                "shelly-bridge {} (revision {})",
+                env!("EDGE_METRICS_VERSION"),
+                env!("EDGE_METRICS_REVISION")
+            );
             return ExitCode::SUCCESS;
         }
         _ => OsString::from("serve"),
