@@ -20,6 +20,7 @@ pub mod exposition;
 pub mod http;
 pub mod owner;
 pub mod selfmetrics;
+pub mod sysfs;
 pub mod tegrastats;
 
 use std::net::{IpAddr, SocketAddr};

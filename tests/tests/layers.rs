@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 const EXPORTER: &[&[&str]] = &[
     &["config"],
     &["tegrastats", "device", "client", "energy"],
+    &["sysfs"],
     &["collector", "configserver"],
     &["exposition"],
     &["selfmetrics"],
