@@ -9,6 +9,11 @@
 # config server's SQLite is compiled in (rusqlite `bundled`) by the same cross C compiler.
 # Output: dist/bin/<arch>/{edge-metrics-exporter,shelly-bridge,edge-metrics-config-server,shelly-sim}. Target dirs: target-dist-<arch>.
 # Env: ARCHS (default "arm64"), PROFILE (default release), SKIP_SETUP=1 to skip installs.
+# BUILDER=cross builds static musl binaries with `cross` and the images pinned in Cross.toml
+# instead (the release workflow, where cross's images can be pulled); same output paths.
+# The binaries carry `git describe`'s version and the commit (scripts/build-version.rs); for
+# cross, whose container may lack git, this script passes them as EDGE_METRICS_VERSION and
+# EDGE_METRICS_REVISION (Cross.toml lets them through).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -19,6 +24,7 @@ log() { printf 'build-arm64.sh: %s\n' "$*" >&2; }
 
 build_one() {
     local arch="$1" triple cargo rustc linker_env=() start
+    if [ "${BUILDER:-cargo}" = cross ]; then build_cross "$arch"; return; fi
     case "$arch" in
         arm64)
             [ "${SKIP_SETUP:-0}" = 1 ] || bash scripts/setup/arm64.sh
@@ -55,6 +61,39 @@ build_one() {
         fi
         log "$outdir/$b: $(stat -c %s "$outdir/$b") bytes"
     done
+    log "built $arch in $((SECONDS - start)) s"
+}
+
+# install_bins ARCH DIR: copies the binaries from DIR to dist/bin/ARCH; each must be static.
+install_bins() {
+    local arch="$1" dir="$2" outdir="dist/bin/$1" b
+    mkdir -p "$outdir"
+    for b in "${BINS[@]}"; do
+        install -m 0755 "$dir/$b" "$outdir/$b"
+        if file "$outdir/$b" | grep -q 'dynamically linked'; then
+            log "error: $outdir/$b is dynamically linked; it would not run FROM scratch"; exit 1
+        fi
+        log "$outdir/$b: $(stat -c %s "$outdir/$b") bytes"
+    done
+}
+
+build_cross() {
+    local arch="$1" triple start
+    case "$arch" in
+        arm64) triple=aarch64-unknown-linux-musl ;;
+        amd64) triple=x86_64-unknown-linux-musl ;;
+        *) log "error: unknown arch '$arch' (use arm64 or amd64)"; exit 64 ;;
+    esac
+    command -v cross >/dev/null || { log "error: cross missing: cargo install cross --locked --version 0.2.5"; exit 1; }
+    eval "$(bash scripts/version.sh)"
+    start=$SECONDS
+    log "building $arch ($triple, profile $PROFILE) with cross ($VERSION, $REVISION)"
+    EDGE_METRICS_VERSION="$VERSION" EDGE_METRICS_REVISION="$REVISION" \
+        cross build --locked --profile "$PROFILE" --target "$triple" \
+        -p edge-metrics-exporter -p shelly-bridge -p edge-metrics-config-server -p shelly-sim
+    local profdir="$PROFILE"
+    [ "$PROFILE" = dev ] && profdir=debug
+    install_bins "$arch" "target/$triple/$profdir"
     log "built $arch in $((SECONDS - start)) s"
 }
 
