@@ -50,6 +50,11 @@ pub fn start_bridge(log_dir: &Path, name: &str, extra: &[&str]) -> Bridge {
 /// section body (indented two spaces) and extra top-level YAML; returns its path. Shelly is
 /// off unless `extra` has its own `shelly:` section (a missing bridge makes /health degraded).
 pub fn exporter_config(dir: &Path, tegrastats: &str, extra: &str) -> PathBuf {
+    exporter_config_every(dir, 0.2, tegrastats, extra)
+}
+
+/// [`exporter_config`] with a reading every `interval` seconds instead of every 0.2 s.
+pub fn exporter_config_every(dir: &Path, interval: f64, tegrastats: &str, extra: &str) -> PathBuf {
     let path = dir.join("config.yaml");
     let shelly = if extra.lines().any(|l| l.starts_with("shelly:")) {
         ""
@@ -57,7 +62,7 @@ pub fn exporter_config(dir: &Path, tegrastats: &str, extra: &str) -> PathBuf {
         "shelly:\n  enabled: false\n"
     };
     let text = format!(
-        "device_type: jetson_orin\ninterval: 0.2\nport: 0\nreload_port: 0\n\
+        "device_type: jetson_orin\ninterval: {interval}\nport: 0\nreload_port: 0\n\
          bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: proof\n\
          {shelly}tegrastats:\n  {tegrastats}\n{extra}"
     );
