@@ -67,6 +67,16 @@ pub enum Probe {
     Failed(String),
 }
 
+impl Probe {
+    /// The text, if it was read.
+    pub fn text(self) -> Option<String> {
+        match self {
+            Probe::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
 /// Reads `path` without counting anything: for files whose absence or denial the caller
 /// reports itself (debugfs).
 pub fn probe(path: &Path) -> Probe {

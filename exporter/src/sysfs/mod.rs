@@ -28,5 +28,7 @@ pub mod cpu;
 pub mod devfreq;
 pub mod fs;
 pub mod hwmon;
+pub mod jetson;
 pub mod procfs;
+pub mod source;
 pub mod thermal;

@@ -159,6 +159,31 @@ pub struct FieldError {
     pub found: String,
 }
 
+/// The nvpmodel power mode: `/var/lib/nvpmodel/status` (`pmode:0002`) and its name in
+/// `/etc/nvpmodel.conf` (`< POWER_MODEL ID=2 NAME=MAXN_SUPER >`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowerMode {
+    /// The mode's number (differs per module for the same name).
+    pub id: u32,
+    /// Its name, when the config file names it.
+    pub name: Option<String>,
+}
+
+/// Fields tegrastats does not print. Only the sysfs source fills them; a parsed line leaves
+/// them empty.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Extras {
+    /// The fan's duty cycle, percent (hwmon `pwm1`, 0–255).
+    pub fan_pwm_percent: Option<f64>,
+    /// The fan's speed, RPM (hwmon `rpm` or `fan1_input`).
+    pub fan_rpm: Option<f64>,
+    /// The nvpmodel power mode.
+    pub power_mode: Option<PowerMode>,
+    /// Whether `jetson_clocks` pins the clocks: every online core's and the GPU's minimum
+    /// clock equals its maximum.
+    pub clocks_pinned: Option<bool>,
+}
+
 /// One tegrastats sample. Fields the line did not print stay `None` / empty.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Line {
@@ -190,6 +215,8 @@ pub struct Line {
     pub unknown: Vec<String>,
     /// Recognised fields whose value did not parse.
     pub bad: Vec<FieldError>,
+    /// Fields only the sysfs source reads.
+    pub extras: Extras,
 }
 
 /// Temperatures at or below this are tegrastats' "could not read the zone" sentinel (`-256C`).

@@ -240,6 +240,12 @@ pub struct TegraHandle {
 }
 
 impl TegraHandle {
+    /// A handle over samples that another source publishes into `latest` (the sysfs source
+    /// builds the same [`Line`]s), read with the same latest-sample and staleness rules.
+    pub fn new(latest: watch::Receiver<Option<Arc<Sample>>>, stats: Arc<SourceStats>) -> Self {
+        TegraHandle { latest, stats }
+    }
+
     /// The latest parsed sample, if any.
     pub fn latest(&self) -> Option<Arc<Sample>> {
         self.latest.borrow().clone()

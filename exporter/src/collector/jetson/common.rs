@@ -49,6 +49,7 @@ pub(super) fn values(line: &Line) -> Values {
     gpu(line, &mut out);
     cpu(line, &mut out);
     engines(line, &mut out);
+    extras(line, &mut out);
     out.0
 }
 
@@ -212,6 +213,23 @@ fn engines(line: &Line, out: &mut Out) {
                 put(out, name(&["jetson_", &engine.name, "_freq_mhz"]), f);
             }
         }
+    }
+}
+
+/// Fields only the sysfs source reads (a tegrastats line leaves them empty).
+fn extras(line: &Line, out: &mut Out) {
+    let x = &line.extras;
+    if let Some(pwm) = x.fan_pwm_percent {
+        put(out, "jetson_fan_pwm_percent", pwm);
+    }
+    if let Some(rpm) = x.fan_rpm {
+        put(out, "jetson_fan_rpm", rpm);
+    }
+    if let Some(mode) = &x.power_mode {
+        put(out, "jetson_nvpmodel_id", f64::from(mode.id));
+    }
+    if let Some(pinned) = x.clocks_pinned {
+        put(out, "jetson_clocks_active", f64::from(u8::from(pinned)));
     }
 }
 

@@ -36,6 +36,24 @@ const FIXED: &[(&str, &str)] = &[
     ),
     ("jetson_cpu_active_cores", "Number of online CPU cores"),
     (
+        "jetson_fan_pwm_percent",
+        "Fan duty cycle in percent (sysfs mode: hwmon pwm1)",
+    ),
+    (
+        "jetson_fan_rpm",
+        "Fan speed in RPM (sysfs mode: hwmon rpm or fan1_input)",
+    ),
+    (
+        "jetson_nvpmodel_id",
+        "nvpmodel power mode number (sysfs mode: /var/lib/nvpmodel/status; its name is in \
+         edge_metrics_exporter_power_mode_info)",
+    ),
+    (
+        "jetson_clocks_active",
+        "Whether jetson_clocks pins the clocks (1): every online core's and the GPU's minimum \
+         clock equals its maximum (sysfs mode)",
+    ),
+    (
         "jetson_cpu_edp_limit_mhz",
         "CPU frequency cap set by electrical design point (EDP) management in MHz",
     ),
