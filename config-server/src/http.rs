@@ -39,10 +39,11 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use crate::auth::{AuthError, Caller, Tokens};
+use crate::listing::{self, Listing};
 use crate::page::{self, Pages};
 use crate::service::{self, Layer, Seen, ServiceError};
 use crate::stats::{DeviceCounts, Stats};
-use crate::store::{DeviceRow, HistoryEntry, Store};
+use crate::store::{DeviceRow, HistoryEntry, Position, Store};
 use crate::time::{now_ms, rfc3339};
 
 /// Largest request body (the exporter's client reads at most this much too).
@@ -772,31 +773,67 @@ fn device_json(d: &service::DeviceSummary, now: i64) -> Value {
     })
 }
 
-/// GET /devices
+/// GET /devices: one page (`limit`, `after`/`before` cursors, `device_type` and `seen`
+/// filters; see [`crate::listing`]), with `next`/`prev` cursors and a `Link` header.
 fn devices(app: &App) -> BoxedFilter<(Response,)> {
     warp::path!("devices")
         .and(warp::get())
+        .and(optional_raw_query())
         .and(heads())
         .and(with(app))
-        .then(|h: Heads, app: App| async move {
+        .then(|query: String, h: Heads, app: App| async move {
             let app2 = app.clone();
             let r = as_operator(&app, &h, |_| async move {
-                let list = app2.blocking(service::devices).await?;
+                let listing = Listing::parse_query(&query).map_err(ServiceError::BadRequest)?;
                 let now = now_ms();
-                let devices: Vec<Value> = list.iter().map(|d| device_json(d, now)).collect();
-                Ok(json_reply(
+                let q = listing.query(now - seen_window_ms());
+                let page = app2.blocking(move |s| service::devices_page(s, &q)).await?;
+                let devices: Vec<Value> =
+                    page.devices.iter().map(|d| device_json(d, now)).collect();
+                let next = page.next_after.as_deref().map(listing::cursor);
+                let prev = page.prev_before.as_deref().map(listing::cursor);
+                let mut r = json_reply(
                     StatusCode::OK,
                     &json!({
                         "count": devices.len(),
+                        "total": page.total,
+                        "limit": listing.limit,
+                        "next": next,
+                        "prev": prev,
                         "seen_window_seconds": SEEN_WINDOW.as_secs(),
                         "devices": devices,
                     }),
-                ))
+                );
+                let mut links = Vec::new();
+                if let Some(id) = &page.next_after {
+                    let q = listing.query_string(&Position::After(id.clone()));
+                    links.push(format!("</devices?{q}>; rel=\"next\""));
+                }
+                if let Some(id) = &page.prev_before {
+                    let q = listing.query_string(&Position::Before(id.clone()));
+                    links.push(format!("</devices?{q}>; rel=\"prev\""));
+                }
+                if !links.is_empty() {
+                    if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
+                        r.headers_mut().insert("link", v);
+                    }
+                }
+                Ok(r)
             })
             .await;
             app.done("GET /devices", r)
         })
         .boxed()
+}
+
+/// The raw query string, empty when there is none.
+fn optional_raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// [`SEEN_WINDOW`] in milliseconds.
+pub fn seen_window_ms() -> i64 {
+    i64::try_from(SEEN_WINDOW.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// POST and DELETE /devices/{device}/token

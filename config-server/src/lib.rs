@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod http;
+pub mod listing;
 pub mod merge;
 pub mod page;
 pub mod service;

@@ -31,7 +31,9 @@ use serde_json::{json, Value};
 
 use crate::auth::{AuthError, Caller, Token, DEVICE_ACTOR};
 use crate::merge::{self, Change, Object, Path};
-use crate::store::{with_tx, DeviceRow, Document, HistoryEntry, Store, StoreError, Tx};
+use crate::store::{
+    with_tx, DeviceFilter, DeviceRow, Document, HistoryEntry, Position, Store, StoreError, Tx,
+};
 
 /// The fleet layer's key.
 pub const FLEET: &str = "fleet";
@@ -170,7 +172,10 @@ impl Seen {
         });
         Seen {
             version: version.map(str::to_string),
-            device_type: device_type.and_then(|t| DeviceType::from_name(t.trim())),
+            // `auto` is a setting, not a type a device runs: it says nothing.
+            device_type: device_type
+                .and_then(|t| DeviceType::from_name(t.trim()))
+                .filter(|t| *t != DeviceType::Auto),
         }
     }
 }
@@ -208,12 +213,14 @@ pub fn exporter_defaults(t: DeviceType) -> &'static Object {
     &all[i]
 }
 
-/// The stored layers that concern one device, read together.
+/// The stored layers that concern one device, read together, and the type it last reported.
 #[derive(Clone, Debug, Default)]
 struct View {
     fleet: Option<Document>,
     types: BTreeMap<&'static str, Document>,
     device: Option<Document>,
+    /// The type the device last reported (its stored row), never `auto`.
+    reported: Option<DeviceType>,
 }
 
 fn layer_body(doc: Option<&Document>) -> Object {
@@ -226,7 +233,8 @@ fn rev(doc: Option<&Document>) -> i64 {
 }
 
 /// The device types that have a defaults layer: every type but `auto`, which a device
-/// resolves itself from its hardware. A device on `auto` gets the fleet's and its own layer.
+/// resolves itself from its hardware. A device on `auto` gets the layer of the type it last
+/// reported in `X-Edge-Metrics-Device-Type`, and none until it reports one.
 pub fn layer_types() -> impl Iterator<Item = DeviceType> {
     DeviceType::ALL
         .into_iter()
@@ -270,12 +278,20 @@ fn load_view(tx: &mut dyn Tx, device: Option<&str>) -> Result<View, StoreError> 
             view.types.insert(t.as_str(), doc);
         }
     }
+    if let Some(id) = device {
+        view.reported = tx.device(id)?.and_then(|r| reported_type(&r));
+    }
     Ok(view)
 }
 
-/// A device's type: its own layer's `device_type`, else the fleet's, else the exporter's
-/// default.
-fn resolve_type(fleet: &Object, device: &Object) -> DeviceType {
+/// The type a device's row says it runs, when that selects a defaults layer.
+fn reported_type(row: &DeviceRow) -> Option<DeviceType> {
+    row.device_type.as_deref().and_then(layer_type)
+}
+
+/// A device's `device_type` setting: its own layer's, else the fleet's, else the exporter's
+/// default (`auto`).
+fn resolve_setting(fleet: &Object, device: &Object) -> DeviceType {
     [device, fleet]
         .iter()
         .find_map(|layer| {
@@ -290,38 +306,69 @@ fn resolve_type(fleet: &Object, device: &Object) -> DeviceType {
         })
 }
 
+/// The type whose defaults layer a device gets: its setting when that names a type;
+/// for `auto`, the type the device last reported (`X-Edge-Metrics-Device-Type`); none when
+/// it is on `auto` and never reported one.
+fn layer_type_of(setting: DeviceType, reported: Option<DeviceType>) -> Option<DeviceType> {
+    if setting == DeviceType::Auto {
+        reported.filter(|t| *t != DeviceType::Auto)
+    } else {
+        Some(setting)
+    }
+}
+
 /// A device's merged config, its type and its version.
 struct Merged {
     config: Object,
-    device_type: DeviceType,
+    /// Its `device_type` setting (`auto` included), what the merged config says.
+    setting: DeviceType,
+    /// The type whose defaults layer is in the merge (see [`layer_type_of`]).
+    layer_type: Option<DeviceType>,
     rev: i64,
 }
 
+impl Merged {
+    /// The type to show for the device: the one it runs when known, else its setting.
+    fn shown_type(&self) -> DeviceType {
+        self.layer_type.unwrap_or(self.setting)
+    }
+}
+
 impl View {
-    fn type_doc(&self, t: DeviceType) -> Option<&Document> {
-        self.types.get(t.as_str())
+    fn type_doc(&self, t: Option<DeviceType>) -> Option<&Document> {
+        self.types.get(t?.as_str())
     }
 
-    /// The merge for a device whose own layer is `device` (the stored one, or a candidate).
-    fn merged_with(&self, device: &Object, device_rev: i64) -> Merged {
+    /// The merge for a device whose own layer is `device` (the stored one, or a candidate)
+    /// and that last reported type `reported`.
+    fn merged_with(
+        &self,
+        device: &Object,
+        device_rev: i64,
+        reported: Option<DeviceType>,
+    ) -> Merged {
         let fleet = layer_body(self.fleet.as_ref());
-        let t = resolve_type(&fleet, device);
-        let type_layer = layer_body(self.type_doc(t));
+        let setting = resolve_setting(&fleet, device);
+        let layer_type = layer_type_of(setting, reported);
+        let type_layer = layer_body(self.type_doc(layer_type));
         let mut config = merge::merge_all([&fleet, &type_layer, device]);
-        config.insert("device_type".into(), Value::String(t.as_str().into()));
+        config.insert("device_type".into(), Value::String(setting.as_str().into()));
         let rev = rev(self.fleet.as_ref())
-            .max(rev(self.type_doc(t)))
+            .max(rev(self.type_doc(layer_type)))
             .max(device_rev);
         Merged {
             config,
-            device_type: t,
+            setting,
+            layer_type,
             rev,
         }
     }
 
-    fn merged(&self) -> Option<Merged> {
+    /// The device's stored merge, `reported` being the type it reports now (else the stored
+    /// one).
+    fn merged(&self, reported: Option<DeviceType>) -> Option<Merged> {
         let doc = self.device.as_ref()?;
-        Some(self.merged_with(&layer_body(Some(doc)), doc.rev))
+        Some(self.merged_with(&layer_body(Some(doc)), doc.rev, reported.or(self.reported)))
     }
 }
 
@@ -368,9 +415,13 @@ fn note_seen(
 ) -> Result<(), StoreError> {
     let mut row = tx.device(device)?.unwrap_or_else(|| DeviceRow {
         device: device.to_string(),
-        first_seen_at: now,
         ..DeviceRow::default()
     });
+    if row.first_seen_at == 0 {
+        // No row yet, or one an operator's write of its layer made: this is its first call.
+        row.first_seen_at = now;
+    }
+    let config_type = config_type.filter(|t| *t != DeviceType::Auto);
     if let Some(t) = seen.device_type.or(config_type) {
         row.device_type = Some(t.as_str().to_string());
     }
@@ -406,14 +457,21 @@ pub fn fetch(
             return Ok(Err(e));
         }
         let view = load_view(tx, Some(device))?;
-        let merged = view.merged();
+        // The type the device reports with this very request selects its layer (an
+        // operator's look reports nothing and uses the stored one).
+        let reporting = if is_device(caller) {
+            seen.device_type
+        } else {
+            None
+        };
+        let merged = view.merged(reporting);
         if is_device(caller) {
             let fetched = merged.as_ref().map(|m| m.rev);
             note_seen(
                 tx,
                 device,
                 seen,
-                merged.as_ref().map(|m| m.device_type),
+                merged.as_ref().and_then(|m| m.layer_type),
                 now,
                 |row| {
                     row.last_fetch_at = Some(now);
@@ -479,10 +537,15 @@ fn plan_push(
     device: &str,
     full: &Object,
     t: DeviceType,
+    reporting: Option<DeviceType>,
     if_match: Option<&str>,
 ) -> Result<Result<PushPlan, ServiceError>, StoreError> {
     let view = load_view(tx, Some(device))?;
-    let config_rev_before = view.merged().map_or(0, |m| m.rev);
+    let reported = reporting.or(view.reported);
+    let config_rev_before = view.merged(reported).map_or(0, |m| m.rev);
+    // The type layer the pushed config falls under: its own type, or on `auto` the one the
+    // device reports.
+    let lt = layer_type_of(t, reported);
     let protected = match if_match {
         Some(given) if !if_match_matches(given, config_rev_before) => {
             return Ok(Err(ServiceError::Stale {
@@ -493,13 +556,18 @@ fn plan_push(
         Some(_) => BTreeSet::new(),
         None => {
             let after = tx.device(device)?.and_then(|r| r.fetched_rev).unwrap_or(0);
-            let keys = [FLEET.to_string(), type_key(t), device_key(device)];
+            let mut keys = vec![FLEET.to_string(), device_key(device)];
+            keys.extend(lt.map(type_key));
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             protected_paths(tx, &refs, after)?
         }
     };
     let fleet = layer_body(view.fleet.as_ref());
-    let base = merge::merge_all([exporter_defaults(t), &fleet, &layer_body(view.type_doc(t))]);
+    let base = merge::merge_all([
+        exporter_defaults(lt.unwrap_or(t)),
+        &fleet,
+        &layer_body(view.type_doc(lt)),
+    ]);
     let mut pushed = merge::minimal_layer(full, &base);
     // The type selects the type layer, so the device's layer always names it.
     pushed.insert("device_type".into(), Value::String(t.as_str().into()));
@@ -509,7 +577,7 @@ fn plan_push(
         .iter()
         .map(Change::key)
         .collect();
-    let merged = view.merged_with(&layer, 0);
+    let merged = view.merged_with(&layer, 0, reported);
     if let Err(message) = check_config(Value::Object(merged.config)) {
         return Ok(Err(ServiceError::BadRequest(format!(
             "with the stored defaults this config would be invalid: {message}"
@@ -556,7 +624,12 @@ pub fn push(
         if let Err(e) = device_access(tx, device, caller)? {
             return Ok(Err(e));
         }
-        let mut plan = match plan_push(tx, device, &full, t, if_match)? {
+        let reporting = if is_device(caller) {
+            seen.device_type
+        } else {
+            None
+        };
+        let mut plan = match plan_push(tx, device, &full, t, reporting, if_match)? {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
@@ -569,7 +642,7 @@ pub fn push(
         if !unchanged(&plan) {
             // Take the write turn, then plan again on what is current now.
             let next = tx.next_revision()?;
-            plan = match plan_push(tx, device, &full, t, if_match)? {
+            plan = match plan_push(tx, device, &full, t, reporting, if_match)? {
                 Ok(p) => p,
                 Err(e) => return Ok(Err(e)),
             };
@@ -778,7 +851,7 @@ fn check_layer(layer: &Layer, body: &Value) -> Result<Object, ServiceError> {
             }
             *t
         }
-        _ => resolve_type(&Object::new(), obj),
+        _ => resolve_setting(&Object::new(), obj),
     };
     let mut probe = Object::new();
     probe.insert("device_type".into(), Value::String(t.as_str().into()));
@@ -812,6 +885,19 @@ fn check_devices(
             })
             .collect(),
     };
+    // The type each device last reported: a device on `auto` falls under that type's layer.
+    let reported: BTreeMap<String, DeviceType> = match layer {
+        Layer::Device(id) => tx
+            .device(id)?
+            .and_then(|r| reported_type(&r).map(|t| (r.device, t)))
+            .into_iter()
+            .collect(),
+        _ => tx
+            .devices()?
+            .into_iter()
+            .filter_map(|r| reported_type(&r).map(|t| (r.device, t)))
+            .collect(),
+    };
     match layer {
         Layer::Fleet => view.fleet = Some(doc(new)),
         Layer::Type(t) => {
@@ -822,9 +908,9 @@ fn check_devices(
     let mut failures = Vec::new();
     let mut count = 0usize;
     for (id, device_layer) in &devices {
-        let merged = view.merged_with(device_layer, 0);
+        let merged = view.merged_with(device_layer, 0, reported.get(id).copied());
         if let Layer::Type(t) = layer {
-            if merged.device_type != *t {
+            if merged.layer_type != Some(*t) {
                 continue;
             }
         }
@@ -928,6 +1014,16 @@ fn write_layer(
             &changes,
             Written::new(rev, now, actor, action, reverted_to),
         )?;
+        if let Layer::Device(id) = layer {
+            // Every device with a layer has a row, which the device list pages over; one
+            // that never called has first_seen_at 0 until it does.
+            if tx.device(id)?.is_none() {
+                tx.put_device(&DeviceRow {
+                    device: id.clone(),
+                    ..DeviceRow::default()
+                })?;
+            }
+        }
         Ok(Ok(LayerWrite {
             created: current_rev == 0,
             changed: true,
@@ -1021,48 +1117,109 @@ pub struct DeviceSummary {
     pub has_token: bool,
 }
 
-/// Every device the store knows (from its requests or its layer), by id.
-pub fn devices(store: &dyn Store) -> Result<Vec<DeviceSummary>, ServiceError> {
+/// The default number of devices a page lists.
+pub const DEFAULT_PAGE: usize = 100;
+/// The most devices one page lists.
+pub const MAX_PAGE: usize = 1000;
+
+/// Which page of devices to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceQuery {
+    /// Which devices.
+    pub filter: DeviceFilter,
+    /// Where the page starts.
+    pub position: Position,
+    /// How many at most (clamped to 1..=[`MAX_PAGE`]).
+    pub limit: usize,
+}
+
+/// One page of devices.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DevicePage {
+    /// The devices, by id.
+    pub devices: Vec<DeviceSummary>,
+    /// How many devices match the filter, on every page.
+    pub total: u64,
+    /// The last id of this page, when more devices follow it.
+    pub next_after: Option<String>,
+    /// The first id of this page, when devices come before it.
+    pub prev_before: Option<String>,
+}
+
+/// A page of the devices the store knows (from their requests or their layer), by id: the
+/// rows that match, their layers, merges and tokens, all read in one transaction.
+pub fn devices_page(store: &dyn Store, query: &DeviceQuery) -> Result<DevicePage, ServiceError> {
+    let limit = query.limit.clamp(1, MAX_PAGE);
     with_tx(store, |tx| {
         let view = load_view(tx, None)?;
-        let rows = tx.devices()?;
-        let layers = tx.documents_with_prefix("device:")?;
-        let tokens: BTreeSet<String> = tx.devices_with_tokens()?.into_iter().collect();
-        let mut by_id: BTreeMap<String, (Option<DeviceRow>, Option<Document>)> = BTreeMap::new();
-        for row in rows {
-            let id = row.device.clone();
-            by_id.entry(id).or_default().0 = Some(row);
+        // One more than asked, in the direction of travel: whether the page has a neighbour
+        // there.
+        let mut rows = tx.list_devices(&query.filter, &query.position, limit + 1)?;
+        let more = rows.len() > limit;
+        if more {
+            match query.position {
+                Position::Before(_) => {
+                    rows.remove(0);
+                }
+                _ => {
+                    rows.pop();
+                }
+            }
         }
-        for (key, doc) in layers {
-            let id = key.trim_start_matches("device:").to_string();
-            by_id.entry(id).or_default().1 = Some(doc);
-        }
-        let list = by_id
+        let (first, last) = (
+            rows.first().map(|r| r.device.clone()),
+            rows.last().map(|r| r.device.clone()),
+        );
+        // The other direction: one row is enough to know.
+        let behind = |tx: &mut dyn Tx, position: Position| -> Result<bool, StoreError> {
+            Ok(!tx.list_devices(&query.filter, &position, 1)?.is_empty())
+        };
+        let (next_after, prev_before) = match (&query.position, &first, &last) {
+            (_, None, _) | (_, _, None) => (None, None),
+            (Position::Before(_), Some(f), Some(l)) => (
+                behind(tx, Position::After(l.clone()))?.then(|| l.clone()),
+                more.then(|| f.clone()),
+            ),
+            (Position::After(_), Some(f), Some(l)) => (
+                more.then(|| l.clone()),
+                behind(tx, Position::Before(f.clone()))?.then(|| f.clone()),
+            ),
+            (Position::Start, _, Some(l)) => (more.then(|| l.clone()), None),
+        };
+        let total = tx.count_matching(&query.filter)?;
+        let keys: Vec<String> = rows.iter().map(|r| device_key(&r.device)).collect();
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut layers: BTreeMap<String, Document> = tx.documents(&key_refs)?.into_iter().collect();
+        let ids: Vec<&str> = rows.iter().map(|r| r.device.as_str()).collect();
+        let tokens: BTreeSet<String> = tx.tokens_among(&ids)?.into_iter().collect();
+        let devices = rows
             .into_iter()
-            .map(|(id, (row, doc))| {
+            .map(|row| {
+                let doc = layers.remove(&device_key(&row.device));
                 let merged = doc
                     .as_ref()
-                    .map(|d| view.merged_with(&layer_body(Some(d)), d.rev));
-                let row = row.unwrap_or_else(|| DeviceRow {
-                    device: id.clone(),
-                    ..DeviceRow::default()
-                });
+                    .map(|d| view.merged_with(&layer_body(Some(d)), d.rev, reported_type(&row)));
                 DeviceSummary {
                     device_type: row
                         .device_type
                         .clone()
-                        .or_else(|| merged.as_ref().map(|m| m.device_type.to_string())),
+                        .or_else(|| merged.as_ref().map(|m| m.shown_type().to_string())),
                     layer: doc.map(|d| (d.body, d.rev)),
                     config_rev: merged.as_ref().map_or(0, |m| m.rev),
                     enabled_metrics: merged
                         .as_ref()
                         .map_or(0, |m| merge::enabled_metrics(&m.config)),
-                    has_token: tokens.contains(&id),
+                    has_token: tokens.contains(&row.device),
                     row,
                 }
             })
             .collect();
-        Ok(Ok::<_, ServiceError>(list))
+        Ok(Ok::<_, ServiceError>(DevicePage {
+            devices,
+            total,
+            next_after,
+            prev_before,
+        }))
     })?
 }
 
@@ -1179,6 +1336,11 @@ mod tests {
         assert_eq!(s.device_type, Some(DeviceType::JetsonNano));
         let s = Seen::from_headers(Some("1.0\u{1b}[31m"), Some("tx2"));
         assert_eq!(s, Seen::default());
+        let s = Seen::from_headers(None, Some("auto"));
+        assert_eq!(
+            s.device_type, None,
+            "auto is a setting, not a type a device runs"
+        );
     }
 
     #[test]
@@ -1197,17 +1359,30 @@ mod tests {
         let fleet = fleet.as_object().unwrap();
         let own = json!({"device_type": "jetson_nano"});
         assert_eq!(
-            resolve_type(fleet, own.as_object().unwrap()),
+            resolve_setting(fleet, own.as_object().unwrap()),
             DeviceType::JetsonNano
         );
         assert_eq!(
-            resolve_type(fleet, &Object::new()),
+            resolve_setting(fleet, &Object::new()),
             DeviceType::JetsonXavier
         );
-        // Nothing says: the exporter's default, `auto`, which has no type layer.
+        // Nothing says: the exporter's default, `auto`.
         assert_eq!(
-            resolve_type(&Object::new(), &Object::new()),
+            resolve_setting(&Object::new(), &Object::new()),
             DeviceType::Auto
+        );
+        // A named type selects its layer whatever the device reports; `auto` takes the
+        // reported type, and no layer without one.
+        let nano = Some(DeviceType::JetsonNano);
+        assert_eq!(
+            layer_type_of(DeviceType::JetsonOrin, nano),
+            Some(DeviceType::JetsonOrin)
+        );
+        assert_eq!(layer_type_of(DeviceType::Auto, nano), nano);
+        assert_eq!(layer_type_of(DeviceType::Auto, None), None);
+        assert_eq!(
+            layer_type_of(DeviceType::Auto, Some(DeviceType::Auto)),
+            None
         );
         assert!(layer_types().all(|t| t != DeviceType::Auto));
         assert_eq!(layer_type("auto"), None);

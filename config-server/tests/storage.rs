@@ -6,9 +6,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use edge_metrics_config::DeviceType;
 use edge_metrics_config_server::auth::{self, Caller, Token};
 use edge_metrics_config_server::service::{self, Layer, Seen, ServiceError};
-use edge_metrics_config_server::store::{DatabaseUrl, Store};
+use edge_metrics_config_server::store::{DatabaseUrl, DeviceFilter, Position, Store};
 use serde_json::{json, Value};
 use test_support::pg::Cluster;
 use test_support::TempDir;
@@ -72,9 +73,45 @@ on_both_backends!(
     a_device_token_works_for_its_device_only,
     concurrent_writers_lose_nothing,
     a_change_to_defaults_that_breaks_a_device_is_refused,
+    the_device_list_pages_by_id_with_filters,
+    a_page_boundary_holds_when_devices_come_and_go,
+    a_device_on_auto_gets_the_layer_of_the_type_it_reported,
+    migration_2_gives_layer_only_devices_a_row,
 );
 
 const T0: i64 = 1_700_000_000_000;
+
+/// Every device, one page of at most the largest size.
+fn devices(store: &dyn Store) -> Vec<service::DeviceSummary> {
+    let q = service::DeviceQuery {
+        limit: service::MAX_PAGE,
+        ..service::DeviceQuery::default()
+    };
+    let page = service::devices_page(store, &q).expect("the device list");
+    assert_eq!(page.next_after, None, "one page holds them all");
+    page.devices
+}
+
+/// The ids of one page, and its next/prev boundaries.
+fn page_of(
+    store: &dyn Store,
+    filter: DeviceFilter,
+    position: Position,
+    limit: usize,
+) -> (Vec<String>, u64, Option<String>, Option<String>) {
+    let q = service::DeviceQuery {
+        filter,
+        position,
+        limit,
+    };
+    let p = service::devices_page(store, &q).expect("a page of devices");
+    let ids = p.devices.iter().map(|d| d.row.device.clone()).collect();
+    (ids, p.total, p.next_after, p.prev_before)
+}
+
+fn ids(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
 
 /// Whether a merged config switches `metric` on (absent is off: the exporter adds a metric it
 /// discovers as `false`).
@@ -144,7 +181,13 @@ fn migrations_apply_once_and_data_survives_a_reopen(b: &Backend) {
             .collect()
         }
     };
-    assert_eq!(versions, vec![(1, "initial".to_string())]);
+    assert_eq!(
+        versions,
+        vec![
+            (1, "initial".to_string()),
+            (2, "device_listing".to_string())
+        ]
+    );
     store.ping().unwrap();
 }
 
@@ -168,7 +211,7 @@ fn a_schema_newer_than_the_server_is_refused(b: &Backend) {
     let e = b.url.open().map(|_| ()).unwrap_err();
     assert!(
         e.to_string()
-            .contains("schema version 999, newer than this server knows (1)"),
+            .contains("schema version 999, newer than this server knows (2)"),
         "{e}"
     );
 }
@@ -568,7 +611,7 @@ fn fetches_and_pushes_are_recorded_per_device(b: &Backend) {
         T0 + 30,
     )
     .unwrap();
-    let list = service::devices(&*store).unwrap();
+    let list = devices(&*store);
     assert_eq!(list.len(), 1);
     let d = &list[0];
     assert_eq!(d.row.device, "nano-01");
@@ -597,7 +640,7 @@ fn fetches_and_pushes_are_recorded_per_device(b: &Backend) {
         T0,
     )
     .unwrap();
-    let list = service::devices(&*store).unwrap();
+    let list = devices(&*store);
     let orin = list.iter().find(|d| d.row.device == "orin-02").unwrap();
     assert_eq!(orin.device_type.as_deref(), Some("jetson_orin"));
     assert_eq!(orin.row.exporter_version, None);
@@ -646,7 +689,7 @@ fn a_device_token_works_for_its_device_only(b: &Backend) {
         matches!(e, ServiceError::Auth(auth::AuthError::Invalid)),
         "{e:?}"
     );
-    let listed = service::devices(&*store).unwrap();
+    let listed = devices(&*store);
     assert!(listed
         .iter()
         .any(|d| d.row.device == "orin-01" && d.has_token));
@@ -783,4 +826,281 @@ fn a_change_to_defaults_that_breaks_a_device_is_refused(b: &Backend) {
         current.rev,
         "nothing was stored"
     );
+}
+
+/// Pushes `device`'s config as the device itself, reporting `reported` in the header, at `at`.
+fn push_seen(store: &dyn Store, device: &str, body: Value, reported: Option<&str>, at: i64) {
+    service::push(
+        store,
+        device,
+        body,
+        &Caller::Fleet,
+        &Seen::from_headers(Some("0.1.0"), reported),
+        None,
+        at,
+    )
+    .expect("push");
+}
+
+fn the_device_list_pages_by_id_with_filters(b: &Backend) {
+    let store = b.open();
+    // dev-1..dev-7: odd ones Orins, even ones Nanos; dev-1..3 call at T0, the rest an hour
+    // before; dev-8 has only a layer an operator wrote, and never called.
+    for i in 1..=7 {
+        let (t, body) = if i % 2 == 1 {
+            ("jetson_orin", orin(json!({})))
+        } else {
+            ("jetson_nano", json!({"device_type": "jetson_nano"}))
+        };
+        let at = if i <= 3 { T0 } else { T0 - 3_600_000 };
+        push_seen(&*store, &format!("dev-{i}"), body, Some(t), at);
+    }
+    service::put_layer(
+        &*store,
+        &Layer::Device("dev-8".into()),
+        json!({"metrics": {"gpu": true}}),
+        None,
+        "alice",
+        T0,
+    )
+    .unwrap();
+    let all = DeviceFilter::default();
+    let (p1, total, next, prev) = page_of(&*store, all.clone(), Position::Start, 3);
+    assert_eq!(p1, ids(&["dev-1", "dev-2", "dev-3"]));
+    assert_eq!(total, 8, "the layer-only device counts");
+    assert_eq!(prev, None, "nothing before the first page");
+    let next = next.expect("a next page");
+    let (p2, _, next2, prev2) = page_of(&*store, all.clone(), Position::After(next), 3);
+    assert_eq!(p2, ids(&["dev-4", "dev-5", "dev-6"]));
+    assert_eq!(prev2.as_deref(), Some("dev-4"));
+    let (p3, _, next3, prev3) = page_of(&*store, all.clone(), Position::After(next2.unwrap()), 3);
+    assert_eq!(p3, ids(&["dev-7", "dev-8"]));
+    assert_eq!(next3, None, "the last page has no next");
+    // Back from the last page: the three before it, then the first page again.
+    let (back, _, bnext, bprev) =
+        page_of(&*store, all.clone(), Position::Before(prev3.unwrap()), 3);
+    assert_eq!(back, p2);
+    assert_eq!(bnext.as_deref(), Some("dev-6"));
+    let (first, _, _, fprev) = page_of(&*store, all.clone(), Position::Before(bprev.unwrap()), 3);
+    assert_eq!(first, p1);
+    assert_eq!(fprev, None, "back at the start");
+    // The layer-only device is listed with its layer and no calls.
+    let d8 = devices(&*store)
+        .into_iter()
+        .find(|d| d.row.device == "dev-8")
+        .unwrap();
+    assert_eq!(d8.row.first_seen_at, 0);
+    assert_eq!(d8.row.last_fetch_at, None);
+    assert!(d8.layer.is_some());
+    // Filters: by type, by seen, both; the total is the filter's.
+    let orins = DeviceFilter {
+        device_type: Some("jetson_orin".into()),
+        ..DeviceFilter::default()
+    };
+    let (o, total, next, _) = page_of(&*store, orins.clone(), Position::Start, 2);
+    assert_eq!((o, total), (ids(&["dev-1", "dev-3"]), 4));
+    let (o, _, next, prev) = page_of(&*store, orins, Position::After(next.unwrap()), 2);
+    assert_eq!(o, ids(&["dev-5", "dev-7"]));
+    assert_eq!((next, prev.as_deref()), (None, Some("dev-5")));
+    let recent = DeviceFilter {
+        seen_recently: Some(true),
+        seen_since: T0 - 60_000,
+        ..DeviceFilter::default()
+    };
+    let (r, total, _, _) = page_of(&*store, recent, Position::Start, 10);
+    assert_eq!((r, total), (ids(&["dev-1", "dev-2", "dev-3"]), 3));
+    let quiet_nanos = DeviceFilter {
+        device_type: Some("jetson_nano".into()),
+        seen_recently: Some(false),
+        seen_since: T0 - 60_000,
+    };
+    let (q, total, _, _) = page_of(&*store, quiet_nanos, Position::Start, 10);
+    assert_eq!((q, total), (ids(&["dev-4", "dev-6"]), 2));
+    let quiet = DeviceFilter {
+        seen_recently: Some(false),
+        seen_since: T0 - 60_000,
+        ..DeviceFilter::default()
+    };
+    let (q, _, _, _) = page_of(&*store, quiet, Position::Start, 10);
+    assert!(
+        q.contains(&"dev-8".to_string()),
+        "never seen is quiet: {q:?}"
+    );
+    // The count of the whole fleet includes it too.
+    assert_eq!(
+        service::count_devices(&*store, T0 - 60_000).unwrap(),
+        (3, 8)
+    );
+    // Its first call makes it seen from then on.
+    service::fetch(&*store, "dev-8", &Caller::Fleet, &Seen::default(), T0 + 5).unwrap();
+    let d8 = devices(&*store)
+        .into_iter()
+        .find(|d| d.row.device == "dev-8")
+        .unwrap();
+    assert_eq!(d8.row.first_seen_at, T0 + 5);
+}
+
+fn a_page_boundary_holds_when_devices_come_and_go(b: &Backend) {
+    let store = b.open();
+    for i in [10, 20, 30, 40, 50] {
+        push_seen(
+            &*store,
+            &format!("d{i}"),
+            orin(json!({})),
+            Some("jetson_orin"),
+            T0,
+        );
+    }
+    let all = DeviceFilter::default();
+    let (p1, _, next, _) = page_of(&*store, all.clone(), Position::Start, 2);
+    assert_eq!(p1, ids(&["d10", "d20"]));
+    // Meanwhile one device arrives before the boundary, one after, and one on the first page
+    // goes: the next page neither repeats nor skips one.
+    push_seen(&*store, "d15", orin(json!({})), Some("jetson_orin"), T0);
+    push_seen(&*store, "d35", orin(json!({})), Some("jetson_orin"), T0);
+    let tag = service::etag(
+        service::get_layer(&*store, &Layer::Device("d10".into()))
+            .unwrap()
+            .rev,
+    );
+    assert!(service::delete_device(&*store, "d10", Some(&tag), "alice", T0).unwrap());
+    let (p2, total, _, _) = page_of(&*store, all, Position::After(next.unwrap()), 2);
+    assert_eq!(p2, ids(&["d30", "d35"]));
+    assert_eq!(total, 6);
+}
+
+fn a_device_on_auto_gets_the_layer_of_the_type_it_reported(b: &Backend) {
+    let store = b.open();
+    let tag = service::etag(0);
+    service::put_layer(
+        &*store,
+        &Layer::Type(DeviceType::JetsonOrin),
+        json!({"interval": 2, "metrics": {"orin_only": true}}),
+        Some(&tag),
+        "alice",
+        T0,
+    )
+    .unwrap();
+    let auto = json!({"device_type": "auto", "metrics": {"ram": true}});
+    // An exporter on auto that has not resolved its type (or an old one) reports nothing:
+    // no type layer.
+    push_seen(&*store, "auto-01", auto.clone(), None, T0);
+    let f = fetch(&*store, "auto-01").unwrap();
+    assert_eq!(f.config["device_type"], "auto", "the setting stays auto");
+    assert_eq!(
+        f.config.get("interval"),
+        None,
+        "not the Orin layer's: {}",
+        f.config
+    );
+    assert!(!enabled(&f.config, "orin_only"), "{}", f.config);
+    // `auto` in the header is no report either.
+    push_seen(&*store, "auto-01", auto.clone(), Some("auto"), T0 + 1);
+    assert!(!enabled(
+        &fetch(&*store, "auto-01").unwrap().config,
+        "orin_only"
+    ));
+    // It reports jetson_orin: the Orin layer from this very fetch on, the setting still auto.
+    let f = service::fetch(
+        &*store,
+        "auto-01",
+        &Caller::Fleet,
+        &Seen::from_headers(Some("0.1.0"), Some("jetson_orin")),
+        T0 + 2,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(f.config["device_type"], "auto");
+    assert_eq!(f.config["interval"], 2, "{}", f.config);
+    assert!(enabled(&f.config, "orin_only"), "{}", f.config);
+    assert!(enabled(&f.config, "ram"), "its own layer still on top");
+    edge_metrics_config::from_json(f.config.clone()).unwrap();
+    // A fetch without the header uses the stored report; so does the list.
+    let again = fetch(&*store, "auto-01").unwrap();
+    assert_eq!(again.config, f.config);
+    let d = devices(&*store)
+        .into_iter()
+        .find(|d| d.row.device == "auto-01")
+        .unwrap();
+    assert_eq!(d.device_type.as_deref(), Some("jetson_orin"));
+    assert_eq!(d.config_rev, f.rev);
+    // A push reporting an Orin keeps only what differs from the Orin defaults.
+    let pushed = service::push(
+        &*store,
+        "auto-01",
+        json!({"device_type": "auto", "interval": 2, "port": 9300,
+               "metrics": {"ram": true, "orin_only": true}}),
+        &Caller::Fleet,
+        &Seen::from_headers(Some("0.1.0"), Some("jetson_orin")),
+        None,
+        T0 + 3,
+    )
+    .unwrap();
+    assert_eq!(
+        pushed.layer,
+        json!({"device_type": "auto", "port": 9300, "metrics": {"ram": true}}),
+        "the Orin layer's values are not copied into the device's"
+    );
+    // The Orin layer's checks cover devices on auto that reported an Orin: a reload_port on
+    // the port auto-01 moved its metrics to would clash there.
+    let orin_tag = service::etag(
+        service::get_layer(&*store, &Layer::Type(DeviceType::JetsonOrin))
+            .unwrap()
+            .rev,
+    );
+    let e = service::put_layer(
+        &*store,
+        &Layer::Type(DeviceType::JetsonOrin),
+        json!({"interval": 2, "reload_port": 9300, "metrics": {"orin_only": true}}),
+        Some(&orin_tag),
+        "alice",
+        T0 + 4,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("auto-01") && e.to_string().contains("must differ"),
+        "{e}"
+    );
+    // A device whose config names a type gets that type's layer whatever it reports.
+    push_seen(
+        &*store,
+        "nano-01",
+        json!({"device_type": "jetson_nano"}),
+        Some("jetson_orin"),
+        T0,
+    );
+    assert!(!enabled(
+        &fetch(&*store, "nano-01").unwrap().config,
+        "orin_only"
+    ));
+}
+
+fn migration_2_gives_layer_only_devices_a_row(b: &Backend) {
+    // A database at schema 1 with a device that has a layer and no row, and one whose row
+    // says `auto`.
+    let schema1 = edge_metrics_config_server::store::MIGRATIONS[0].2;
+    let setup = format!(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+         applied_at BIGINT NOT NULL); {schema1}; \
+         INSERT INTO schema_migrations VALUES (1, 'initial', 0); \
+         INSERT INTO documents VALUES ('device:layer-only', '{{\"interval\": 3}}', 4, 0, 'alice'); \
+         INSERT INTO devices (device, device_type, first_seen_at) VALUES ('old-auto', 'auto', 5);"
+    );
+    match &b.url {
+        DatabaseUrl::Sqlite(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(&setup)
+            .unwrap(),
+        DatabaseUrl::Postgres(url) => ::postgres::Client::connect(url, ::postgres::NoTls)
+            .unwrap()
+            .batch_execute(&setup)
+            .unwrap(),
+    }
+    let store = b.open();
+    let list = devices(&*store);
+    let names: Vec<&str> = list.iter().map(|d| d.row.device.as_str()).collect();
+    assert_eq!(names, ["layer-only", "old-auto"]);
+    assert_eq!(list[0].row.first_seen_at, 0);
+    assert_eq!(list[0].layer.as_ref().map(|l| l.1), Some(4));
+    assert_eq!(list[1].row.device_type, None, "auto is no reported type");
 }

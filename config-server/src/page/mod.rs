@@ -1,9 +1,11 @@
 //! The fleet page: server-rendered HTML for operators, no script, plain forms.
 //!
-//! - `GET /` and `GET /fleet`: every device (type, exporter version, last seen with a "quiet"
-//!   mark after 5 minutes, metrics on, its own layer against its defaults), the fleet and
-//!   per-type defaults, and on each a form to switch one metric on, off, or back to the
-//!   defaults. Without a session: `303` to `/login`.
+//! - `GET /` and `GET /fleet`: one page of devices (type, exporter version, last seen with a
+//!   "quiet" mark after 5 minutes, metrics on, its own layer against its defaults), with links
+//!   to the next and previous pages and a filter form (the query of `GET /devices`: `limit`,
+//!   `after`/`before`, `device_type`, `seen`; see [`crate::listing`]), the fleet and per-type
+//!   defaults, and on each a form to switch one metric on, off, or back to the defaults.
+//!   Without a session: `303` to `/login`.
 //! - `GET /login`: the sign-in form (on an open server, a session at once). `POST /login`
 //!   (`token=`): an operator token starts a [`session`] (cookie) and goes to `/fleet`.
 //! - `POST /logout` (`csrf=`): ends the session.
@@ -11,7 +13,8 @@
 //!   `state` = on|off|default): writes the layer through [`service::put_layer`], as
 //!   `PUT /config/{d}/layer` and `PUT /defaults[/{type}]` do, with `If-Match` set to the
 //!   version the page was rendered from. A layer that changed meanwhile is not overwritten:
-//!   `409` and a page saying so. Success: `303` back to `/fleet` with a one-time message.
+//!   `409` and a page saying so. Success: `303` back to the same page of `/fleet` (the form's
+//!   `back` field, checked like a query) with a one-time message.
 //!
 //! Every form that changes state carries the session's CSRF token, checked in constant time,
 //! and the cookie is `SameSite=Strict`, so another site can neither read the page nor make
@@ -35,13 +38,15 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use crate::auth::{Tokens, ANONYMOUS_ACTOR};
+use crate::listing::Listing;
 use crate::merge::{self, Change, Object, METRICS};
-use crate::service::{self, DeviceSummary, Layer, LayerDoc, LayerWrite, ServiceError};
+use crate::service::{self, DevicePage, Layer, LayerDoc, LayerWrite, ServiceError};
 use crate::stats::Stats;
+use crate::store::Position;
 use crate::store::{with_tx, Store};
 use crate::time::now_ms;
 
-use render::{DeviceView, FleetView, LayerView, Scope};
+use render::{DeviceView, FleetView, LayerView, Paging, Scope};
 use session::{Flash, Session, Sessions};
 
 /// Largest form body accepted.
@@ -180,11 +185,14 @@ fn html(status: StatusCode, body: String) -> Response {
     r
 }
 
-/// `303 See Other` to `location`, optionally setting a cookie.
-fn redirect(location: &'static str, cookie: Option<String>) -> Response {
+/// `303 See Other` to `location` (a path of this server), optionally setting a cookie.
+fn redirect(location: &str, cookie: Option<String>) -> Response {
     let mut r = warp::reply::with_status(warp::reply(), StatusCode::SEE_OTHER).into_response();
     let h = r.headers_mut();
-    h.insert("location", HeaderValue::from_static(location));
+    h.insert(
+        "location",
+        HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/fleet")),
+    );
     h.insert("cache-control", HeaderValue::from_static("no-store"));
     if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         h.insert("set-cookie", c);
@@ -212,23 +220,35 @@ fn fleet_get(p: &Pages) -> BoxedFilter<(Response,)> {
         .or(warp::path!("fleet"))
         .unify()
         .and(warp::get())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(heads())
         .and(with(p))
-        .then(|h: Heads, p: Pages| async move {
-            let r = fleet_page(&p, &h).await;
+        .then(|query: String, h: Heads, p: Pages| async move {
+            let r = fleet_page(&p, &h, &query).await;
             p.done("GET /fleet", r)
         })
         .boxed()
 }
 
-async fn fleet_page(p: &Pages, h: &Heads) -> Response {
+async fn fleet_page(p: &Pages, h: &Heads, query: &str) -> Response {
     let Some((id, session)) = p.session(h) else {
         return redirect("/login", None);
     };
+    let listing = match Listing::parse_query(query) {
+        Ok(l) => l,
+        Err(e) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                render::message("Not a page of the fleet", &e, false),
+            )
+        }
+    };
     let flash = p.inner.sessions.take_flash(&id);
-    match p.blocking(load).await {
+    let now = now_ms();
+    let l = listing.clone();
+    match p.blocking(move |s| load(s, &l, now)).await {
         Ok(data) => {
-            let view = fleet_view(data, session, flash, now_ms());
+            let view = fleet_view(data, &listing, session, flash, now);
             html(StatusCode::OK, render::fleet(&view))
         }
         Err(e) => failed(p, &e),
@@ -238,24 +258,29 @@ async fn fleet_page(p: &Pages, h: &Heads) -> Response {
 /// What the page shows, read from the store.
 #[derive(Clone, Debug)]
 pub struct Loaded {
-    /// Every device.
-    pub devices: Vec<DeviceSummary>,
+    /// One page of devices.
+    pub page: DevicePage,
     /// The fleet defaults.
     pub fleet: LayerDoc,
     /// Each device type's defaults.
     pub types: Vec<(DeviceType, LayerDoc)>,
+    /// Devices seen in the last 5 minutes, and all devices (the whole fleet, unfiltered).
+    pub counts: (u64, u64),
 }
 
-fn load(store: &dyn Store) -> Result<Loaded, ServiceError> {
-    let devices = service::devices(store)?;
+fn load(store: &dyn Store, listing: &Listing, now: i64) -> Result<Loaded, ServiceError> {
+    let since = now - crate::http::seen_window_ms();
+    let page = service::devices_page(store, &listing.query(since))?;
     let fleet = service::get_layer(store, &Layer::Fleet)?;
     let types = service::layer_types()
         .map(|t| Ok((t, service::get_layer(store, &Layer::Type(t))?)))
         .collect::<Result<_, ServiceError>>()?;
+    let counts = service::count_devices(store, since)?;
     Ok(Loaded {
-        devices,
+        page,
         fleet,
         types,
+        counts,
     })
 }
 
@@ -276,8 +301,14 @@ pub fn layer_diff(defaults: &Object, own: &Object) -> Vec<Change> {
         .collect()
 }
 
-/// The page's view of what was loaded.
-pub fn fleet_view(data: Loaded, session: Session, flash: Option<Flash>, now_ms: i64) -> FleetView {
+/// The page's view of what was loaded, `listing` being the page asked for.
+pub fn fleet_view(
+    data: Loaded,
+    listing: &Listing,
+    session: Session,
+    flash: Option<Flash>,
+    now_ms: i64,
+) -> FleetView {
     let fleet = object(&data.fleet.body);
     let type_layers: HashMap<DeviceType, Object> = data
         .types
@@ -295,6 +326,7 @@ pub fn fleet_view(data: Loaded, session: Session, flash: Option<Flash>, now_ms: 
     let default_type = DeviceType::from_name(config_rules::DEFAULT_DEVICE_TYPE)
         .expect("invariant: the default device type is supported");
     let devices = data
+        .page
         .devices
         .iter()
         .map(|d| {
@@ -331,11 +363,31 @@ pub fn fleet_view(data: Loaded, session: Session, flash: Option<Flash>, now_ms: 
         rev: doc.rev,
         body: object(&doc.body),
     };
+    let link = |position: Position| format!("/fleet?{}", listing.query_string(&position));
+    let paging = Paging {
+        known: data.counts.1,
+        quiet: data.counts.1.saturating_sub(data.counts.0),
+        matching: data.page.total,
+        listing: listing.clone(),
+        first: (listing.position != Position::Start).then(|| link(Position::Start)),
+        prev: data
+            .page
+            .prev_before
+            .clone()
+            .map(|id| link(Position::Before(id))),
+        next: data
+            .page
+            .next_after
+            .clone()
+            .map(|id| link(Position::After(id))),
+        here: listing.query_string(&listing.position),
+    };
     FleetView {
         operator: session.operator,
         csrf: session.csrf,
         now_ms,
         flash,
+        paging,
         devices,
         fleet: layer_view(Scope::Fleet, "", &data.fleet),
         types: data
@@ -644,6 +696,22 @@ fn metric_post(p: &Pages) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// The page a form came from (its `back` field, a query of `/fleet`), read and written again
+/// so that only a page of `/fleet` can be the target; the first page when it does not parse.
+pub fn back_to(back: &str) -> String {
+    match Listing::parse_query(back) {
+        Ok(l) => {
+            let q = l.query_string(&l.position);
+            if q.is_empty() {
+                "/fleet".to_string()
+            } else {
+                format!("/fleet?{q}")
+            }
+        }
+        Err(_) => "/fleet".to_string(),
+    }
+}
+
 async fn switch_metric(p: &Pages, h: &Heads, form: Form) -> Response {
     let Some((id, s)) = p.session(h) else {
         return html(
@@ -695,7 +763,7 @@ async fn switch_metric(p: &Pages, h: &Heads, form: Form) -> Response {
                 "Switched a metric from the fleet page."
             );
             p.inner.sessions.set_flash(&id, Flash { ok: true, text });
-            redirect("/fleet", None)
+            redirect(&back_to(form.get("back")), None)
         }
         Err(ServiceError::Stale { current, .. }) => html(
             StatusCode::CONFLICT,

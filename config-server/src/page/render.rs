@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::listing::Listing;
 use crate::merge::{Change, Object};
 
 use super::session::Flash;
@@ -75,6 +76,27 @@ pub struct LayerView {
     pub body: Object,
 }
 
+/// Where this page of devices sits in the fleet, and the links around it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Paging {
+    /// Devices the store knows (the whole fleet).
+    pub known: u64,
+    /// Of those, not seen in the last 5 minutes.
+    pub quiet: u64,
+    /// Devices that match the filter (on every page).
+    pub matching: u64,
+    /// The page asked for (its filters fill the filter form).
+    pub listing: Listing,
+    /// `/fleet?...` of the first page, when this is not it.
+    pub first: Option<String>,
+    /// `/fleet?...` of the page before, when there is one.
+    pub prev: Option<String>,
+    /// `/fleet?...` of the page after, when there is one.
+    pub next: Option<String>,
+    /// This page's query, which the forms carry back (`back`).
+    pub here: String,
+}
+
 /// Everything the fleet page shows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FleetView {
@@ -86,7 +108,9 @@ pub struct FleetView {
     pub now_ms: i64,
     /// The message left by the last change, if any.
     pub flash: Option<Flash>,
-    /// Every device, by id.
+    /// Where this page is, with the links to the others.
+    pub paging: Paging,
+    /// This page's devices, by id.
     pub devices: Vec<DeviceView>,
     /// The fleet defaults.
     pub fleet: LayerView,
@@ -146,7 +170,9 @@ form.switch{display:flex;gap:.3em;margin:0}form.inline{display:inline;margin:0}\
 input[name=metric]{width:16em}\
 .layers{display:grid;grid-template-columns:repeat(auto-fill,minmax(22em,1fr));gap:.8em}\
 .layers section{border:1px solid #dde;border-radius:4px;padding:.5em .7em}\
-.layers h3{font-size:1em;margin:0 0 .3em}";
+.layers h3{font-size:1em;margin:0 0 .3em}\
+nav.paging{display:flex;flex-wrap:wrap;justify-content:space-between;gap:.5em;margin:.3em 0 .6em}\
+nav.paging a,nav.paging .muted{margin-left:.6em}input[name=limit]{width:5em}";
 
 /// The page around `body`, with the headers' promise kept: no script, no external asset.
 fn document(title: &str, body: &str) -> String {
@@ -167,12 +193,14 @@ fn csrf_input(csrf: &str) -> String {
     )
 }
 
-/// The form that switches one metric in one layer, made from version `rev` of it.
-pub fn switch_form(csrf: &str, scope: Scope, target: &str, rev: i64) -> String {
+/// The form that switches one metric in one layer, made from version `rev` of it, on the
+/// page whose query is `back` (where the browser returns after the switch).
+pub fn switch_form(csrf: &str, scope: Scope, target: &str, rev: i64, back: &str) -> String {
     let (scope, target) = (scope.as_str(), esc(target));
     format!(
         "<form method=\"post\" action=\"/fleet/metric\" class=\"switch\" \
          data-scope=\"{scope}\" data-target=\"{target}\">{}\
+         <input type=\"hidden\" name=\"back\" value=\"{}\">\
          <input type=\"hidden\" name=\"scope\" value=\"{scope}\">\
          <input type=\"hidden\" name=\"target\" value=\"{target}\">\
          <input type=\"hidden\" name=\"version\" value=\"{rev}\">\
@@ -181,7 +209,8 @@ pub fn switch_form(csrf: &str, scope: Scope, target: &str, rev: i64) -> String {
          <select name=\"state\" aria-label=\"switch to\"><option value=\"on\">on</option>\
          <option value=\"off\">off</option><option value=\"default\">as defaults</option>\
          </select><button type=\"submit\">Switch</button></form>",
-        csrf_input(csrf)
+        csrf_input(csrf),
+        esc(back)
     )
 }
 
@@ -267,12 +296,12 @@ fn device_row(v: &FleetView, d: &DeviceView) -> String {
         opt(&d.exporter_version),
         d.enabled_metrics,
         diff_list(&d.diff),
-        switch_form(&v.csrf, Scope::Device, &d.id, d.layer_rev),
+        switch_form(&v.csrf, Scope::Device, &d.id, d.layer_rev, &v.paging.here),
         id = esc(&d.id),
     )
 }
 
-fn layer_section(csrf: &str, l: &LayerView) -> String {
+fn layer_section(csrf: &str, l: &LayerView, back: &str) -> String {
     let title = match l.scope {
         Scope::Fleet => "Fleet defaults (every device)".to_string(),
         _ => format!("<code>{}</code> defaults", esc(&l.target)),
@@ -291,7 +320,58 @@ fn layer_section(csrf: &str, l: &LayerView) -> String {
             &l.target
         }),
         keys_list(&l.body),
-        switch_form(csrf, l.scope, &l.target, l.rev)
+        switch_form(csrf, l.scope, &l.target, l.rev, back)
+    )
+}
+
+/// The filter form (a plain GET of `/fleet`) and the links to the other pages.
+fn paging_bar(v: &FleetView) -> String {
+    let p = &v.paging;
+    let l = &p.listing;
+    let mut types = String::from("<option value=\"\">any type</option>");
+    for t in &v.types {
+        let selected = if l.device_type.as_deref() == Some(t.target.as_str()) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            types,
+            "<option value=\"{0}\"{selected}>{0}</option>",
+            esc(&t.target)
+        );
+    }
+    let seen_option = |value: &str, label: &str, on: bool| {
+        format!(
+            "<option value=\"{value}\"{}>{label}</option>",
+            if on { " selected" } else { "" }
+        )
+    };
+    let seen = [
+        seen_option("", "seen or quiet", l.seen_recently.is_none()),
+        seen_option("recent", "seen in 5 minutes", l.seen_recently == Some(true)),
+        seen_option("quiet", "quiet", l.seen_recently == Some(false)),
+    ]
+    .concat();
+    let link = |href: &Option<String>, rel: &str, text: &str| match href {
+        Some(h) => format!("<a href=\"{}\" rel=\"{rel}\">{text}</a>", esc(h)),
+        None => format!("<span class=\"muted\">{text}</span>"),
+    };
+    let what = if l.filtered() { "matching" } else { "in all" };
+    format!(
+        "<nav class=\"paging\"><form method=\"get\" action=\"/fleet\" class=\"inline\">\
+         <select name=\"device_type\" aria-label=\"device type\">{types}</select> \
+         <select name=\"seen\" aria-label=\"seen\">{seen}</select> \
+         <label>per page <input name=\"limit\" type=\"number\" min=\"1\" max=\"{}\" \
+         value=\"{}\"></label> <button type=\"submit\">Show</button></form> \
+         <span class=\"pages\">{} on this page, {} {what} · {} {} {}</span></nav>\n",
+        crate::service::MAX_PAGE,
+        l.limit,
+        v.devices.len(),
+        p.matching,
+        link(&p.first, "first", "« First"),
+        link(&p.prev, "prev", "‹ Previous"),
+        link(&p.next, "next", "Next ›"),
     )
 }
 
@@ -314,22 +394,20 @@ pub fn fleet(v: &FleetView) -> String {
             esc(&f.text)
         );
     }
-    let quiet = v
-        .devices
-        .iter()
-        .filter(|d| d.last_seen_ms.is_none_or(|t| v.now_ms - t > QUIET_AFTER_MS))
-        .count();
     let _ = writeln!(
         b,
-        "<h2>Devices <span class=\"muted\">{} known, {quiet} quiet (not seen in 5 minutes)\
+        "<h2>Devices <span class=\"muted\">{} known, {} quiet (not seen in 5 minutes)\
          </span></h2>",
-        v.devices.len()
+        v.paging.known, v.paging.quiet
     );
-    if v.devices.is_empty() {
+    b.push_str(&paging_bar(v));
+    if v.devices.is_empty() && v.paging.known == 0 {
         b.push_str(
             "<p class=\"muted\">No device has fetched or pushed yet. Point an exporter's \
              <code>config_server.url</code> here.</p>\n",
         );
+    } else if v.devices.is_empty() {
+        b.push_str("<p class=\"muted\">No device on this page matches.</p>\n");
     } else {
         b.push_str(
             "<table><thead><tr><th>Device</th><th>Type</th><th>Exporter</th>\
@@ -346,9 +424,9 @@ pub fn fleet(v: &FleetView) -> String {
          &quot;as defaults&quot; removes the key from that layer</span></h2>\n\
          <div class=\"layers\">\n",
     );
-    b.push_str(&layer_section(&v.csrf, &v.fleet));
+    b.push_str(&layer_section(&v.csrf, &v.fleet, &v.paging.here));
     for t in &v.types {
-        b.push_str(&layer_section(&v.csrf, t));
+        b.push_str(&layer_section(&v.csrf, t, &v.paging.here));
     }
     b.push_str("</div>\n<datalist id=\"metric-names\">");
     for m in &v.metrics {
@@ -406,6 +484,7 @@ mod tests {
             csrf: "c".repeat(64),
             now_ms: 1_000_000_000,
             flash: None,
+            paging: Paging::default(),
             devices: vec![],
             fleet: LayerView {
                 scope: Scope::Fleet,
@@ -487,11 +566,12 @@ mod tests {
 
     #[test]
     fn a_form_carries_the_version_it_was_rendered_from() {
-        let f = switch_form("t", Scope::Device, "orin-01", 17);
+        let f = switch_form("t", Scope::Device, "orin-01", 17, "after=6162");
+        assert!(f.contains("name=\"back\" value=\"after=6162\""), "{f}");
         assert!(f.contains("name=\"version\" value=\"17\""), "{f}");
         assert!(f.contains("name=\"scope\" value=\"device\""), "{f}");
         assert!(f.contains("data-target=\"orin-01\""), "{f}");
-        let fleet_form = switch_form("t", Scope::Fleet, "", 0);
+        let fleet_form = switch_form("t", Scope::Fleet, "", 0, "");
         assert!(fleet_form.contains("name=\"version\" value=\"0\""));
     }
 
@@ -510,6 +590,8 @@ mod tests {
                 ..DeviceView::default()
             });
         }
+        v.paging.known = 3;
+        v.paging.quiet = 2;
         let html = fleet(&v);
         let row = |id: &str| {
             let start = html.find(&format!("<tr data-device=\"{id}\"")).unwrap();

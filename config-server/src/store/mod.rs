@@ -20,8 +20,14 @@ pub mod sqlite;
 use serde_json::Value;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (
+        2,
+        "device_listing",
+        include_str!("migrations/0002_device_listing.sql"),
+    ),
+];
 
 /// The migrations a database at schema version `applied` lacks, in order. A schema newer
 /// than this binary knows is refused: its tables may mean something this code does not.
@@ -245,6 +251,81 @@ pub struct DeviceRow {
     pub fetched_rev: Option<i64>,
 }
 
+/// Which devices a listing wants; every field narrows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceFilter {
+    /// Only devices whose stored type (`DeviceRow::device_type`) is this.
+    pub device_type: Option<String>,
+    /// Only devices that fetched or pushed at or after [`seen_since`](Self::seen_since)
+    /// (`Some(true)`), or that did not (`Some(false)`, never seen included).
+    pub seen_recently: Option<bool>,
+    /// The start of the "seen recently" window (ms since the epoch).
+    pub seen_since: i64,
+}
+
+/// Where a page of devices starts, by device id (keyset, so inserts elsewhere move nothing).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Position {
+    /// From the first device.
+    #[default]
+    Start,
+    /// The devices after this id.
+    After(String),
+    /// The devices just before this id (the page before one that starts there).
+    Before(String),
+}
+
+/// A query parameter of [`device_listing_sql`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SqlParam {
+    Text(String),
+    Int(i64),
+}
+
+/// The `WHERE` clause (with a leading ` WHERE`, or empty) of `filter` and `position`, its
+/// parameters numbered from 1 with `placeholder(n)` (`?n` or `$n`). Only the conditions in use
+/// are written, so each query shape can use the primary key's order.
+pub(crate) fn device_where(
+    filter: &DeviceFilter,
+    position: &Position,
+    placeholder: fn(usize) -> String,
+) -> (String, Vec<SqlParam>) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<SqlParam> = Vec::new();
+    let mut bind = |p: SqlParam| {
+        params.push(p);
+        placeholder(params.len())
+    };
+    match position {
+        Position::Start => {}
+        Position::After(id) => {
+            clauses.push(format!("device > {}", bind(SqlParam::Text(id.clone()))))
+        }
+        Position::Before(id) => {
+            clauses.push(format!("device < {}", bind(SqlParam::Text(id.clone()))))
+        }
+    }
+    if let Some(t) = &filter.device_type {
+        clauses.push(format!("device_type = {}", bind(SqlParam::Text(t.clone()))));
+    }
+    if let Some(recent) = filter.seen_recently {
+        let since = bind(SqlParam::Int(filter.seen_since));
+        clauses.push(if recent {
+            format!("(last_fetch_at >= {since} OR last_push_at >= {since})")
+        } else {
+            format!(
+                "(COALESCE(last_fetch_at, -1) < {since} AND COALESCE(last_push_at, -1) < {since})"
+            )
+        });
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    (sql, params)
+}
+
 /// The reads and writes an operation makes inside one transaction.
 pub trait Tx {
     /// Raises the store's revision and returns the new value. Call it before reading what a
@@ -283,12 +364,22 @@ pub trait Tx {
     fn put_device(&mut self, row: &DeviceRow) -> Result<(), StoreError>;
     /// Every device's row, by id.
     fn devices(&mut self) -> Result<Vec<DeviceRow>, StoreError>;
+    /// At most `limit` rows that match `filter`, from `position`, in id order (for
+    /// [`Position::Before`], the `limit` rows just before it, still in id order).
+    fn list_devices(
+        &mut self,
+        filter: &DeviceFilter,
+        position: &Position,
+        limit: usize,
+    ) -> Result<Vec<DeviceRow>, StoreError>;
+    /// How many rows match `filter`.
+    fn count_matching(&mut self, filter: &DeviceFilter) -> Result<u64, StoreError>;
+    /// The devices among `devices` that have a token of their own.
+    fn tokens_among(&mut self, devices: &[&str]) -> Result<Vec<String>, StoreError>;
     /// Deletes a device's row; whether it existed.
     fn delete_device(&mut self, device: &str) -> Result<bool, StoreError>;
     /// The digest (hex) of a device's own token.
     fn device_token(&mut self, device: &str) -> Result<Option<String>, StoreError>;
-    /// Every device that has a token of its own.
-    fn devices_with_tokens(&mut self) -> Result<Vec<String>, StoreError>;
     /// Sets a device's own token (its digest in hex).
     fn put_device_token(
         &mut self,

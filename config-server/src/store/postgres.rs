@@ -20,8 +20,8 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row};
 
 use super::{
-    parse_json, pending_migrations, redact, DeviceRow, Document, HistoryEntry, Store, StoreError,
-    Tx, SCHEMA_TABLE,
+    device_where, parse_json, pending_migrations, redact, DeviceFilter, DeviceRow, Document,
+    HistoryEntry, Position, SqlParam, Store, StoreError, Tx, SCHEMA_TABLE,
 };
 
 const BACKEND: &str = "postgres";
@@ -302,6 +302,18 @@ fn to_device(row: &Row) -> DeviceRow {
     }
 }
 
+fn sql_values(params: &[SqlParam]) -> Vec<Box<dyn ToSql + Sync>> {
+    params
+        .iter()
+        .map(|p| -> Box<dyn ToSql + Sync> {
+            match p {
+                SqlParam::Text(t) => Box::new(t.clone()),
+                SqlParam::Int(i) => Box::new(*i),
+            }
+        })
+        .collect()
+}
+
 fn limit_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
@@ -487,6 +499,43 @@ impl Tx for PgTx<'_, '_> {
             .collect())
     }
 
+    fn list_devices(
+        &mut self,
+        filter: &DeviceFilter,
+        position: &Position,
+        limit: usize,
+    ) -> Result<Vec<DeviceRow>, StoreError> {
+        let (clause, mut params) = device_where(filter, position, |n| format!("${n}"));
+        let order = match position {
+            Position::Before(_) => "DESC",
+            _ => "ASC",
+        };
+        params.push(SqlParam::Int(limit_i64(limit)));
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices{clause} ORDER BY device {order} LIMIT ${}",
+            params.len()
+        );
+        let values = sql_values(&params);
+        let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref()).collect();
+        let mut rows: Vec<DeviceRow> = self.rows(&sql, &refs)?.iter().map(to_device).collect();
+        if order == "DESC" {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
+    fn count_matching(&mut self, filter: &DeviceFilter) -> Result<u64, StoreError> {
+        let (clause, params) = device_where(filter, &Position::Start, |n| format!("${n}"));
+        let values = sql_values(&params);
+        let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref()).collect();
+        let rows = self.rows(&format!("SELECT COUNT(*) FROM devices{clause}"), &refs)?;
+        let n: i64 = rows
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("COUNT returned no row".to_string()))?
+            .get(0);
+        Ok(n.max(0).unsigned_abs())
+    }
+
     fn delete_device(&mut self, device: &str) -> Result<bool, StoreError> {
         self.exec("DELETE FROM devices WHERE device = $1", &[&device])
             .map(|n| n > 0)
@@ -502,9 +551,16 @@ impl Tx for PgTx<'_, '_> {
             .map(|r| r.get(0)))
     }
 
-    fn devices_with_tokens(&mut self) -> Result<Vec<String>, StoreError> {
+    fn tokens_among(&mut self, devices: &[&str]) -> Result<Vec<String>, StoreError> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let devices: Vec<&str> = devices.to_vec();
         Ok(self
-            .rows("SELECT device FROM device_tokens ORDER BY device", &[])?
+            .rows(
+                "SELECT device FROM device_tokens WHERE device = ANY($1)",
+                &[&devices],
+            )?
             .iter()
             .map(|r| r.get(0))
             .collect())

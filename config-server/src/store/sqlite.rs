@@ -14,8 +14,8 @@ use std::sync::{Mutex, PoisonError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    history_from_row, parse_json, pending_migrations, DeviceRow, Document, HistoryEntry,
-    RawHistory, Store, StoreError, Tx, SCHEMA_TABLE,
+    device_where, history_from_row, parse_json, pending_migrations, DeviceFilter, DeviceRow,
+    Document, HistoryEntry, Position, RawHistory, SqlParam, Store, StoreError, Tx, SCHEMA_TABLE,
 };
 
 const BACKEND: &str = "sqlite";
@@ -212,6 +212,13 @@ fn placeholders(n: usize, first: usize) -> String {
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn value(p: &SqlParam) -> rusqlite::types::Value {
+    match p {
+        SqlParam::Text(t) => t.clone().into(),
+        SqlParam::Int(i) => (*i).into(),
+    }
 }
 
 fn limit_i64(limit: usize) -> i64 {
@@ -433,6 +440,48 @@ impl Tx for SqliteTx<'_> {
         Ok(rows)
     }
 
+    fn list_devices(
+        &mut self,
+        filter: &DeviceFilter,
+        position: &Position,
+        limit: usize,
+    ) -> Result<Vec<DeviceRow>, StoreError> {
+        let (clause, mut params) = device_where(filter, position, |n| format!("?{n}"));
+        let order = match position {
+            Position::Before(_) => "DESC",
+            _ => "ASC",
+        };
+        params.push(SqlParam::Int(limit_i64(limit)));
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices{clause} ORDER BY device {order} LIMIT ?{}",
+            params.len()
+        );
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(q)?;
+        let mut rows = stmt
+            .query_map(
+                rusqlite::params_from_iter(params.iter().map(value)),
+                device_of,
+            )
+            .map_err(q)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(q)?;
+        if order == "DESC" {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
+    fn count_matching(&mut self, filter: &DeviceFilter) -> Result<u64, StoreError> {
+        let (clause, params) = device_where(filter, &Position::Start, |n| format!("?{n}"));
+        let sql = format!("SELECT COUNT(*) FROM devices{clause}");
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(q)?;
+        stmt.query_row(rusqlite::params_from_iter(params.iter().map(value)), |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|n| n.max(0).unsigned_abs())
+        .map_err(q)
+    }
+
     fn delete_device(&mut self, device: &str) -> Result<bool, StoreError> {
         self.tx
             .execute("DELETE FROM devices WHERE device = ?1", params![device])
@@ -447,13 +496,17 @@ impl Tx for SqliteTx<'_> {
             .map_err(q)
     }
 
-    fn devices_with_tokens(&mut self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("SELECT device FROM device_tokens ORDER BY device")
-            .map_err(q)?;
+    fn tokens_among(&mut self, devices: &[&str]) -> Result<Vec<String>, StoreError> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT device FROM device_tokens WHERE device IN ({})",
+            placeholders(devices.len(), 1)
+        );
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(q)?;
         let rows = stmt
-            .query_map([], |r| r.get(0))
+            .query_map(rusqlite::params_from_iter(devices.iter()), |r| r.get(0))
             .map_err(q)?
             .collect::<Result<Vec<String>, _>>()
             .map_err(q)?;
