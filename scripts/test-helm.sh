@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Checks helm/edge-metrics: `helm lint --strict` for the defaults and every ci/*-values.yaml
-# scenario, then tests/tests/helm.rs (helm template → k8s-openapi types; alerts through
-# `promtool check rules`; token Secrets kept across upgrades by `lookup`; the real daemons,
+# scenario, then tests/tests/helm.rs (helm template → k8s-openapi types; per-node configs
+# written by the rendered seed script for several node names; the alerts through `promtool
+# check rules` and the unit tests of deploy/prometheus/tests with `promtool test rules`, the
+# plain rule file checked against the chart's rendering; token Secrets kept across upgrades by
+# `lookup`; the real daemons,
 # the Config Server among them, run with the rendered environment, Secrets and probe commands). Installs helm
 # (scripts/setup/helm.sh) and promtool (deps.sh) if missing; one still missing fails the
 # check, whatever CI says, unless EDGE_METRICS_ALLOW_SKIP names it (`helm` leaves the whole

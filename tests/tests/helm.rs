@@ -661,13 +661,7 @@ fn monitoring_values_label_the_servicemonitor_and_rules_pass_promtool() {
         .iter()
         .map(|r| r["alert"].as_str().expect("alert name").to_string())
         .collect();
-    for want in [
-        "EdgeMetricsExporterDown",
-        "EdgeMetricsTegrastatsStale",
-        "EdgeMetricsThermalWarning",
-        "EdgeMetricsThermalCritical",
-        "EdgeMetricsPlugLost",
-    ] {
+    for want in ALERTS {
         assert!(
             alerts.iter().any(|a| a == want),
             "missing alert {want} in {alerts:?}"
@@ -705,9 +699,180 @@ fn monitoring_values_label_the_servicemonitor_and_rules_pass_promtool() {
     );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
-        said.contains("SUCCESS: 5 rules found"),
+        said.contains(&format!("SUCCESS: {} rules found", ALERTS.len())),
         "promtool said: {said}"
     );
+}
+
+/// Every alert of the chart (templates/_rules.tpl), in the order of the rule file.
+const ALERTS: [&str; 6] = [
+    "EdgeMetricsExporterDown",
+    "EdgeMetricsTegrastatsStale",
+    "EdgeMetricsPlugLost",
+    "EdgeMetricsThermalWarning",
+    "EdgeMetricsThermalCritical",
+    "EdgeMetricsPowerBudget",
+];
+
+/// The rule file for Prometheus outside Kubernetes, and its promtool unit tests.
+const RULES_FILE: &str = "deploy/prometheus/edge-metrics-rules.yaml";
+const RULES_TESTS: &str = "deploy/prometheus/tests";
+const RULES_HEADER: &str = "\
+# edge-metrics alerting rules for a Prometheus outside Kubernetes: add this file to rule_files
+# in prometheus.yml and scrape the exporters as job \"edge-metrics\" (docs/DEPLOY.md, Alerts).
+# Generated: the Helm chart's PrometheusRule (helm/edge-metrics/templates/_rules.tpl) for
+# helm/edge-metrics/ci/rules-file-values.yaml. Change the template, then rewrite this file with
+#   UPDATE_RULES=1 cargo test -p e2e --test helm the_plain_rules_file
+# Unit tests: promtool test rules deploy/prometheus/tests/*.test.yaml
+";
+
+/// The PrometheusRule's `spec` (a rule file: `groups:`) as the plain file holds it.
+fn rule_file_text(r: &Rendered) -> String {
+    let rules = r.kind("PrometheusRule");
+    assert_eq!(rules.len(), 1, "one PrometheusRule");
+    format!(
+        "{RULES_HEADER}{}",
+        serde_yaml::to_string(&rules[0]["spec"]).unwrap()
+    )
+}
+
+/// Runs promtool with `args`; panics with its output unless it exits 0; returns its stdout.
+fn promtool_ok(promtool: &Path, args: &[&Path]) -> String {
+    let out = Command::new(promtool)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("promtool runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?} failed:\n{said}");
+    said
+}
+
+#[test]
+fn the_plain_rules_file_is_the_charts_rendering() {
+    let Some(helm) = helm() else { return };
+    let r = template(&helm, &["rules-file-values.yaml"], &[]).expect("renders");
+    let text = rule_file_text(&r);
+    let path = repo_root().join(RULES_FILE);
+    if std::env::var_os("UPDATE_RULES").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let held = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        held == text,
+        "{RULES_FILE} differs from the chart's rendering; rewrite it with \
+         `UPDATE_RULES=1 cargo test -p e2e --test helm the_plain_rules_file` and review the \
+         diff. The chart renders:\n{text}"
+    );
+    assert!(text.contains("up{job=\"edge-metrics\"} == 0"), "{text}");
+}
+
+/// Each alert of the plain file has promtool unit tests in deploy/prometheus/tests/ where it
+/// fires and where it stays quiet, and they pass.
+#[test]
+fn every_alert_passes_its_promtool_unit_tests() {
+    let Some(promtool) = promtool() else { return };
+    let file = repo_root().join(RULES_FILE);
+    let said = promtool_ok(&promtool, &[Path::new("check"), Path::new("rules"), &file]);
+    assert!(
+        said.contains(&format!("SUCCESS: {} rules found", ALERTS.len())),
+        "{said}"
+    );
+    let rules: Value = serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let in_file: Vec<_> = rules["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(in_file, ALERTS);
+
+    let mut tests: Vec<PathBuf> = std::fs::read_dir(repo_root().join(RULES_TESTS))
+        .expect("deploy/prometheus/tests exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".test.yaml"))
+        .collect();
+    tests.sort();
+    let (mut fires, mut quiet) = (BTreeMap::new(), BTreeMap::new());
+    for t in &tests {
+        let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(t).unwrap()).unwrap();
+        for case in doc["tests"].as_sequence().into_iter().flatten() {
+            for a in case["alert_rule_test"].as_sequence().into_iter().flatten() {
+                let name = a["alertname"].as_str().unwrap().to_string();
+                let expected = a["exp_alerts"].as_sequence().map_or(0, Vec::len);
+                let seen = if expected > 0 { &mut fires } else { &mut quiet };
+                *seen.entry(name).or_insert(0) += 1;
+            }
+        }
+    }
+    for alert in ALERTS {
+        assert!(
+            fires.contains_key(alert),
+            "no unit test where {alert} fires"
+        );
+        assert!(
+            quiet.contains_key(alert),
+            "no unit test where {alert} stays quiet"
+        );
+    }
+    let mut args: Vec<&Path> = vec![Path::new("test"), Path::new("rules")];
+    args.extend(tests.iter().map(PathBuf::as_path));
+    let said = promtool_ok(&promtool, &args);
+    assert!(!said.contains("FAILED"), "{said}");
+}
+
+/// nodes.<node>.powerBudgetWatts (ci/fleet-values.yaml): jetson-a has 25 W, jetson-b none,
+/// every other node the chart's 60 W. promtool evaluates the rendered rule.
+#[test]
+fn per_node_power_budgets_alert_per_node() {
+    let Some(helm) = helm() else { return };
+    let Some(promtool) = promtool() else { return };
+    let r = template(&helm, &["fleet-values.yaml"], &[]).expect("fleet scenario renders");
+    let dir = test_support::TempDir::new("helm-budget");
+    std::fs::write(dir.join("rules.yaml"), rule_file_text(&r)).unwrap();
+    let summary = |host: &str, w: &str| {
+        format!(
+            "summary: '{host} draws {w} W from the wall, over its power budget'\n              \
+             description: \"The node's wall-plug power (power_total_watts), averaged over 5m, \
+             has been above its budget for 10m (prometheusRule.powerBudget.watts, or \
+             nodes.<node>.powerBudgetWatts).\""
+        )
+    };
+    let test = format!(
+        r#"rule_files: [rules.yaml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'power_total_watts{{hostname="jetson-a", job="edge-metrics"}}'
+        values: '30x20'
+      - series: 'power_total_watts{{hostname="jetson-b", job="edge-metrics"}}'
+        values: '100x20'
+      - series: 'power_total_watts{{hostname="node-c", job="edge-metrics"}}'
+        values: '70x20'
+      - series: 'power_total_watts{{hostname="node-d", job="edge-metrics"}}'
+        values: '50x20'
+    alert_rule_test:
+      - eval_time: 16m
+        alertname: EdgeMetricsPowerBudget
+        exp_alerts:
+          - exp_labels: {{severity: warning, hostname: jetson-a, job: edge-metrics}}
+            exp_annotations:
+              {a}
+          - exp_labels: {{severity: warning, hostname: node-c, job: edge-metrics}}
+            exp_annotations:
+              {c}
+"#,
+        a = summary("jetson-a", "30.0"),
+        c = summary("node-c", "70.0"),
+    );
+    let file = dir.join("budget.test.yaml");
+    std::fs::write(&file, test).unwrap();
+    promtool_ok(&promtool, &[Path::new("test"), Path::new("rules"), &file]);
 }
 
 #[test]
@@ -790,42 +955,95 @@ fn privileged_is_opt_in_and_bad_values_fail_with_a_reason() {
 }
 
 /// Runs the ConfigMap's seed.sh (what the init container runs) with /seed and /config pointed
-/// at temp dirs, in `mode`; returns what it printed.
-fn run_seed(script: &str, seed: &Path, config: &Path, mode: &str) -> String {
-    let script = script
-        .replace("/seed/", &format!("{}/", seed.display()))
-        .replace("/config/", &format!("{}/", config.display()));
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .env("SEED_MODE", mode)
-        .output()
-        .expect("sh runs");
+/// at temp dirs, for node `node` in `mode`; returns what it printed.
+fn run_seed(script: &str, seed: &Path, config: &Path, mode: &str, node: &str) -> String {
+    let out = try_seed(script, seed, config, mode, node);
     assert!(
         out.status.success(),
-        "seed.sh failed: {}",
+        "seed.sh failed for {node}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// seed.sh as the init container runs it (`sh /seed/seed.sh`, SEED_MODE and NODE_NAME set),
+/// with its two directories moved to `seed` and `config`.
+fn try_seed(
+    script: &str,
+    seed: &Path,
+    config: &Path,
+    mode: &str,
+    node: &str,
+) -> std::process::Output {
+    let script = script
+        .replace("/seed/", &format!("{}/", seed.display()))
+        .replace("/config/", &format!("{}/", config.display()));
+    Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SEED_MODE", mode)
+        .env("NODE_NAME", node)
+        .output()
+        .expect("sh runs")
+}
+
+impl Rendered {
+    /// The ConfigMap's data: config.yaml, node-<name>.yaml, node-<name>.mode, seed.sh.
+    fn config_map_data(&self) -> BTreeMap<String, String> {
+        let cm: ConfigMap = self.one("ConfigMap");
+        cm.data.expect("the ConfigMap has data")
+    }
+
+    /// The ConfigMap mounted at /seed: every entry written as a file into `dir`.
+    fn write_seed(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        for (key, text) in self.config_map_data() {
+            std::fs::write(dir.join(key), text).unwrap();
+        }
+    }
+
+    /// The config.yaml the init container writes on a fresh node named `node`: the rendered
+    /// seed.sh run for real.
+    fn seeded_config(&self, node: &str) -> Value {
+        let dir = test_support::TempDir::new("helm-seeded");
+        let (seed, config) = (dir.join("seed"), dir.join("config"));
+        self.write_seed(&seed);
+        std::fs::create_dir_all(&config).unwrap();
+        let script = &self.config_map_data()["seed.sh"];
+        let said = run_seed(script, &seed, &config, "ifChanged", node);
+        assert!(said.contains("Seeded"), "{said}");
+        let text = std::fs::read_to_string(config.join("config.yaml")).unwrap();
+        serde_yaml::from_str(&text).expect("the seeded config.yaml is YAML")
+    }
 }
 
 #[test]
 fn the_seed_script_copies_only_when_the_mode_says_so() {
     let Some(helm) = helm() else { return };
     let r = template(&helm, &[], &[]).expect("defaults render");
-    let cm: ConfigMap = r.one("ConfigMap");
-    let data = cm.data.unwrap();
+    let data = r.config_map_data();
     let (script, chart_config) = (&data["seed.sh"], &data["config.yaml"]);
     let dir = test_support::TempDir::new("helm-seed");
     let (seed, config) = (dir.join("seed"), dir.join("config"));
-    std::fs::create_dir_all(&seed).unwrap();
+    r.write_seed(&seed);
     std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(seed.join("config.yaml"), chart_config).unwrap();
     let node_file = config.join("config.yaml");
+    // The chart's config with this node's name as its plug.
+    let for_node = chart_config.replace("__NODE_NAME__", "\"node-1\"");
+    assert_ne!(
+        &for_node, chart_config,
+        "no plug placeholder in {chart_config}"
+    );
 
     // First start: no config on the node, every mode copies.
-    assert!(run_seed(script, &seed, &config, "ifChanged").contains("Seeded"));
-    assert_eq!(&std::fs::read_to_string(&node_file).unwrap(), chart_config);
+    assert!(run_seed(script, &seed, &config, "ifChanged", "node-1").contains("Seeded"));
+    assert_eq!(std::fs::read_to_string(&node_file).unwrap(), for_node);
+    assert!(
+        !config.join("config.yaml.seed").exists(),
+        "the temp file is gone"
+    );
 
     // The exporter (or the API) edits the node's file: kept while the chart is unchanged.
     std::fs::write(
@@ -833,20 +1051,322 @@ fn the_seed_script_copies_only_when_the_mode_says_so() {
         "device_type: jetson_orin\nmetrics:\n  x: true\n",
     )
     .unwrap();
-    assert!(run_seed(script, &seed, &config, "ifChanged").contains("Kept"));
-    assert!(run_seed(script, &seed, &config, "ifAbsent").contains("Kept"));
+    assert!(run_seed(script, &seed, &config, "ifChanged", "node-1").contains("Kept"));
+    assert!(run_seed(script, &seed, &config, "ifAbsent", "node-1").contains("Kept"));
     assert!(std::fs::read_to_string(&node_file)
         .unwrap()
         .contains("x: true"));
+    assert!(
+        !config.join("config.yaml.seed").exists(),
+        "a kept file leaves no temp file"
+    );
 
     // A new chart config replaces it in ifChanged mode, not in ifAbsent mode.
     let changed = format!("{chart_config}# changed\n");
     std::fs::write(seed.join("config.yaml"), &changed).unwrap();
-    assert!(run_seed(script, &seed, &config, "ifAbsent").contains("Kept"));
-    assert!(run_seed(script, &seed, &config, "ifChanged").contains("Seeded"));
-    assert_eq!(std::fs::read_to_string(&node_file).unwrap(), changed);
+    assert!(run_seed(script, &seed, &config, "ifAbsent", "node-1").contains("Kept"));
+    assert!(run_seed(script, &seed, &config, "ifChanged", "node-1").contains("Seeded"));
+    assert_eq!(
+        std::fs::read_to_string(&node_file).unwrap(),
+        changed.replace("__NODE_NAME__", "\"node-1\"")
+    );
     // always: every start.
-    assert!(run_seed(script, &seed, &config, "always").contains("Seeded"));
+    assert!(run_seed(script, &seed, &config, "always", "node-1").contains("Seeded"));
+
+    // Without a usable node name nothing is written, and the message says why.
+    std::fs::write(&node_file, "kept: true\n").unwrap();
+    for (node, want) in [
+        ("", "NODE_NAME is empty"),
+        ("Node_1", "is not a Kubernetes node name"),
+        ("a/b", "is not a Kubernetes node name"),
+    ] {
+        let out = try_seed(script, &seed, &config, "always", node);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{node:?}: {err}");
+        assert!(err.contains(want), "{node:?}: {err}");
+    }
+    let out = try_seed(script, &seed, &config, "sometimes", "node-1");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ifChanged, ifAbsent or always"));
+    assert_eq!(std::fs::read_to_string(&node_file).unwrap(), "kept: true\n");
+}
+
+/// ci/fleet-values.yaml: jetson-a and jetson-b have entries under `nodes:`, node-c has none.
+/// The init container's script, run for each name against the rendered ConfigMap, writes each
+/// node its own config.yaml, and each node's seed mode works on its own file.
+#[test]
+fn per_node_settings_reach_only_their_node() {
+    let Some(helm) = helm() else { return };
+    let r = template(&helm, &["fleet-values.yaml"], &[]).expect("fleet scenario renders");
+    let data = r.config_map_data();
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        [
+            "config.yaml",
+            "node-jetson-a.yaml",
+            "node-jetson-b.mode",
+            "node-jetson-b.yaml",
+            "seed.sh"
+        ]
+    );
+    // The init container knows which node it is on.
+    let pod = r.pod();
+    let init = &pod.init_containers.clone().expect("init containers")[0];
+    let field = env(init, "NODE_NAME")
+        .value_from
+        .as_ref()
+        .and_then(|v| v.field_ref.as_ref())
+        .expect("NODE_NAME comes from a fieldRef");
+    assert_eq!(field.field_path, "spec.nodeName");
+    assert_eq!(
+        env(init, "SEED_MODE").value.as_deref(),
+        Some("ifChanged"),
+        "configSeed.mode for every node without its own"
+    );
+
+    let dir = test_support::TempDir::new("helm-fleet-seed");
+    let seed = dir.join("seed");
+    r.write_seed(&seed);
+    let script = &data["seed.sh"];
+    let node_dir = |node: &str| {
+        let d = dir.join(node);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let read = |node: &str| -> Value {
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join(node).join("config.yaml")).unwrap())
+            .unwrap()
+    };
+    for node in ["jetson-a", "jetson-b", "node-c"] {
+        let said = run_seed(script, &seed, &node_dir(node), "ifChanged", node);
+        assert!(said.contains("Seeded"), "{node}: {said}");
+    }
+    let (a, b, c) = (read("jetson-a"), read("jetson-b"), read("node-c"));
+
+    // jetson-a: its own interval and metric switch, its plug by device id.
+    assert_eq!(a["interval"].as_i64(), Some(5));
+    assert_eq!(
+        a["metrics"]["jetson_temp_gpu_celsius"].as_bool(),
+        Some(false)
+    );
+    assert_eq!(
+        a["shelly"]["device_id"].as_str(),
+        Some("shellyplugsg3-8cbfea99a7f8")
+    );
+    // jetson-b: the chart's metrics plus its own; its plug by its name.
+    assert_eq!(b["interval"].as_i64(), Some(1));
+    assert_eq!(
+        b["metrics"]["jetson_temp_gpu_celsius"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(b["metrics"]["jetson_temp_tj_celsius"].as_bool(), Some(true));
+    assert_eq!(b["shelly"]["device_id"].as_str(), Some("jetson-b"));
+    // node-c (no entry): the chart's config, its plug by its name.
+    assert_eq!(c["interval"].as_i64(), Some(1));
+    assert_eq!(
+        c["metrics"]["jetson_temp_gpu_celsius"].as_bool(),
+        Some(true)
+    );
+    assert!(c["metrics"].get("jetson_temp_tj_celsius").is_none());
+    assert_eq!(c["shelly"]["device_id"].as_str(), Some("node-c"));
+    // What every pod shares is the same on every node.
+    for cfg in [&a, &b, &c] {
+        assert_eq!(config_port(cfg, "port"), 9102);
+        assert_eq!(server_url(cfg), "http://localhost:8766");
+        assert_eq!(cfg["device_type"].as_str(), Some("auto"));
+        assert_eq!(cfg["host_root"].as_str(), Some("/host"));
+        assert_eq!(
+            cfg["tegrastats"]["path"].as_str(),
+            Some("/usr/bin/tegrastats")
+        );
+    }
+    // Each file is one the exporter accepts: it starts on it (ports and tegrastats moved).
+    for (node, cfg) in [("jetson-a", &a), ("node-c", &c)] {
+        let mut cfg = cfg.clone();
+        cfg["port"] = Value::from(0);
+        cfg["reload_port"] = Value::from(0);
+        cfg["bind_address"] = Value::from("127.0.0.1");
+        cfg["host_root"] = Value::from(dir.path().display().to_string());
+        cfg["tegrastats"] = serde_yaml::from_str(&format!(
+            "replay: {}",
+            repo_root()
+                .join("testdata/tegrastats/orin-agx-jp6.log")
+                .display()
+        ))
+        .unwrap();
+        let run = node_dir(&format!("{node}-run"));
+        let file = run.join("config.yaml");
+        std::fs::write(&file, serde_yaml::to_string(&cfg).unwrap()).unwrap();
+        let mut cmd = test_support::daemon_command(&test_support::bin!("edge-metrics-exporter"));
+        cmd.arg("--config").arg(&file);
+        let e = Exporter::start(cmd, Some(&run));
+        let shown = test_support::http::get(e.api, "/config").unwrap().json();
+        assert_eq!(
+            shown["shelly"]["device_id"],
+            cfg["shelly"]["device_id"].as_str().unwrap()
+        );
+    }
+
+    // The API edits each node's file; the chart is unchanged.
+    for node in ["jetson-a", "jetson-b", "node-c"] {
+        std::fs::write(dir.join(node).join("config.yaml"), "edited: true\n").unwrap();
+    }
+    let rerun = |r: &Rendered, node: &str| {
+        let seed = dir.join(format!("seed-{node}"));
+        let _ = std::fs::remove_dir_all(&seed);
+        r.write_seed(&seed);
+        let mode = env(&r.pod().init_containers.clone().unwrap()[0], "SEED_MODE")
+            .value
+            .clone()
+            .unwrap();
+        run_seed(
+            &r.config_map_data()["seed.sh"],
+            &seed,
+            &dir.join(node),
+            &mode,
+            node,
+        )
+    };
+    assert!(rerun(&r, "jetson-a").contains("Kept"));
+    assert!(
+        rerun(&r, "jetson-b").contains("Seeded"),
+        "jetson-b's own seedMode is always"
+    );
+    assert!(rerun(&r, "node-c").contains("Kept"));
+
+    // jetson-a's entry changes: jetson-a is seeded again (ifChanged), the others are not.
+    let changed = template(
+        &helm,
+        &["fleet-values.yaml"],
+        &["nodes.jetson-a.config.interval=10"],
+    )
+    .expect("renders");
+    assert!(rerun(&changed, "jetson-a").contains("Seeded"));
+    assert_eq!(read("jetson-a")["interval"].as_i64(), Some(10));
+    assert!(rerun(&changed, "node-c").contains("Kept"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("node-c").join("config.yaml")).unwrap(),
+        "edited: true\n"
+    );
+    // ...and with configSeed.mode=ifAbsent no node without its own mode is seeded again.
+    std::fs::write(dir.join("jetson-a").join("config.yaml"), "edited: true\n").unwrap();
+    let absent = template(
+        &helm,
+        &["fleet-values.yaml"],
+        &[
+            "nodes.jetson-a.config.interval=20",
+            "configSeed.mode=ifAbsent",
+        ],
+    )
+    .expect("renders");
+    assert!(rerun(&absent, "jetson-a").contains("Kept"));
+    assert!(rerun(&absent, "jetson-b").contains("Seeded"));
+
+    // Every node's pod restarts on a change to any entry (one pod template).
+    let annotation = |r: &Rendered| {
+        r.daemonset()
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()["checksum/config"]
+            .clone()
+    };
+    assert_ne!(annotation(&r), annotation(&changed));
+}
+
+#[test]
+fn bad_node_entries_fail_with_what_to_change() {
+    let Some(helm) = helm() else { return };
+    for (set, want) in [
+        (
+            "nodes.Jetson_A.shellyDevice=x",
+            "\"Jetson_A\" is not a Kubernetes node name",
+        ),
+        (
+            "nodes.jetson-a.shelyDevice=x",
+            "nodes.jetson-a.shelyDevice is not a known key",
+        ),
+        (
+            "nodes.jetson-a.config.port=1",
+            "nodes.jetson-a.config.port cannot differ per node",
+        ),
+        (
+            "nodes.jetson-a.config.tegrastats.path=/x",
+            "nodes.jetson-a.config.tegrastats cannot differ per node",
+        ),
+        (
+            "nodes.jetson-a.config.shelly.server_url=http://x",
+            "nodes.jetson-a.config.shelly.server_url cannot differ per node",
+        ),
+        (
+            "nodes.jetson-a.shellyDevice=a/b",
+            "nodes.jetson-a.shellyDevice must be a plug's device id or alias",
+        ),
+        (
+            "nodes.jetson-a.seedMode=sometimes",
+            "nodes.jetson-a.seedMode must be ifChanged, ifAbsent or always",
+        ),
+        (
+            "nodes.jetson-a.powerBudgetWatts=lots",
+            "nodes.jetson-a.powerBudgetWatts must be a number of watts",
+        ),
+        (
+            "nodes.jetson-a.config=5",
+            "nodes.jetson-a.config must be a map",
+        ),
+    ] {
+        let err = template(&helm, &[], &[set])
+            .err()
+            .unwrap_or_else(|| panic!("{set} rendered"));
+        assert!(err.contains(want), "{set}: unhelpful error: {err}");
+    }
+}
+
+/// The default plug mapping for real: two plugs dial one bridge as /node-1 and /node-2, the
+/// second with its own power; the exporter seeded for node-2 reads node-2's plug, not the
+/// first one the bridge lists.
+#[test]
+fn each_node_reads_the_plug_that_dials_its_name() {
+    let Some(helm) = helm() else { return };
+    let replay = repo_root().join("testdata/tegrastats/orin-agx-jp6.log");
+    let r = template(
+        &helm,
+        &["kind-values.yaml"],
+        &[
+            &format!("tegrastats.replayFile={}", replay.display()),
+            "bridge.wsToken.generate=false",
+        ],
+    )
+    .expect("renders");
+    let dir = test_support::TempDir::new("helm-plug-by-name");
+    let bridge = e2e::proof::start_bridge(dir.path(), "bridge", &[]);
+    let _first = bridge.plug(
+        "node-1",
+        &["--power", "11", "--jitter", "0"],
+        Some(dir.path()),
+    );
+    bridge.wait_devices(1, Duration::from_secs(30));
+    let _second = bridge.plug(
+        "node-2",
+        &["--power", "22", "--jitter", "0"],
+        Some(dir.path()),
+    );
+    bridge.wait_devices(2, Duration::from_secs(30));
+
+    let mut cfg = r.seeded_config("node-2");
+    assert_eq!(cfg["shelly"]["device_id"].as_str(), Some("node-2"));
+    cfg["port"] = Value::from(0);
+    cfg["reload_port"] = Value::from(0);
+    cfg["bind_address"] = Value::from("127.0.0.1");
+    cfg["shelly"]["server_url"] = Value::from(format!("http://{}", bridge.http));
+    let file = dir.join("config.yaml");
+    std::fs::write(&file, serde_yaml::to_string(&cfg).unwrap()).unwrap();
+    let e = e2e::proof::start_exporter(&file, dir.path());
+    let watts = e.wait_sample("power_total_watts", Duration::from_secs(30));
+    assert_eq!(watts, 22.0, "node-2 read another plug");
 }
 
 #[test]
@@ -1531,7 +2051,7 @@ fn the_rendered_exporter_opens_its_api_only_with_the_token() {
     let pod = r.pod();
     let spec = container(&pod, "exporter");
     let dir = test_support::TempDir::new("helm-exporter");
-    let mut cfg = r.config();
+    let mut cfg = r.seeded_config("node-1");
     let (metrics_port, api_port) = (free_port(), free_port());
     cfg["port"] = Value::from(metrics_port.parse::<u16>().unwrap());
     cfg["reload_port"] = Value::from(api_port.parse::<u16>().unwrap());
@@ -1980,7 +2500,7 @@ fn the_rendered_config_server_serves_the_rendered_exporter() {
     // The exporter with the DaemonSet's environment, its URL pointed at this server.
     let pod = r.pod();
     let ex = container(&pod, "exporter");
-    let mut cfg = r.config();
+    let mut cfg = r.seeded_config("node-1");
     cfg["port"] = Value::from(free_port().parse::<u16>().unwrap());
     cfg["reload_port"] = Value::from(free_port().parse::<u16>().unwrap());
     let config = dir.join("config.yaml");

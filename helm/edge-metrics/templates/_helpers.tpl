@@ -48,33 +48,130 @@ app.kubernetes.io/part-of: edge-metrics
 {{- .Release.Namespace -}}
 {{- end }}
 
-{{/* The exporter's config.yaml, rendered from values. */}}
+{{/*
+The exporter's config.yaml for every node without an entry under `nodes:`: the chart's
+`config` plus the keys the chart owns. Its shelly.device_id is the placeholder __NODE_NAME__,
+which the seed script replaces with the node's name (the plug's alias).
+*/}}
 {{- define "edge-metrics.config" -}}
-{{- $cfg := deepCopy .Values.config -}}
-{{- $_ := set $cfg "port" (int .Values.ports.metrics) -}}
-{{- $_ := set $cfg "reload_port" (int .Values.ports.management) -}}
-{{- $_ := set $cfg "reload_bind_address" (include "edge-metrics.managementBind" .) -}}
+{{- include "edge-metrics.nodeConfig" (dict "root" . "node" "") -}}
+{{- end }}
+
+{{/*
+The exporter's config.yaml for one node: (dict "root" $ "node" <name>), "" for the chart's
+shared config. `config`, then nodes.<name>.config merged over it (maps key by key, anything
+else replaced), then the keys the chart owns for every pod (ports, bind address, bridge URL,
+tegrastats source, host_root), then the plug: nodes.<name>.shellyDevice, else a
+shelly.device_id of the merged config, else the node's name.
+*/}}
+{{- define "edge-metrics.nodeConfig" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+{{- $cfg := deepCopy ($v.config | default dict) -}}
+{{- $entry := dict -}}
+{{- if .node -}}
+{{- $entry = include "edge-metrics.nodeEntry" (dict "root" $root "node" .node) | fromYaml -}}
+{{- $cfg = mergeOverwrite $cfg (deepCopy ($entry.config | default dict)) -}}
+{{- end -}}
+{{- $_ := set $cfg "port" (int $v.ports.metrics) -}}
+{{- $_ := set $cfg "reload_port" (int $v.ports.management) -}}
+{{- $_ := set $cfg "reload_bind_address" (include "edge-metrics.managementBind" $root) -}}
 {{- $shelly := default dict $cfg.shelly -}}
-{{- if not .Values.bridge.enabled -}}
+{{- if not $v.bridge.enabled -}}
 {{- $_ := set $shelly "enabled" false -}}
 {{- end -}}
-{{- $_ := set $shelly "server_url" (printf "http://localhost:%d" (int .Values.ports.shellyHttp)) -}}
+{{- $_ := set $shelly "server_url" (printf "http://localhost:%d" (int $v.ports.shellyHttp)) -}}
+{{- if and $v.bridge.enabled (ne (toString $shelly.enabled) "false") -}}
+{{- if $entry.shellyDevice -}}
+{{- $_ := set $shelly "device_id" (toString $entry.shellyDevice) -}}
+{{- else if not $shelly.device_id -}}
+{{- $_ := set $shelly "device_id" (default "__NODE_NAME__" .node) -}}
+{{- end -}}
+{{- end -}}
 {{- $_ := set $cfg "shelly" $shelly -}}
 {{- $t := dict -}}
-{{- if eq .Values.tegrastats.mode "host" -}}
-{{- $_ := set $t "path" .Values.tegrastats.path -}}
-{{- else if eq .Values.tegrastats.mode "logfile" -}}
-{{- $_ := set $t "logfile" .Values.tegrastats.logfile -}}
-{{- else if eq .Values.tegrastats.mode "replay" -}}
-{{- $_ := set $t "replay" .Values.tegrastats.replayFile -}}
+{{- if eq $v.tegrastats.mode "host" -}}
+{{- $_ := set $t "path" $v.tegrastats.path -}}
+{{- else if eq $v.tegrastats.mode "logfile" -}}
+{{- $_ := set $t "logfile" $v.tegrastats.logfile -}}
+{{- else if eq $v.tegrastats.mode "replay" -}}
+{{- $_ := set $t "replay" $v.tegrastats.replayFile -}}
 {{- else -}}
-{{- fail (printf "tegrastats.mode must be host, logfile or replay, got %q" .Values.tegrastats.mode) -}}
+{{- fail (printf "tegrastats.mode must be host, logfile or replay, got %q" $v.tegrastats.mode) -}}
 {{- end -}}
 {{- $_ := set $cfg "tegrastats" $t -}}
-{{- if and .Values.device.hostRoot .Values.device.hostMounts (not (hasKey $cfg "host_root")) -}}
-{{- $_ := set $cfg "host_root" .Values.device.hostRoot -}}
+{{- if and $v.device.hostRoot $v.device.hostMounts (not (hasKey $cfg "host_root")) -}}
+{{- $_ := set $cfg "host_root" $v.device.hostRoot -}}
 {{- end -}}
 {{- toYaml $cfg -}}
+{{- end }}
+
+{{/*
+nodes.<name> checked, as YAML: (dict "root" $ "node" <name>). A node name is a DNS subdomain
+(what `kubectl get nodes` shows); an entry holds only config, shellyDevice, seedMode and
+powerBudgetWatts, and its config leaves alone what every pod shares.
+*/}}
+{{- define "edge-metrics.nodeEntry" -}}
+{{- $name := .node -}}
+{{- $entry := index .root.Values.nodes $name | default dict -}}
+{{- if not (kindIs "map" $entry) -}}
+{{- fail (printf "nodes.%s must be a map with config, shellyDevice, seedMode or powerBudgetWatts, got %v" $name $entry) -}}
+{{- end -}}
+{{- if or (gt (len $name) 240) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" $name)) -}}
+{{- fail (printf "nodes: %q is not a Kubernetes node name (lower-case letters, digits, '-' and '.', at most 240 characters): use the name `kubectl get nodes` shows" $name) -}}
+{{- end -}}
+{{- range $k, $_ := $entry -}}
+{{- if not (has $k (list "config" "shellyDevice" "seedMode" "powerBudgetWatts")) -}}
+{{- fail (printf "nodes.%s.%s is not a known key: an entry takes config, shellyDevice, seedMode and powerBudgetWatts" $name $k) -}}
+{{- end -}}
+{{- end -}}
+{{- with $entry.config -}}
+{{- if not (kindIs "map" .) -}}
+{{- fail (printf "nodes.%s.config must be a map of config.yaml keys, got %v" $name .) -}}
+{{- end -}}
+{{- range $k := list "port" "reload_port" "reload_bind_address" "tegrastats" -}}
+{{- if hasKey $entry.config $k -}}
+{{- fail (printf "nodes.%s.config.%s cannot differ per node: every pod of the DaemonSet shares it (set ports, management.bindAddress or tegrastats for all nodes)" $name $k) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (kindIs "map" .shelly) (hasKey (.shelly | default dict) "server_url") -}}
+{{- fail (printf "nodes.%s.config.shelly.server_url cannot differ per node: the bridge is in the same pod on ports.shellyHttp" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- with $entry.shellyDevice -}}
+{{- if not (regexMatch "^[A-Za-z0-9._~-]{1,128}$" (toString .)) -}}
+{{- fail (printf "nodes.%s.shellyDevice must be a plug's device id or alias (letters, digits, '.', '_', '-', '~'), e.g. shellyplugsg3-8cbfea99a7f8, got %q" $name (toString .)) -}}
+{{- end -}}
+{{- end -}}
+{{- with $entry.seedMode -}}
+{{- if not (has . (list "ifChanged" "ifAbsent" "always")) -}}
+{{- fail (printf "nodes.%s.seedMode must be ifChanged, ifAbsent or always, got %q" $name (toString .)) -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey $entry "powerBudgetWatts" -}}
+{{- if not (or (kindIs "float64" $entry.powerBudgetWatts) (kindIs "int64" $entry.powerBudgetWatts) (kindIs "int" $entry.powerBudgetWatts)) -}}
+{{- fail (printf "nodes.%s.powerBudgetWatts must be a number of watts (0: no budget alert for this node), got %v" $name $entry.powerBudgetWatts) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $entry -}}
+{{- end }}
+
+{{/*
+The ConfigMap's config entries: config.yaml (every node without an entry under `nodes:`) and,
+per entry, node-<name>.yaml (and node-<name>.mode with its own seedMode). The pods' checksum
+annotation hashes the same text.
+*/}}
+{{- define "edge-metrics.configData" -}}
+config.yaml: |
+  {{- include "edge-metrics.config" . | nindent 2 }}
+{{- range $name := keys (.Values.nodes | default dict) | sortAlpha }}
+{{- $entry := include "edge-metrics.nodeEntry" (dict "root" $ "node" $name) | fromYaml }}
+node-{{ $name }}.yaml: |
+  {{- include "edge-metrics.nodeConfig" (dict "root" $ "node" $name) | nindent 2 }}
+{{- with $entry.seedMode }}
+node-{{ $name }}.mode: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* management.bindAddress, checked: 127.0.0.1, 0.0.0.0 or "::" (see values.yaml). */}}
