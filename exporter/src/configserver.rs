@@ -7,6 +7,9 @@
 //! edge-metrics-exporter/<version>`, `X-Edge-Metrics-Version: <version>` and
 //! `X-Edge-Metrics-Device-Type: <device type>` (the server's fleet view shows them, and its
 //! per-type defaults need the type), plus `Authorization: Bearer <token>` when a token is set.
+//! The type is the one the exporter runs as ([`Client::set_device_kind`]: for
+//! `device_type: auto`, what the device tree resolved to), never `auto`, which would tell the
+//! server nothing; the body of a push keeps the config's own setting, `auto` included.
 //!
 //! `http://` and `https://`, over the exporter's [`HttpClient`](crate::client::HttpClient):
 //! for an `https://` URL it trusts the Mozilla roots plus the certificates of
@@ -23,7 +26,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -37,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::client::BoxError;
 use crate::client::{ClientError, HttpClient, Response};
 use crate::config::{self, Config, ConfigError, ConfigServerSettings, DeviceType};
+use crate::device::DeviceKind;
 
 /// Largest response body read from the Config Server.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -201,6 +205,8 @@ pub struct Client {
     authorization: Option<HeaderValue>,
     backoff: Backoff,
     stats: Arc<SyncStats>,
+    /// The type the exporter runs as, shared with every clone (the push task's included).
+    running: Arc<Mutex<Option<DeviceKind>>>,
 }
 
 impl fmt::Debug for Client {
@@ -272,7 +278,19 @@ impl Client {
             authorization,
             backoff: Backoff::default(),
             stats: Arc::new(SyncStats::default()),
+            running: Arc::default(),
         })
+    }
+
+    /// Sets the device type the exporter runs as (the resolved one), which every request
+    /// from now on reports in [`DEVICE_TYPE_HEADER`], this client's clones included.
+    pub fn set_device_kind(&self, kind: DeviceKind) {
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) = Some(kind);
+    }
+
+    /// The device type set with [`Client::set_device_kind`], if any.
+    pub fn device_kind(&self) -> Option<DeviceKind> {
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The same client with another retry schedule for [`spawn_sync`].
@@ -308,7 +326,8 @@ impl Client {
     }
 
     /// `GET {url}/config/{device_id}`: the device's config, validated like `config.yaml`.
-    /// `device_type` is the running one, sent in [`DEVICE_TYPE_HEADER`].
+    /// `device_type` is the running one, sent in [`DEVICE_TYPE_HEADER`] (not at all when it
+    /// is `auto`).
     pub async fn fetch(
         &self,
         device_id: &str,
@@ -352,12 +371,15 @@ impl Client {
     }
 
     /// `PUT {url}/config/{device_id}` with the full config as JSON ([`config::to_json`], so
-    /// neither secret is sent); the device type sent is `cfg`'s.
+    /// neither secret is sent). The device type reported in [`DEVICE_TYPE_HEADER`] is the one
+    /// set with [`Client::set_device_kind`], else `cfg`'s when it names one (an unresolved
+    /// `auto` sends no header).
     pub async fn push(&self, device_id: &str, cfg: &Config) -> Result<(), ConfigServerError> {
         let url = self.config_url(device_id);
         let json = serde_json::to_vec(&config::to_json(cfg))
             .expect("invariant: a serde_json::Value always serialises");
-        let mut headers = self.headers(cfg.device_type);
+        let running = self.device_kind().map_or(cfg.device_type, DeviceType::from);
+        let mut headers = self.headers(running);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -382,10 +404,12 @@ impl Client {
             HeaderName::from_static(VERSION_HEADER),
             HeaderValue::from_static(VERSION),
         );
-        headers.insert(
-            HeaderName::from_static(DEVICE_TYPE_HEADER),
-            HeaderValue::from_static(device_type.as_str()),
-        );
+        if device_type != DeviceType::Auto {
+            headers.insert(
+                HeaderName::from_static(DEVICE_TYPE_HEADER),
+                HeaderValue::from_static(device_type.as_str()),
+            );
+        }
         if let Some(authorization) = &self.authorization {
             headers.insert(header::AUTHORIZATION, authorization.clone());
         }

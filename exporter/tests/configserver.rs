@@ -190,7 +190,7 @@ async fn fetch_invalid_config_reports_every_problem() {
     assert!(matches!(err, ConfigServerError::Invalid { .. }), "{err:?}");
     let s = err.to_string();
     for want in [
-        "Config Server: Unsupported device type: jetson_tx2; supported: jetson_orin, jetson_xavier, jetson_nano, jetson",
+        "Config Server: Unsupported device type: jetson_tx2; supported: jetson_orin, jetson_xavier, jetson_nano, jetson, raspberry_pi, lattepanda, orange_pi",
         "interval must be at least 0.1, got 0",
         "metrics.jetson_ram_used_mb must be true or false, got \"yes\"",
     ] {
@@ -712,6 +712,59 @@ fn settings(url: &str, token: Option<&str>, ca_file: Option<&Path>) -> ConfigSer
 
 fn xavier_json() -> String {
     config::to_json(&xavier()).to_string()
+}
+
+/// A device on `device_type: auto` reports the type it resolved to, in pushes (the
+/// background task's clone of the client included) as in fetches, while the pushed body keeps
+/// its `auto`; before anything is resolved, `auto` is not sent at all.
+#[tokio::test]
+async fn a_device_on_auto_reports_its_resolved_type() {
+    use edge_metrics_exporter::device::DeviceKind;
+    let server = Recorder::start(xavier_json(), None).await;
+    let c = client(&server.url("http"));
+    let mut cfg = xavier();
+    cfg.device_type = DeviceType::Auto;
+    c.push("orin-01", &cfg).await.unwrap();
+    let unresolved = server.seen().pop().unwrap();
+    assert_eq!(
+        unresolved.header("x-edge-metrics-device-type"),
+        None,
+        "{unresolved:?}"
+    );
+
+    // Resolved: the background push reports it, through its own clone of the client.
+    c.set_device_kind(DeviceKind::JetsonOrin);
+    let (tx, rx) = watch::channel(Arc::new(cfg.clone()));
+    let shutdown = CancellationToken::new();
+    let task = spawn_sync(c.clone(), "orin-01".into(), rx, shutdown.clone());
+    let mut changed = cfg.clone();
+    changed
+        .metrics
+        .insert("jetson_gpu_usage_percent".into(), true);
+    tx.send_replace(Arc::new(changed));
+    let pushed = wait_for_async(Duration::from_secs(10), "the background push", || async {
+        server
+            .seen()
+            .into_iter()
+            .filter(|r| r.method == "PUT")
+            .nth(1)
+    })
+    .await;
+    assert_eq!(
+        pushed.header("x-edge-metrics-device-type"),
+        Some("jetson_orin"),
+        "{pushed:?}"
+    );
+    let body: serde_json::Value = serde_json::from_str(&pushed.body).unwrap();
+    assert_eq!(
+        body["device_type"], "auto",
+        "the setting is pushed as it is"
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+    c.fetch("orin-01", DeviceType::Auto).await.unwrap();
+    let fetch = server.seen().pop().unwrap();
+    assert_eq!(fetch.header("x-edge-metrics-device-type"), None);
 }
 
 /// Every GET and PUT carries the bearer token, the exporter's name and version, and the

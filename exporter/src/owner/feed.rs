@@ -7,7 +7,7 @@
 //! saved. Requests carry the running device type (the resolved one, never `auto`), which the
 //! owner hands the feed whenever it resolves a configuration ([`Feed::device_kind`]).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -27,8 +27,6 @@ pub struct ConfigServer {
     pub device_id: String,
     /// The local file's secrets: pushes never carry them, so fetched configs lack them.
     local: Secrets,
-    /// The resolved device type of the running configuration, sent with each fetch.
-    running_type: Arc<Mutex<DeviceType>>,
 }
 
 impl ConfigServer {
@@ -49,17 +47,15 @@ impl ConfigServer {
                          use an https:// URL."
                     );
                 }
+                // The start-up fetch comes before the owner resolves anything: resolve
+                // quietly here (the owner logs what it detects). Fetches and pushes report it.
+                client.set_device_kind(
+                    Device::resolve(cfg.device_type, &config::host_root(cfg, env)).kind,
+                );
                 Ok(Some(ConfigServer {
                     client,
                     device_id: config::device_id(cfg, env),
                     local: Secrets::of(cfg),
-                    // The start-up fetch comes before the owner resolves anything: resolve
-                    // quietly here (the owner logs what it detects).
-                    running_type: Arc::new(Mutex::new(
-                        Device::resolve(cfg.device_type, &config::host_root(cfg, env))
-                            .kind
-                            .into(),
-                    )),
                 }))
             }
             Err(error @ ConfigServerError::CaFile { .. }) => Err(ConfigError::Invalid {
@@ -100,17 +96,9 @@ impl ConfigServer {
     }
 
     fn running_type(&self) -> DeviceType {
-        *self
-            .running_type
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn set_running_type(&self, device_type: DeviceType) {
-        *self
-            .running_type
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = device_type;
+        self.client
+            .device_kind()
+            .map_or(DeviceType::Auto, DeviceType::from)
     }
 }
 
@@ -158,10 +146,11 @@ impl Feed {
         }
     }
 
-    /// The device type the running configuration resolved to: the one the next fetch sends.
+    /// The device type the running configuration resolved to: the one the next fetch and
+    /// push report.
     pub fn device_kind(&self, kind: DeviceKind) {
         if let Some(server) = &self.server {
-            server.set_running_type(kind.into());
+            server.client.set_device_kind(kind);
         }
     }
 
