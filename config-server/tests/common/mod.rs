@@ -125,12 +125,24 @@ pub fn start_exporter(
     server: &Server,
     device: &str,
 ) -> test_support::Exporter {
+    start_exporter_as(dir, server, device, "jetson_orin", "")
+}
+
+/// [`start_exporter`] with `device_type: {device_type}` and `extra` config lines (each ending
+/// in a newline).
+pub fn start_exporter_as(
+    dir: &std::path::Path,
+    server: &Server,
+    device: &str,
+    device_type: &str,
+    extra: &str,
+) -> test_support::Exporter {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata/tegrastats/orin-agx-jp6.log");
     assert!(corpus.is_file(), "{} is missing", corpus.display());
     let config = dir.join("config.yaml");
     let text = format!(
-        "device_type: jetson_orin\ninterval: 0.2\nport: 0\nreload_port: 0\n\
+        "device_type: {device_type}\n{extra}interval: 0.2\nport: 0\nreload_port: 0\n\
          bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: {device}\n\
          shelly:\n  enabled: false\ntegrastats:\n  replay: {}\n\
          config_server:\n  url: http://{}\n  timeout: 5\n  token: {DEVICE_SECRET}\n\
@@ -141,7 +153,12 @@ pub fn start_exporter(
     std::fs::write(&config, text).expect("config.yaml is written");
     let mut cmd = test_support::daemon_command(&test_support::bin!("edge-metrics-exporter"));
     cmd.arg("--config").arg(&config);
-    for v in ["CONFIG_SERVER_URL", "CONFIG_SERVER_TOKEN", "CONFIG_TIMEOUT"] {
+    for v in [
+        "CONFIG_SERVER_URL",
+        "CONFIG_SERVER_TOKEN",
+        "CONFIG_TIMEOUT",
+        "EDGE_METRICS_HOST_ROOT",
+    ] {
         cmd.env_remove(v);
     }
     test_support::Exporter::start(cmd, Some(dir))
