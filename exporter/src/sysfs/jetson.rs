@@ -79,6 +79,8 @@ impl Part {
 pub struct Reader {
     root: Root,
     prev_stat: Option<BTreeMap<u32, CpuTimes>>,
+    /// Each core's latest usage, kept while `/proc/stat` shows no tick between two reads.
+    last_usage: BTreeMap<u32, f64>,
     rail_sums: BTreeMap<String, (f64, u64)>,
     missing: Vec<Part>,
 }
@@ -89,6 +91,7 @@ impl Reader {
         Reader {
             root,
             prev_stat: None,
+            last_usage: BTreeMap::new(),
             rail_sums: BTreeMap::new(),
             missing: Vec::new(),
         }
@@ -190,19 +193,29 @@ impl Reader {
         let mut pinned: Option<bool> = None;
         for n in ids {
             let core = match cpu::online(r, n) {
-                Some(false) => Core::Offline,
+                Some(false) => {
+                    self.last_usage.remove(&n);
+                    Core::Offline
+                }
                 None => Core::Unreadable,
                 Some(true) => {
                     let f = cpu::freq(r, n);
                     if let (Some(min), Some(max)) = (f.min_khz, f.max_khz) {
                         pinned = Some(pinned.unwrap_or(true) && min == max);
                     }
-                    let usage = match (&self.prev_stat, &stat) {
-                        (Some(before), Some(after)) => before
-                            .get(&n)
-                            .zip(after.get(&n))
-                            .and_then(|(b, a)| procfs::usage_percent(*b, *a)),
+                    let times = |s: &Option<BTreeMap<u32, CpuTimes>>| s.as_ref()?.get(&n).copied();
+                    let usage = match (times(&self.prev_stat), times(&stat)) {
+                        // No tick between the reads (the file did not change): the latest
+                        // window's figure stays.
+                        (Some(b), Some(a)) if a.total() == b.total() => {
+                            self.last_usage.get(&n).copied()
+                        }
+                        (Some(b), Some(a)) => procfs::usage_percent(b, a),
                         _ => None,
+                    };
+                    match usage {
+                        Some(u) => self.last_usage.insert(n, u),
+                        None => self.last_usage.remove(&n),
                     };
                     Core::Online {
                         usage_percent: usage,

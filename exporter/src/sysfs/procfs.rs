@@ -28,7 +28,8 @@ impl CpuTimes {
 pub fn usage_percent(before: CpuTimes, after: CpuTimes) -> Option<f64> {
     let total = after.total().checked_sub(before.total())?;
     let busy = after.busy.checked_sub(before.busy)?;
-    (total > 0 && busy <= total).then(|| busy as f64 / total as f64 * 100.0)
+    // Multiplied first, so whole shares come out whole (7 of 100 ticks is 7, not 7.000…1).
+    (total > 0 && busy <= total).then(|| busy as f64 * 100.0 / total as f64)
 }
 
 /// `/proc/stat` → per-core times, keyed by core number (the aggregate `cpu` line is left
