@@ -5,8 +5,15 @@
 //! and `/metrics` (self-metrics), plus the Shelly names that the API document lists for the
 //! bridge's plug readings, plus Prometheus' own `up`.
 //!
-//! The binary is `edge-metrics-exporter` beside this test's target directory (`cargo test
-//! --workspace`, or `cargo build -p edge-metrics-exporter`).
+//! The Fleet overview row is checked against data: three exporters (distinct hostnames, one
+//! plug each by its name on one bridge) scraped by a real `prometheus` with and without the
+//! `cluster`/`site`/`node` labels of a remote-write agent; every panel query, with the
+//! variables filled in as Grafana does, must return all three nodes.
+//!
+//! The binaries are `edge-metrics-exporter`, `shelly-bridge` and `shelly-sim` beside this
+//! test's target directory (`cargo test --workspace`, or `cargo build -p
+//! edge-metrics-exporter -p shelly-bridge -p shelly-sim`); `prometheus` comes from the Debian
+//! package (a missing one fails unless `EDGE_METRICS_ALLOW_SKIP` names it).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -379,4 +386,382 @@ fn a_misspelt_metric_is_caught() {
         .filter(|u| matches!(u, NameUse::Exact(n) if !exposed.contains(n)))
         .collect();
     assert_eq!(missing.len(), 1, "{uses:?}");
+}
+
+// --- The fleet overview against a real Prometheus --------------------------------------------
+
+/// One simulated node: its replayed board, its name and the power its plug reports.
+struct FleetNode {
+    hostname: &'static str,
+    device_type: &'static str,
+    corpus: &'static str,
+    site: &'static str,
+    watts: &'static str,
+}
+
+const FLEET: [FleetNode; 3] = [
+    FleetNode {
+        hostname: "fleet-orin",
+        device_type: "jetson_orin",
+        corpus: "orin-agx-jp6.log",
+        site: "site-a",
+        watts: "31",
+    },
+    FleetNode {
+        hostname: "fleet-xavier",
+        device_type: "jetson_xavier",
+        corpus: "xavier-agx-jp5.log",
+        site: "site-a",
+        watts: "22",
+    },
+    FleetNode {
+        hostname: "fleet-nano",
+        device_type: "jetson_nano",
+        corpus: "nano-jp4.log",
+        site: "site-b",
+        watts: "9",
+    },
+];
+
+/// The panels of the "Fleet overview" row: (title, PromQL) of each target.
+fn fleet_exprs(dash: &Value) -> Vec<(String, String)> {
+    let panels = dash["panels"].as_array().expect("panels");
+    let row = panels
+        .iter()
+        .position(|p| p["type"] == "row" && p["title"] == "Fleet overview")
+        .expect("a Fleet overview row");
+    panels[row + 1..]
+        .iter()
+        .take_while(|p| p["type"] != "row")
+        .flat_map(|p| {
+            let title = p["title"].as_str().unwrap().to_string();
+            p["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |t| (title.clone(), t["expr"].as_str().unwrap().to_string()))
+        })
+        .collect()
+}
+
+/// `expr` with Grafana's variables replaced: each by the regex the dashboard would put there
+/// (`.*` for All).
+fn substitute(expr: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = expr.to_string();
+    // Longest names first, so $node never eats the start of a longer name.
+    let mut vars = vars.to_vec();
+    vars.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+    for (name, value) in vars {
+        out = out.replace(&format!("${name}"), value);
+    }
+    assert!(!out.contains('$'), "a variable is left in {out}");
+    out
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A Prometheus server of this machine's `prometheus` binary on 127.0.0.1.
+struct Prometheus {
+    _proc: test_support::Daemon,
+    addr: std::net::SocketAddr,
+}
+
+impl Prometheus {
+    /// An instant query; the result vector (panics on an error answer).
+    fn query(&self, expr: &str) -> Vec<Value> {
+        let r = get(
+            self.addr,
+            &format!("/api/v1/query?query={}", url_encode(expr)),
+        )
+        .expect("Prometheus answers");
+        let body = r.json();
+        assert_eq!(body["status"], "success", "{expr}: {body}");
+        body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The values of `label` on the series of `selector` (what Grafana's `label_values` asks).
+    fn label_values(&self, label: &str, selector: &str) -> BTreeSet<String> {
+        let r = get(
+            self.addr,
+            &format!(
+                "/api/v1/label/{label}/values?match[]={}",
+                url_encode(selector)
+            ),
+        )
+        .expect("Prometheus answers");
+        let body = r.json();
+        assert_eq!(body["status"], "success", "{selector}: {body}");
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// `label` of every series of a query result.
+fn label_set(result: &[Value], label: &str) -> BTreeSet<String> {
+    result
+        .iter()
+        .map(|s| s["metric"][label].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Three exporters (replayed Orin, Xavier and Nano, distinct hostnames), each with its plug on
+/// one bridge by its name, scraped by a real Prometheus twice: as job `fleet` with the
+/// `cluster`/`site`/`node` labels a remote-write agent adds, and as job `local` without them.
+/// Every query of the Fleet overview row, with the dashboard's variables filled in as Grafana
+/// would, returns series for all three nodes in both cases; a site narrows it; the variables'
+/// own queries list what is there; and a stopped exporter shows as down under its node's name.
+#[test]
+fn fleet_panels_show_every_node_from_a_real_prometheus() {
+    let Some(prometheus) =
+        test_support::require::tool("prometheus", "apt-get install -y prometheus")
+    else {
+        return;
+    };
+    let dash = load_dashboard();
+    let exprs = fleet_exprs(&dash);
+    let titles: BTreeSet<_> = exprs.iter().map(|(t, _)| t.as_str()).collect();
+    for want in [
+        "Power per node",
+        "Hottest nodes",
+        "Exporter down or tegrastats stale, per node",
+        "Wall plug against on-board rails",
+    ] {
+        assert!(titles.contains(want), "no fleet panel {want:?}: {titles:?}");
+    }
+
+    let dir = TempDir::new("grafana-fleet");
+    let bridge = e2e::proof::start_bridge(dir.path(), "bridge", &[]);
+    let mut plugs = Vec::new();
+    let mut exporters = Vec::new();
+    for (i, n) in FLEET.iter().enumerate() {
+        plugs.push(bridge.plug(
+            n.hostname,
+            &["--power", n.watts, "--jitter", "0"],
+            Some(dir.path()),
+        ));
+        bridge.wait_devices(i as u64 + 1, Duration::from_secs(30));
+        let node_dir = dir.join(n.hostname);
+        std::fs::create_dir_all(&node_dir).unwrap();
+        let config = node_dir.join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "device_type: {}\ninterval: 1\nport: 0\nreload_port: 0\n\
+                 bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: {}\n\
+                 tegrastats:\n  replay: {}\n\
+                 shelly:\n  server_url: http://{}\n  device_id: {}\nmetrics: {{}}\n",
+                n.device_type,
+                n.hostname,
+                corpus(n.corpus).display(),
+                bridge.http,
+                n.hostname,
+            ),
+        )
+        .unwrap();
+        exporters.push(start_exporter(&config, &node_dir));
+    }
+
+    // Prometheus scrapes each exporter every second, as two jobs.
+    let mut fleet_targets = String::new();
+    let mut local_targets = Vec::new();
+    for (n, e) in FLEET.iter().zip(&exporters) {
+        fleet_targets.push_str(&format!(
+            "      - targets: ['{}']\n        labels: {{cluster: lab, site: {}, node: {}}}\n",
+            e.metrics, n.site, n.hostname
+        ));
+        local_targets.push(format!("'{}'", e.metrics));
+    }
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n\
+             scrape_configs:\n\
+             \x20 - job_name: fleet\n    static_configs:\n{fleet_targets}\
+             \x20 - job_name: local\n    static_configs:\n      - targets: [{}]\n",
+            local_targets.join(", ")
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut cmd = std::process::Command::new(prometheus);
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--log.level=warn");
+    let prom = Prometheus {
+        _proc: test_support::Daemon::start("prometheus", cmd, Some(dir.path())),
+        addr,
+    };
+    wait_for(Duration::from_secs(60), "Prometheus ready", || {
+        get(addr, "/-/ready").ok().filter(|r| r.status == 200)
+    });
+    let hosts: BTreeSet<String> = FLEET.iter().map(|n| n.hostname.to_string()).collect();
+
+    let all = |job: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("cluster", ".*".into()),
+            ("site", ".*".into()),
+            ("node", ".*".into()),
+            ("job", job.into()),
+            ("hostname", ".*".into()),
+        ]
+    };
+    let run = |vars: &[(&str, String)], title: &str, expr: &str| -> Vec<Value> {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        prom.query(&substitute(expr, &vars))
+            .into_iter()
+            .inspect(|s| assert!(s["value"][1].is_string(), "{title}: {s}"))
+            .collect()
+    };
+
+    // Every fleet query sees all three nodes, with and without the external labels. The plug
+    // and the rails take a few scrapes to arrive: wait for the slowest.
+    for job in ["fleet", "local"] {
+        for (title, expr) in &exprs {
+            let found = test_support::try_wait_for(
+                Duration::from_secs(60),
+                &format!("{title} for all three nodes ({job})"),
+                || {
+                    let result = run(&all(job), title, expr);
+                    (label_set(&result, "hostname") == hosts).then_some(result)
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{e}: {title} ({job}) returned {:?}\nquery: {expr}",
+                    run(&all(job), title, expr)
+                )
+            });
+            if job == "fleet" {
+                assert_eq!(label_set(&found, "cluster"), ["lab".to_string()].into());
+            } else {
+                assert_eq!(label_set(&found, "cluster"), ["".to_string()].into());
+            }
+        }
+    }
+
+    // The values are each node's own: its plug's power, a real temperature, healthy.
+    let power = run(&all("fleet"), "power", &exprs[0].1);
+    for n in &FLEET {
+        let v: f64 = power
+            .iter()
+            .find(|s| s["metric"]["hostname"] == n.hostname)
+            .unwrap()["value"][1]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            v,
+            n.watts.parse::<f64>().unwrap(),
+            "{} read another plug",
+            n.hostname
+        );
+    }
+    let health: Vec<_> = exprs
+        .iter()
+        .filter(|(t, _)| t.starts_with("Exporter down"))
+        .collect();
+    assert_eq!(health.len(), 2, "exporter and tegrastats");
+    for (title, expr) in &health {
+        for s in run(&all("fleet"), title, expr) {
+            assert_eq!(s["value"][1], "1", "{title}: {s}");
+        }
+    }
+
+    // A site narrows every panel to its nodes.
+    let mut site_b = all("fleet");
+    site_b[1].1 = "site-b".into();
+    for (title, expr) in &exprs {
+        let result = run(&site_b, title, expr);
+        assert_eq!(
+            label_set(&result, "hostname"),
+            ["fleet-nano".to_string()].into(),
+            "{title} with site=site-b"
+        );
+    }
+
+    // The variables' queries (label_values) list the labels there are, and none without them.
+    let vars = dashboard_exprs(&dash);
+    let var = |name: &str| -> String {
+        vars.iter()
+            .find(|(t, _)| t == &format!("variable \"{name}\""))
+            .unwrap_or_else(|| panic!("no variable {name}: {vars:?}"))
+            .1
+            .clone()
+    };
+    let fill = |s: &str| {
+        substitute(
+            s,
+            &[
+                ("cluster", ".*"),
+                ("site", ".*"),
+                ("node", ".*"),
+                ("job", ".*"),
+            ],
+        )
+    };
+    assert_eq!(
+        prom.label_values("cluster", &fill(&var("cluster"))),
+        ["lab".to_string()].into()
+    );
+    assert_eq!(
+        prom.label_values("site", &fill(&var("site"))),
+        ["site-a".to_string(), "site-b".to_string()].into()
+    );
+    assert_eq!(prom.label_values("node", &fill(&var("node"))), hosts);
+    assert_eq!(
+        prom.label_values("job", &fill(&var("job"))),
+        ["fleet".to_string(), "local".to_string()].into()
+    );
+    assert_eq!(
+        prom.label_values("hostname", &fill(&var("hostname"))),
+        hosts
+    );
+
+    // The Xavier's exporter stops: the health panel shows that node, by name, as down.
+    exporters[1].proc.kill();
+    let (title, expr) = health[0];
+    test_support::wait_for(
+        Duration::from_secs(30),
+        "fleet-xavier's exporter shown down",
+        || {
+            let result = run(&all("fleet"), title, expr);
+            let value = |host: &str| {
+                result
+                    .iter()
+                    .find(|s| s["metric"]["hostname"] == host)
+                    .map(|s| s["value"][1].as_str().unwrap().to_string())
+            };
+            (value("fleet-xavier").as_deref() == Some("0")
+                && value("fleet-orin").as_deref() == Some("1")
+                && value("fleet-nano").as_deref() == Some("1"))
+            .then_some(())
+        },
+    );
+    drop(plugs);
 }
