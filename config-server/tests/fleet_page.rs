@@ -138,6 +138,37 @@ impl Browser {
             .to_string()
     }
 
+    /// How many elements `css` selects.
+    fn count(&self, css: &str) -> usize {
+        let v = self.call(
+            "POST",
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v.as_array().map_or(0, Vec::len)
+    }
+
+    /// The ids of the device rows on the page, in order.
+    fn rows(&self) -> Vec<String> {
+        let source = self.source();
+        source
+            .split("<tr data-device=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Clicks `css` and waits until the page's rows are `expected`.
+    fn click_to_rows(&self, css: &str, expected: &[&str]) {
+        self.click(css);
+        wait_for(
+            Duration::from_secs(15),
+            &format!("rows {expected:?} after clicking {css}"),
+            || (self.rows() == expected).then_some(()),
+        );
+    }
+
     fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css);
         self.call(
@@ -166,7 +197,12 @@ impl Browser {
 
     /// Switches `metric` to `state` through the form of the device's row.
     fn switch(&self, metric: &str, state: &str) {
-        let form = format!("form[data-scope=\"device\"][data-target=\"{DEVICE}\"]");
+        self.switch_on_row(DEVICE, metric, state);
+    }
+
+    /// Switches `metric` to `state` through the form of `device`'s row.
+    fn switch_on_row(&self, device: &str, metric: &str, state: &str) {
+        let form = format!("form[data-scope=\"device\"][data-target=\"{device}\"]");
         self.type_into(&format!("{form} input[name=\"metric\"]"), metric);
         self.click(&format!("{form} option[value=\"{state}\"]"));
         self.click(&format!("{form} button[type=\"submit\"]"));
@@ -375,6 +411,49 @@ fn an_operator_switches_a_metric_in_the_browser_and_the_exporter_follows() {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/fleet-page.png");
         std::fs::write(&docs, &png).expect("docs/fleet-page.png is written");
     }
+
+    // Paging: three more devices, two per page, through the links and the filter form.
+    for id in ["p-01", "p-02", "p-03"] {
+        let r = server.put(
+            &format!("/config/{id}"),
+            &json!({"device_type": "jetson_nano"}),
+            &[
+                ("Authorization", &format!("Bearer {DEVICE_SECRET}")),
+                ("X-Edge-Metrics-Device-Type", "jetson_nano"),
+            ],
+        );
+        assert_status(&r, 201, "a device for paging");
+    }
+    browser.goto(&format!("{base}/fleet?limit=2"));
+    browser.wait_text("5 known");
+    assert_eq!(browser.rows(), [DEVICE, "p-01"]);
+    assert_eq!(
+        browser.count("a[rel=\"prev\"]"),
+        0,
+        "the first page has no previous"
+    );
+    browser.click_to_rows("a[rel=\"next\"]", &["p-02", "p-03"]);
+    browser.click_to_rows("a[rel=\"next\"]", &["xavier-lab-02"]);
+    assert_eq!(
+        browser.count("a[rel=\"next\"]"),
+        0,
+        "the last page has no next"
+    );
+    browser.click_to_rows("a[rel=\"prev\"]", &["p-02", "p-03"]);
+    // A switch on this page comes back to this page.
+    let page_url = browser.url();
+    assert!(page_url.contains("before="), "{page_url}");
+    browser.switch_on_row("p-03", "jetson_ram_used_mb", "on");
+    browser.wait_text("Switched jetson_ram_used_mb on in the layer of device");
+    assert_eq!(browser.url(), page_url, "back on the page the form was on");
+    assert_eq!(browser.rows(), ["p-02", "p-03"]);
+    // The filter form: only the Nanos, still two per page.
+    browser.goto(&format!("{base}/fleet?limit=2"));
+    browser.click("select[name=\"device_type\"] option[value=\"jetson_nano\"]");
+    browser.click_to_rows("nav.paging button[type=\"submit\"]", &["p-01", "p-02"]);
+    browser.wait_text("3 matching");
+    browser.click_to_rows("a[rel=\"next\"]", &["p-03"]);
+    browser.click_to_rows("a[rel=\"first\"]", &["p-01", "p-02"]);
 }
 
 #[test]

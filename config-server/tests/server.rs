@@ -325,6 +325,119 @@ fn devices_show_what_each_device_said_and_did() {
     assert_eq!(orin["up_to_date"], false);
 }
 
+/// `GET /devices` pages: `limit`, the `next`/`prev` cursors and the `Link` header that carry
+/// the filters along, the total on every page, and a 400 that names what is wrong.
+#[test]
+fn devices_are_listed_a_page_at_a_time() {
+    let s = Server::sqlite(&[]);
+    for i in 1..=5 {
+        let t = if i % 2 == 1 {
+            "jetson_orin"
+        } else {
+            "jetson_nano"
+        };
+        let r = s.put(
+            &format!("/config/dev-{i}"),
+            &json!({ "device_type": t }),
+            &[("X-Edge-Metrics-Device-Type", t)],
+        );
+        assert_status(&r, 201, "a push");
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["device"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Without a query: everything up to the default page size, as before, and no next.
+    let all = s.get("/devices");
+    assert_status(&all, 200, "the first page");
+    let all = all.json();
+    assert_eq!(
+        (all["count"].as_u64(), all["total"].as_u64()),
+        (Some(5), Some(5))
+    );
+    assert_eq!(
+        (all["next"].clone(), all["prev"].clone()),
+        (Value::Null, Value::Null)
+    );
+    assert_eq!(all["limit"], 100);
+
+    let r = s.get("/devices?limit=2");
+    let p1 = r.json();
+    assert_eq!(names(&p1), ["dev-1", "dev-2"]);
+    assert_eq!(
+        (p1["count"].as_u64(), p1["total"].as_u64()),
+        (Some(2), Some(5))
+    );
+    let next = p1["next"].as_str().expect("a next cursor").to_string();
+    assert_eq!(
+        r.header("link"),
+        Some(format!("</devices?limit=2&after={next}>; rel=\"next\"").as_str())
+    );
+    let r = s.get(&format!("/devices?limit=2&after={next}"));
+    let p2 = r.json();
+    assert_eq!(names(&p2), ["dev-3", "dev-4"]);
+    let link = r.header("link").expect("a Link header").to_string();
+    assert!(
+        link.contains("rel=\"next\"") && link.contains("rel=\"prev\""),
+        "{link}"
+    );
+    // Following the Link header's next as it is gives the last page.
+    let next_path = link
+        .split(", ")
+        .find(|l| l.ends_with("rel=\"next\""))
+        .and_then(|l| l.split(['<', '>']).nth(1))
+        .unwrap()
+        .to_string();
+    let p3 = s.get(&next_path).json();
+    assert_eq!(names(&p3), ["dev-5"]);
+    assert_eq!(p3["next"], Value::Null);
+    let back = s
+        .get(&format!(
+            "/devices?limit=2&before={}",
+            p3["prev"].as_str().unwrap()
+        ))
+        .json();
+    assert_eq!(names(&back), ["dev-3", "dev-4"]);
+
+    // Filters: the total is the filter's, and the links keep the filter.
+    let r = s.get("/devices?device_type=jetson_orin&limit=1");
+    let o = r.json();
+    assert_eq!(names(&o), ["dev-1"]);
+    assert_eq!(o["total"], 3);
+    assert!(
+        r.header("link")
+            .unwrap()
+            .starts_with("</devices?limit=1&device_type=jetson_orin&after="),
+        "{:?}",
+        r.header("link")
+    );
+    let recent = s.get("/devices?seen=recent").json();
+    assert_eq!(recent["total"], 5);
+    let quiet = s.get("/devices?seen=quiet").json();
+    assert_eq!(
+        (quiet["total"].as_u64(), quiet["count"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    for (query, says) in [
+        ("limit=0", "limit must be a whole number from 1 to 1000"),
+        ("limit=5000", "from 1 to 1000"),
+        ("after=zz", "is not one this server made"),
+        ("device_type=tx2", "device_type must be one of"),
+        ("seen=yesterday", "seen must be recent or quiet"),
+        ("page=2", "unknown query parameter"),
+    ] {
+        let r = s.get(&format!("/devices?{query}"));
+        assert_status(&r, 400, query);
+        let error = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains(says), "{query}: {error}");
+    }
+}
+
 #[test]
 fn health_metrics_and_the_healthcheck_subcommand() {
     let s = Server::sqlite(&[]);
