@@ -682,7 +682,7 @@ mod tests {
         );
         let s = err.to_string();
         assert!(!s.contains('\n'));
-        assert!(s.contains("Unsupported device type: jetson_tx2; supported: jetson_orin, jetson_xavier, jetson_nano, jetson, auto"), "{s}");
+        assert!(s.contains("Unsupported device type: jetson_tx2; supported: jetson_orin, jetson_xavier, jetson_nano, jetson, raspberry_pi, lattepanda, orange_pi, auto"), "{s}");
         assert!(
             s.contains("shelly.server-url is not a known key (did you mean server_url?)"),
             "{s}"

@@ -185,14 +185,21 @@ pub const KEYS: &[Key] = &[
         default: KeyDefault::Value(Lit::Text("auto")),
         null_ok: false,
         fix: Fix::SetDefault,
-        doc: "Which tegrastats parser runs. `auto` reads the device tree under `host_root` and \
+        doc: "Which board this is, and so which collector runs. `auto` reads the device tree \
+              (and on x86 `/sys/class/dmi/id` and `/sys/class/powercap`) under `host_root` and \
               picks one of the others: Orin family (`nvidia,tegra234`) → `jetson_orin`, Xavier \
               and TX2 (`nvidia,tegra194`, `nvidia,tegra186`) → `jetson_xavier`, Nano and TX1 \
-              (`nvidia,tegra210`) → `jetson_nano`, anything else (Thor included) → `jetson`. \
-              Or name the type: `jetson_orin` (JetsonOrinCollector), `jetson_xavier` \
-              (JetsonXavierCollector), `jetson_nano` (JetsonNanoCollector), or `jetson`, the \
-              generic fallback, which uses Orin parsing; a named type is used as it is. See \
-              [Device detection](#device-detection). Applied on `POST /reload`.",
+              (`nvidia,tegra210`) → `jetson_nano`, Raspberry Pi (`raspberrypi,*`, \
+              `brcm,bcm2711`, `brcm,bcm2712`) → `raspberry_pi`, Rockchip RK3588 \
+              (`rockchip,rk3588*`) → `orange_pi`, an x86 machine made by LattePanda/DFRobot or \
+              with Intel RAPL → `lattepanda`, anything else (Thor included) → `jetson`. Or name \
+              the type: `jetson_orin` (JetsonOrinCollector), `jetson_xavier` \
+              (JetsonXavierCollector), `jetson_nano` (JetsonNanoCollector), `jetson`, the \
+              generic fallback, which uses Orin parsing, `raspberry_pi` \
+              (RaspberryPiCollector), `lattepanda` (LattePandaCollector) or `orange_pi` \
+              (OrangePiCollector); the last three read sysfs and run no tegrastats. A named type \
+              is used as it is. See [Device detection](#device-detection). Applied on \
+              `POST /reload`.",
     },
     Key {
         name: "host_root",

@@ -16,7 +16,7 @@ use crate::yaml;
 /// The values `device_type` accepts: a device type, or `auto`.
 ///
 /// `auto` is a setting, not a type: the exporter resolves it from the device tree (its
-/// `device` module) before anything uses it, and what it resolves to is one of the other four.
+/// `device` module) before anything uses it, and what it resolves to is one of the others.
 /// Everything past the configuration works with that resolved type, which has no `auto`.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
@@ -29,17 +29,27 @@ pub enum DeviceType {
     JetsonNano,
     /// `jetson`: generic fallback, Orin parsing.
     Jetson,
+    /// `raspberry_pi`: Raspberry Pi, read from sysfs (INA2xx power monitors).
+    RaspberryPi,
+    /// `lattepanda`: LattePanda or any x86 board with Intel RAPL, read from sysfs.
+    #[serde(rename = "lattepanda")]
+    LattePanda,
+    /// `orange_pi`: Orange Pi 5 or another Rockchip RK3588 board, read from sysfs.
+    OrangePi,
     /// `auto`: read the device tree under `host_root` and pick one of the others.
     Auto,
 }
 
 impl DeviceType {
     /// Every accepted value, in the order error messages list them.
-    pub const ALL: [DeviceType; 5] = [
+    pub const ALL: [DeviceType; 8] = [
         DeviceType::JetsonOrin,
         DeviceType::JetsonXavier,
         DeviceType::JetsonNano,
         DeviceType::Jetson,
+        DeviceType::RaspberryPi,
+        DeviceType::LattePanda,
+        DeviceType::OrangePi,
         DeviceType::Auto,
     ];
 
@@ -50,6 +60,9 @@ impl DeviceType {
             DeviceType::JetsonXavier => "jetson_xavier",
             DeviceType::JetsonNano => "jetson_nano",
             DeviceType::Jetson => "jetson",
+            DeviceType::RaspberryPi => "raspberry_pi",
+            DeviceType::LattePanda => "lattepanda",
+            DeviceType::OrangePi => "orange_pi",
             DeviceType::Auto => "auto",
         }
     }
@@ -59,7 +72,8 @@ impl DeviceType {
         DeviceType::ALL.into_iter().find(|d| d.as_str() == s)
     }
 
-    /// `jetson_orin, jetson_xavier, jetson_nano, jetson, auto`: the list error messages show.
+    /// `jetson_orin, jetson_xavier, jetson_nano, jetson, raspberry_pi, lattepanda, orange_pi,
+    /// auto`: the list error messages show.
     pub fn supported_list() -> String {
         DeviceType::ALL.map(DeviceType::as_str).join(", ")
     }

@@ -8,6 +8,12 @@
 //!   (`nvidia,p3737-0000+p3701-0000`, `nvidia,p3701-0000`, `nvidia,tegra234`);
 //! - `etc/nv_tegra_release`: the L4T release (`# R36 (release), REVISION: 4.3, ...`).
 //!
+//! On a machine without a device tree (x86), `sys/class/dmi/id/{sys_vendor,product_name,
+//! board_vendor}` name the maker ([`Dmi`]), and `sys/class/powercap/intel-rapl:0` says whether
+//! Intel RAPL is there: a LattePanda (DFRobot) is detected by name, any other x86 machine with
+//! RAPL as `lattepanda` too, because that collector (RAPL, thermal zones, CPU, RAM) is what
+//! works on it, where the Jetson collector would wait for a tegrastats that does not exist.
+//!
 //! Any of them may be missing (a container without the mounts, a machine that is no Jetson):
 //! that gives empty fields, never an error. The files are read by the owner when it starts a
 //! configuration, never inside a collector's `collect`.
@@ -34,16 +40,36 @@ pub enum DeviceKind {
     JetsonNano,
     /// `jetson`: the generic fallback, Orin parsing.
     Jetson,
+    /// `raspberry_pi` (sysfs, no tegrastats).
+    RaspberryPi,
+    /// `lattepanda`: any x86 board with Intel RAPL (sysfs, no tegrastats).
+    LattePanda,
+    /// `orange_pi`: Rockchip RK3588 (sysfs, no tegrastats).
+    OrangePi,
 }
 
 impl DeviceKind {
     /// Every resolved type.
-    pub const ALL: [DeviceKind; 4] = [
+    pub const ALL: [DeviceKind; 7] = [
         DeviceKind::JetsonOrin,
         DeviceKind::JetsonXavier,
         DeviceKind::JetsonNano,
         DeviceKind::Jetson,
+        DeviceKind::RaspberryPi,
+        DeviceKind::LattePanda,
+        DeviceKind::OrangePi,
     ];
+
+    /// Whether this type reads tegrastats (the Jetsons) rather than sysfs (the other boards).
+    pub fn runs_tegrastats(self) -> bool {
+        matches!(
+            self,
+            DeviceKind::JetsonOrin
+                | DeviceKind::JetsonXavier
+                | DeviceKind::JetsonNano
+                | DeviceKind::Jetson
+        )
+    }
 
     /// The type a config names, or `None` for `auto`, which has to be resolved first. The
     /// `match` is exhaustive: a new config value does not compile until it is wired here.
@@ -53,6 +79,9 @@ impl DeviceKind {
             DeviceType::JetsonXavier => Some(DeviceKind::JetsonXavier),
             DeviceType::JetsonNano => Some(DeviceKind::JetsonNano),
             DeviceType::Jetson => Some(DeviceKind::Jetson),
+            DeviceType::RaspberryPi => Some(DeviceKind::RaspberryPi),
+            DeviceType::LattePanda => Some(DeviceKind::LattePanda),
+            DeviceType::OrangePi => Some(DeviceKind::OrangePi),
             DeviceType::Auto => None,
         }
     }
@@ -70,6 +99,9 @@ impl From<DeviceKind> for DeviceType {
             DeviceKind::JetsonXavier => DeviceType::JetsonXavier,
             DeviceKind::JetsonNano => DeviceType::JetsonNano,
             DeviceKind::Jetson => DeviceType::Jetson,
+            DeviceKind::RaspberryPi => DeviceType::RaspberryPi,
+            DeviceKind::LattePanda => DeviceType::LattePanda,
+            DeviceKind::OrangePi => DeviceType::OrangePi,
         }
     }
 }
@@ -208,9 +240,46 @@ impl Identity {
 
     /// The device type these files point to, and the family found (for the log line). The
     /// SoC in `compatible` decides; without one, the model's name does; anything else is the
-    /// generic `jetson`.
+    /// generic `jetson`. See [`Identity::detect_with`] for x86 machines.
     pub fn detect(&self) -> (DeviceKind, &'static str) {
+        self.detect_with(&Dmi::default())
+    }
+
+    /// [`Identity::detect`], with an x86 machine's [`Dmi`] files: a Jetson or other board by
+    /// its device tree first, then (without a device tree) a LattePanda by its maker's name,
+    /// any other machine with Intel RAPL as `lattepanda` too, and the rest as before.
+    pub fn detect_with(&self, dmi: &Dmi) -> (DeviceKind, &'static str) {
         let has = |soc: &str| self.compatible.iter().any(|c| c == soc);
+        let starts = |prefix: &str| self.compatible.iter().any(|c| c.starts_with(prefix));
+        if starts("raspberrypi,")
+            || [
+                "brcm,bcm2711",
+                "brcm,bcm2712",
+                "brcm,bcm2837",
+                "brcm,bcm2836",
+                "brcm,bcm2835",
+            ]
+            .iter()
+            .any(|soc| has(soc))
+        {
+            return (DeviceKind::RaspberryPi, "Raspberry Pi (device tree)");
+        }
+        if starts("rockchip,rk3588") {
+            return (DeviceKind::OrangePi, "Rockchip RK3588 (device tree)");
+        }
+        if self.compatible.is_empty() && self.model.is_empty() {
+            let named = |word: &str| {
+                [&dmi.sys_vendor, &dmi.product_name, &dmi.board_vendor]
+                    .iter()
+                    .any(|f| f.to_ascii_lowercase().contains(word))
+            };
+            if named("lattepanda") || named("dfrobot") {
+                return (DeviceKind::LattePanda, "LattePanda (DMI)");
+            }
+            if dmi.rapl {
+                return (DeviceKind::LattePanda, "x86 with Intel RAPL (powercap)");
+            }
+        }
         if has("nvidia,tegra234") {
             return (DeviceKind::JetsonOrin, "Orin (tegra234)");
         }
@@ -248,6 +317,37 @@ impl Identity {
     }
 }
 
+/// An x86 machine's identity: `sys/class/dmi/id/{sys_vendor,product_name,board_vendor}`
+/// (world-readable) and whether `sys/class/powercap/intel-rapl:0` exists. Empty elsewhere.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dmi {
+    /// `sys_vendor` (`DFRobot`, `LattePanda`).
+    pub sys_vendor: String,
+    /// `product_name` (`LattePanda 3 Delta`).
+    pub product_name: String,
+    /// `board_vendor`.
+    pub board_vendor: String,
+    /// Whether the first Intel RAPL zone exists (readable or not).
+    pub rapl: bool,
+}
+
+impl Dmi {
+    /// Reads the files under `host_root`; missing ones give empty fields.
+    pub fn read(host_root: &Path) -> Dmi {
+        let field = |name: &str| {
+            clean(&String::from_utf8_lossy(&read_small(
+                &host_root.join("sys/class/dmi/id").join(name),
+            )))
+        };
+        Dmi {
+            sys_vendor: field("sys_vendor"),
+            product_name: field("product_name"),
+            board_vendor: field("board_vendor"),
+            rapl: host_root.join("sys/class/powercap/intel-rapl:0").is_dir(),
+        }
+    }
+}
+
 /// The type in force, where it came from, and what the identity files say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
@@ -265,15 +365,27 @@ impl Device {
     /// Reads the identity files under `host_root` and resolves `setting`: a named type is used
     /// as it is, `auto` is detected. Logs nothing (see [`Device::log`]).
     pub fn resolve(setting: DeviceType, host_root: &Path) -> Device {
-        Device::from_identity(setting, Identity::read(host_root))
+        let identity = Identity::read(host_root);
+        // The DMI files matter only to `auto` on a machine without a device tree.
+        let dmi = if setting == DeviceType::Auto && identity.compatible.is_empty() {
+            Dmi::read(host_root)
+        } else {
+            Dmi::default()
+        };
+        Device::from_identity_and_dmi(setting, identity, &dmi)
     }
 
     /// [`Device::resolve`] over an identity already read.
     pub fn from_identity(setting: DeviceType, identity: Identity) -> Device {
+        Device::from_identity_and_dmi(setting, identity, &Dmi::default())
+    }
+
+    /// [`Device::resolve`] over an identity and DMI files already read.
+    pub fn from_identity_and_dmi(setting: DeviceType, identity: Identity, dmi: &Dmi) -> Device {
         let (kind, source, found) = match DeviceKind::configured(setting) {
             Some(kind) => (kind, TypeSource::Configured, ""),
             None => {
-                let (kind, found) = identity.detect();
+                let (kind, found) = identity.detect_with(dmi);
                 (kind, TypeSource::Detected, found)
             }
         };
@@ -425,7 +537,7 @@ mod tests {
         ),
         (
             "raspberry-pi-4",
-            DeviceKind::Jetson,
+            DeviceKind::RaspberryPi,
             "Raspberry Pi 4 Model B Rev 1.4",
             "bcm2711",
             "",
@@ -539,6 +651,53 @@ mod tests {
         let invalid = Identity::parse(&[0xff, 0xfe, b'A'], b"x", "");
         assert_eq!(invalid.model, "\u{fffd}\u{fffd}A");
         assert_eq!(invalid.soc, "x");
+    }
+
+    #[test]
+    fn board_fixture_trees_resolve_to_their_types() {
+        let boards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/boards");
+        for (dir, kind) in [
+            ("raspberry-pi-5", DeviceKind::RaspberryPi),
+            ("lattepanda-3-delta", DeviceKind::LattePanda),
+            ("orange-pi-5", DeviceKind::OrangePi),
+        ] {
+            let device = Device::resolve(DeviceType::Auto, &boards.join(dir));
+            assert_eq!(device.kind, kind, "{dir}: {}", device.found);
+            assert!(!kind.runs_tegrastats());
+        }
+    }
+
+    #[test]
+    fn x86_machines_are_told_by_dmi_and_rapl() {
+        let none = Identity::default();
+        let dmi = |vendor: &str, product: &str, rapl: bool| Dmi {
+            sys_vendor: vendor.into(),
+            product_name: product.into(),
+            board_vendor: String::new(),
+            rapl,
+        };
+        assert_eq!(
+            none.detect_with(&dmi("DFRobot", "LattePanda 3 Delta", false)),
+            (DeviceKind::LattePanda, "LattePanda (DMI)")
+        );
+        assert_eq!(
+            none.detect_with(&dmi("LENOVO", "20XW", true)),
+            (DeviceKind::LattePanda, "x86 with Intel RAPL (powercap)")
+        );
+        assert_eq!(
+            none.detect_with(&dmi("QEMU", "Standard PC", false)).0,
+            DeviceKind::Jetson
+        );
+        // A device tree wins over DMI: a Jetson with a stray RAPL answer stays a Jetson.
+        let orin = Identity::parse(b"", b"nvidia,tegra234\0", "");
+        assert_eq!(
+            orin.detect_with(&dmi("", "", true)).0,
+            DeviceKind::JetsonOrin
+        );
+        let rk = Identity::parse(b"", b"xunlong,orangepi-5\0rockchip,rk3588s\0", "");
+        assert_eq!(rk.detect().0, DeviceKind::OrangePi);
+        let pi5 = Identity::parse(b"", b"raspberrypi,5-model-b\0brcm,bcm2712\0", "");
+        assert_eq!(pi5.detect().0, DeviceKind::RaspberryPi);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! of idle connections on one port costs a socket each for an instant and cannot starve the
 //! cycle or the other server, and the refusals show in the self-metrics.
 
+pub mod boards;
 pub mod client;
 pub mod collector;
 /// `config.yaml` (its own crate, shared with the Config Server).
@@ -38,7 +39,7 @@ use crate::config::Config;
 use crate::owner::feed::ConfigServer;
 use crate::owner::{Command, ConfigOrigin, EnvMap, Owner, OwnerHandle, OwnerInit};
 use crate::selfmetrics::Counters;
-use crate::tegrastats::source::{SourceError, SourceSpec};
+use crate::tegrastats::source::SourceError;
 
 /// How long servers and the owner get to finish after shutdown starts.
 const GRACE: Duration = Duration::from_secs(3);
@@ -133,7 +134,9 @@ pub async fn run(mut opts: RunOptions, shutdown: CancellationToken) -> Result<()
     if opts.origin == ConfigOrigin::Local {
         config::check_api_exposure(cfg, &opts.env, &opts.config_path.display().to_string())?;
     }
-    SourceSpec::from_config(&cfg.tegrastats, cfg.interval_duration()).check()?;
+    // The boards read from sysfs run no tegrastats: nothing of it has to exist.
+    let kind = device::Device::resolve(cfg.device_type, &config::host_root(cfg, &opts.env)).kind;
+    owner::pipeline::source_spec(cfg, kind).check()?;
     let metrics_listener = bind("metrics", &cfg.bind_address, cfg.port, "port").await?;
     let api_listener = bind(
         "management",

@@ -87,8 +87,8 @@ const FAMILIES: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
     ),
     (
         "raspberry-pi-4",
-        "jetson",
-        "JetsonOrinCollector",
+        "raspberry_pi",
+        "RaspberryPiCollector",
         "Raspberry Pi 4 Model B Rev 1.4",
         "bcm2711",
         "",
@@ -162,8 +162,12 @@ fn each_family_is_detected_and_shown_everywhere() {
             &format!("{dir}: a RAM sample labelled {labels}"),
             || {
                 let body = exp.scrape().body;
-                body.contains(&format!("jetson_ram_used_mb{labels} "))
-                    .then_some(())
+                // The boards read from sysfs name their RAM with their own prefix.
+                let ram = match *collector {
+                    "RaspberryPiCollector" => "rpi_ram_used_mb",
+                    _ => "jetson_ram_used_mb",
+                };
+                body.contains(&format!("{ram}{labels} ")).then_some(())
             },
         );
         let body = exp.scrape().body;

@@ -10,6 +10,7 @@ const EXPORTER: &[&[&str]] = &[
     &["config"],
     &["tegrastats", "device", "client", "energy"],
     &["sysfs"],
+    &["boards"],
     &["collector", "configserver"],
     &["exposition"],
     &["selfmetrics"],

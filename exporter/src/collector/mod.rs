@@ -9,6 +9,7 @@
 //! metric name ([`config::is_metric_name`]) is dropped there, counted in [`INVALID_NAMES`] and
 //! logged once, and never reaches the values, discovery or `config.yaml`.
 
+pub mod boards;
 pub mod jetson;
 pub mod shelly;
 
@@ -17,10 +18,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::boards::{Board, BoardHandle};
 use crate::config::{self, Config, DeviceType};
 use crate::device::DeviceKind;
 use crate::energy::EnergyMeter;
 use crate::tegrastats::source::TegraHandle;
+use boards::BoardCollector;
 use jetson::{JetsonCollector, Model};
 
 /// Metric name → value. Ordered, so rendered output is stable.
@@ -58,34 +61,69 @@ pub trait Collector: Send + Sync {
     fn collect(&self, out: &mut Values) -> Result<(), CollectError>;
 }
 
-/// The device collector for a resolved device type: the one place that maps the two.
-/// Adding a device type does not compile until it is wired here (the `match` in
-/// [`Model::for_device`] is exhaustive). `auto` cannot be passed: it is resolved first
-/// ([`crate::device::Device::resolve`]). Power readings are integrated into `energy`, which
-/// outlives the collector (a reload keeps the counters).
+/// What collects a resolved device type: a Jetson model over tegrastats (or its sysfs
+/// source), or a board over its sysfs files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// A Jetson model.
+    Jetson(Model),
+    /// A board read from sysfs.
+    Board(Board),
+}
+
+impl Family {
+    /// The family of `kind`: the one place that maps the two. Adding a device type does not
+    /// compile until it is wired here (both `match`es are exhaustive).
+    pub fn of(kind: DeviceKind) -> Family {
+        match Model::for_device(kind) {
+            Some(model) => Family::Jetson(model),
+            None => Family::Board(match kind {
+                DeviceKind::RaspberryPi => Board::RaspberryPi,
+                DeviceKind::LattePanda => Board::LattePanda,
+                DeviceKind::OrangePi => Board::OrangePi,
+                DeviceKind::JetsonOrin
+                | DeviceKind::JetsonXavier
+                | DeviceKind::JetsonNano
+                | DeviceKind::Jetson => {
+                    unreachable!("invariant: Model::for_device maps every Jetson type")
+                }
+            }),
+        }
+    }
+}
+
+/// The device collector for a resolved device type. `auto` cannot be passed: it is resolved
+/// first ([`crate::device::Device::resolve`]). A Jetson reads `source`; a board reads `board`
+/// (its sysfs source, started by the pipeline for board types). Power readings are integrated
+/// into `energy`, which outlives the collector (a reload keeps the counters).
 pub fn device_collector(
     kind: DeviceKind,
     source: TegraHandle,
+    board: Option<BoardHandle>,
     interval: Duration,
     energy: Arc<EnergyMeter>,
 ) -> Box<dyn Collector> {
-    Box::new(JetsonCollector::new(
-        Model::for_device(kind),
-        source,
-        interval,
-        energy,
-    ))
+    match Family::of(kind) {
+        Family::Jetson(model) => Box::new(JetsonCollector::new(model, source, interval, energy)),
+        Family::Board(b) => Box::new(BoardCollector::new(b, board, interval, energy)),
+    }
 }
 
 /// The name of the device collector for `kind`, as `/health` shows it.
 pub fn device_collector_name(kind: DeviceKind) -> &'static str {
-    Model::for_device(kind).collector_name()
+    match Family::of(kind) {
+        Family::Jetson(model) => model.collector_name(),
+        Family::Board(b) => boards::collector_name(b),
+    }
 }
 
 /// Whether `name`, first seen on a fresh install of a `kind` device, is enabled.
 pub fn default_enabled(kind: DeviceKind, name: &str) -> bool {
     if name.starts_with("jetson_") {
-        jetson::default_enabled(Model::for_device(kind), name)
+        let model = Model::for_device(kind).unwrap_or(Model::Orin);
+        jetson::default_enabled(model, name)
+    } else if boards::PREFIXES.iter().any(|p| name.starts_with(p)) {
+        boards::default_enabled(name)
     } else {
         shelly::default_enabled(name)
     }
@@ -96,10 +134,17 @@ pub fn default_enabled(kind: DeviceKind, name: &str) -> bool {
 /// enabled. A device that later resolves to another type still gets that type's defaults as
 /// it discovers them (a fresh install enables what discovery finds in the default set).
 pub fn fresh_config(kind: DeviceKind) -> Config {
-    let metrics = jetson::default_metrics(Model::for_device(kind))
+    let device: Vec<String> = match Family::of(kind) {
+        Family::Jetson(model) => jetson::default_metrics(model)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        Family::Board(b) => boards::default_metrics(b),
+    };
+    let metrics = device
         .into_iter()
-        .chain(shelly::DEFAULT_METRICS)
-        .map(|name| (name.to_string(), true))
+        .chain(shelly::DEFAULT_METRICS.map(str::to_string))
+        .map(|name| (name, true))
         .collect();
     Config {
         device_type: DeviceType::Auto,
@@ -112,6 +157,8 @@ pub fn fresh_config(kind: DeviceKind) -> Config {
 pub fn help_text(name: &str) -> String {
     if name.starts_with("jetson_") {
         jetson::help_text(name)
+    } else if boards::PREFIXES.iter().any(|p| name.starts_with(p)) {
+        boards::help_text(name)
     } else {
         shelly::help_text(name)
     }

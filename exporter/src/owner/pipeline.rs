@@ -2,24 +2,44 @@
 //! Shelly poller, the collector set and the label set. [`Pipeline::apply`] moves from one
 //! configuration to the next by restarting exactly what [`diff`] says changed.
 //!
+//! Jetsons read tegrastats; the boards read from sysfs (`raspberry_pi`, `lattepanda`,
+//! `orange_pi`) run no tegrastats (the source is [`SourceSpec::Idle`]) and a
+//! [`BoardSource`] instead, restarted when the board, `host_root` or the interval changes.
+//!
 //! The device type is resolved here, when a configuration starts and on every reload (the
 //! identity files are read again: three small reads, and a reload after the files were
 //! mounted, or after `host_root` changed, picks them up). Everything after this point (the
 //! collector, the labels, discovery's defaults, `/health`) uses the resolved
 //! [`DeviceKind`], never the config's `device_type`, which may be `auto`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::boards::{Board, BoardSource};
 use crate::collector::shelly::ShellyCollector;
-use crate::collector::{self, CollectorSet, CollectorStatus, Values};
+use crate::collector::{self, CollectorSet, CollectorStatus, Family, Values};
 use crate::config::{self, Config, Env};
 use crate::device::{Device, DeviceKind};
 use crate::energy::EnergyMeter;
 use crate::exposition::device_labels;
+use crate::sysfs::fs::Root;
+use crate::sysfs::source::{SysfsSource, SysfsSpec};
 use crate::tegrastats::source::{SourceSpec, TegraHandle, TegraSource};
+
+/// The tegrastats source a configuration runs on a `kind` device: none for the boards read
+/// from sysfs.
+pub fn source_spec(cfg: &Config, kind: DeviceKind) -> SourceSpec {
+    // `tegrastats.sysfs` reads the Jetson's files instead (see `Pipeline::start_jetson_sysfs`).
+    if kind.runs_tegrastats() && !cfg.tegrastats.sysfs {
+        SourceSpec::from_config(&cfg.tegrastats, cfg.interval_duration())
+    } else {
+        SourceSpec::Idle
+    }
+}
 
 /// What differs between two configurations, as far as running parts are concerned.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -42,7 +62,6 @@ pub fn diff(old: &Config, new: &Config, kinds: (DeviceKind, DeviceKind)) -> Chan
     let interval = old.interval_duration() != new.interval_duration();
     let shelly = old.shelly != new.shelly || interval;
     let device = kinds.0 != kinds.1;
-    let spec = |c: &Config| SourceSpec::from_config(&c.tegrastats, c.interval_duration());
     let restart = [
         ("port", old.port.into(), new.port.into()),
         (
@@ -56,7 +75,7 @@ pub fn diff(old: &Config, new: &Config, kinds: (DeviceKind, DeviceKind)) -> Chan
     .filter(|(_, a, b)| a != b)
     .collect();
     Changes {
-        source: spec(old) != spec(new),
+        source: source_spec(old, kinds.0) != source_spec(new, kinds.1),
         shelly,
         collectors: device || shelly,
         restart,
@@ -78,6 +97,10 @@ pub struct Pipeline {
     set: CollectorSet,
     /// The running Shelly collector and the token that stops its poller.
     shelly: Option<(CancellationToken, ShellyCollector)>,
+    /// A board's sysfs source and what it was started for.
+    board: Option<((Board, PathBuf, Duration), BoardSource)>,
+    /// A Jetson read from sysfs (`tegrastats.sysfs`) instead of tegrastats.
+    jetson_sysfs: Option<SysfsSource>,
     labels: String,
     /// Energy counters: one per power sensor for the life of the process (a reload that
     /// rebuilds the collectors keeps them).
@@ -90,17 +113,22 @@ impl Pipeline {
     /// Resolves the device type of `cfg` and starts its parts (check the source first with
     /// [`SourceSpec::check`]).
     pub fn start(cfg: &Config, env: &(dyn Env + Sync), shutdown: CancellationToken) -> Pipeline {
-        let spec = SourceSpec::from_config(&cfg.tegrastats, cfg.interval_duration());
+        let device = resolve(cfg, env);
+        let spec = source_spec(cfg, device.kind);
         let mut pipeline = Pipeline {
-            device: resolve(cfg, env),
+            device,
             source: TegraSource::start(spec),
             set: CollectorSet::default(),
             shelly: None,
+            board: None,
+            jetson_sysfs: None,
             labels: String::new(),
             energy: Arc::new(EnergyMeter::new()),
             shutdown,
         };
         pipeline.start_shelly(cfg);
+        pipeline.start_board(cfg, env);
+        pipeline.start_jetson_sysfs(cfg, env);
         pipeline.build_collectors(cfg);
         pipeline.relabel(cfg, env);
         pipeline
@@ -124,9 +152,10 @@ impl Pipeline {
         }
         if changes.source {
             info!("tegrastats settings changed; restarting the source.");
-            let spec = SourceSpec::from_config(&new.tegrastats, new.interval_duration());
+            let spec = source_spec(new, self.device.kind);
             self.source.restart(spec);
         }
+        let board_restarted = self.start_board(new, env) | self.start_jetson_sysfs(new, env);
         if changes.shelly {
             self.start_shelly(new);
             info!(
@@ -135,7 +164,7 @@ impl Pipeline {
                 "Shelly collector reinitialised."
             );
         }
-        if changes.collectors {
+        if changes.collectors || board_restarted {
             self.build_collectors(new);
             info!(
                 device_type = self.device.kind.as_str(),
@@ -159,9 +188,12 @@ impl Pipeline {
         &self.device
     }
 
-    /// The tegrastats source's readings and counters.
+    /// The Jetson readings and counters: the tegrastats source's, or the sysfs source's.
     pub fn readings(&self) -> TegraHandle {
-        self.source.handle()
+        match &self.jetson_sysfs {
+            Some(sysfs) => sysfs.handle(),
+            None => self.source.handle(),
+        }
     }
 
     /// `{device_type="…",hostname="…"}` for every device sample.
@@ -172,13 +204,17 @@ impl Pipeline {
     /// Stops the tegrastats source (a child is killed and reaped).
     pub async fn stop(&mut self) {
         self.source.stop().await;
+        if let Some(sysfs) = &mut self.jetson_sysfs {
+            sysfs.stop().await;
+        }
     }
 
     fn build_collectors(&mut self, cfg: &Config) {
         let mut set = CollectorSet::default();
         set.push(collector::device_collector(
             self.device.kind,
-            self.source.handle(),
+            self.readings(),
+            self.board.as_ref().map(|(_, b)| b.handle()),
             cfg.interval_duration(),
             self.energy.clone(),
         ));
@@ -186,6 +222,45 @@ impl Pipeline {
             set.push(Box::new(shelly.clone()));
         }
         self.set = set;
+    }
+
+    /// Starts the board's sysfs source when the device type is a board and the running one
+    /// (if any) was started for another board, `host_root` or interval; stops it for a Jetson.
+    /// Returns whether it changed (the collectors must then be rebuilt).
+    fn start_board(&mut self, cfg: &Config, env: &(dyn Env + Sync)) -> bool {
+        let wanted = match Family::of(self.device.kind) {
+            Family::Board(board) => {
+                Some((board, config::host_root(cfg, env), cfg.interval_duration()))
+            }
+            Family::Jetson(_) => None,
+        };
+        if self.board.as_ref().map(|(key, _)| key) == wanted.as_ref() {
+            return false;
+        }
+        // Dropping the old source stops its task.
+        self.board = wanted.map(|(board, root, interval)| {
+            let source =
+                BoardSource::start(board, Root::new(root.clone()), interval, &self.shutdown);
+            ((board, root, interval), source)
+        });
+        true
+    }
+
+    /// Starts the Jetson sysfs source when `tegrastats.sysfs` is on for a Jetson and the
+    /// running one (if any) reads another `host_root` or interval; stops it otherwise. Returns
+    /// whether it changed (the collectors must then be rebuilt).
+    fn start_jetson_sysfs(&mut self, cfg: &Config, env: &(dyn Env + Sync)) -> bool {
+        let wanted =
+            (cfg.tegrastats.sysfs && self.device.kind.runs_tegrastats()).then(|| SysfsSpec {
+                root: config::host_root(cfg, env),
+                interval: cfg.interval_duration(),
+            });
+        if self.jetson_sysfs.as_ref().map(SysfsSource::spec) == wanted.as_ref() {
+            return false;
+        }
+        // Dropping the old source stops its task.
+        self.jetson_sysfs = wanted.map(SysfsSource::start);
+        true
     }
 
     /// (Re)starts the Shelly collector per `shelly:` (stopping the previous poller).

@@ -119,6 +119,9 @@ pub enum SourceSpec {
         /// The time between two lines.
         interval: Duration,
     },
+    /// Nothing to read: the device type is a board read from sysfs (`raspberry_pi`,
+    /// `lattepanda`, `orange_pi`), which has no tegrastats. The task publishes nothing.
+    Idle,
 }
 
 impl SourceSpec {
@@ -170,7 +173,7 @@ impl SourceSpec {
                     reason: e.to_string(),
                 }),
             },
-            SourceSpec::Logfile { .. } => Ok(()),
+            SourceSpec::Logfile { .. } | SourceSpec::Idle => Ok(()),
         }
     }
 }
@@ -295,6 +298,10 @@ impl TegraSource {
                 SourceSpec::Logfile { path, poll } => run_logfile(path, poll, ctx, token).await,
                 SourceSpec::Replay { path, interval } => {
                     run_replay(path, interval, ctx, token).await
+                }
+                SourceSpec::Idle => {
+                    drop(ctx);
+                    token.cancelled().await
                 }
             }
         });

@@ -44,12 +44,14 @@ impl Model {
     /// Every model, for tests and tools that go through all of them.
     pub const ALL: [Model; 3] = [Model::Orin, Model::Xavier, Model::Nano];
 
-    /// The model of a resolved device type: the one place that maps the two.
-    pub fn for_device(kind: DeviceKind) -> Model {
+    /// The model of a resolved device type: the one place that maps the two. `None` for the
+    /// boards read from sysfs, which are no Jetson.
+    pub fn for_device(kind: DeviceKind) -> Option<Model> {
         match kind {
-            DeviceKind::JetsonOrin | DeviceKind::Jetson => Model::Orin, // spec: generic is Orin
-            DeviceKind::JetsonXavier => Model::Xavier,
-            DeviceKind::JetsonNano => Model::Nano,
+            DeviceKind::JetsonOrin | DeviceKind::Jetson => Some(Model::Orin), // spec: generic is Orin
+            DeviceKind::JetsonXavier => Some(Model::Xavier),
+            DeviceKind::JetsonNano => Some(Model::Nano),
+            DeviceKind::RaspberryPi | DeviceKind::LattePanda | DeviceKind::OrangePi => None,
         }
     }
 
@@ -472,11 +474,15 @@ mod tests {
     fn collector_names() {
         assert_eq!(Model::Orin.collector_name(), "JetsonOrinCollector");
         assert_eq!(
-            Model::for_device(DeviceKind::Jetson).collector_name(),
-            "JetsonOrinCollector"
+            Model::for_device(DeviceKind::Jetson).map(Model::collector_name),
+            Some("JetsonOrinCollector")
         );
-        assert_eq!(Model::for_device(DeviceKind::JetsonNano), Model::Nano);
-        assert_eq!(Model::for_device(DeviceKind::JetsonXavier), Model::Xavier);
+        assert_eq!(Model::for_device(DeviceKind::JetsonNano), Some(Model::Nano));
+        assert_eq!(
+            Model::for_device(DeviceKind::JetsonXavier),
+            Some(Model::Xavier)
+        );
+        assert_eq!(Model::for_device(DeviceKind::OrangePi), None);
     }
     #[test]
     fn mutated_corpus_lines_never_panic_nor_give_non_finite_values() {
@@ -565,6 +571,7 @@ mod tests {
         let collector = crate::collector::device_collector(
             DeviceKind::Jetson,
             source.handle(),
+            None,
             interval,
             Arc::new(EnergyMeter::new()),
         );
@@ -651,7 +658,8 @@ mod tests {
     fn every_device_type_has_a_collector_name() {
         let names: Vec<_> = DeviceKind::ALL
             .iter()
-            .map(|k| Model::for_device(*k).collector_name())
+            .filter_map(|k| Model::for_device(*k))
+            .map(Model::collector_name)
             .collect();
         assert_eq!(
             names,
