@@ -7,7 +7,7 @@
 # Build context: the directory deploy/prometheus-agent/image-context.sh stages (rootfs/ with
 # /bin/prometheus, the C library and loader `ldd` names, and the CA bundle):
 #   deploy/prometheus-agent/image-context.sh dist/prometheus-agent
-#   docker build -f docker/prometheus-agent.Dockerfile -t prometheus-agent:2.42.0 dist/prometheus-agent
+#   docker build -f docker/prometheus-agent.Dockerfile -t prometheus-agent dist/prometheus-agent
 #
 # The image is for the builder's architecture (the binary and libraries are the machine's own).
 # The upstream image (quay.io/prometheus/prometheus:v2.x) takes the same arguments instead.
@@ -19,7 +19,9 @@ WORKDIR /wal
 
 FROM scratch
 
-ARG VERSION=2.42.0
+# The project's version, like the other images; the Prometheus inside is Debian's (2.42 on
+# Debian 12), which `prometheus --version` in the image prints.
+ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
 

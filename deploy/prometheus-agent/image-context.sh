@@ -7,7 +7,7 @@
 # copied too (package ca-certificates). Nothing else: no shell, no package manager.
 #
 #   deploy/prometheus-agent/image-context.sh OUTDIR
-#   docker build -f docker/prometheus-agent.Dockerfile -t prometheus-agent:2.42.0 OUTDIR
+#   docker build -f docker/prometheus-agent.Dockerfile -t prometheus-agent OUTDIR
 #
 # The image is for the architecture of this machine (amd64 here, arm64 on a Jetson or an arm64
 # builder with the same packages). PROMETHEUS_BIN overrides the binary (default: the package's).

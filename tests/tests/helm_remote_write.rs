@@ -302,8 +302,16 @@ fn the_agent_runs_as_its_own_daemonset_on_the_pairs_nodes() {
     ] {
         assert!(a.iter().any(|x| x == want), "agent args lack {want}: {a:?}");
     }
-    let image = c.image.as_deref().expect("image");
-    assert_eq!(image, "ghcr.io/edge-metrics/prometheus-agent:2.42.0");
+    // Tagged with the chart's appVersion, like the pair's images.
+    let chart: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(chart_dir().join("Chart.yaml")).expect("Chart.yaml"),
+    )
+    .expect("Chart.yaml is YAML");
+    let app_version = chart["appVersion"].as_str().expect("appVersion");
+    assert_eq!(
+        c.image.as_deref(),
+        Some(format!("ghcr.io/edge-metrics/prometheus-agent:{app_version}").as_str())
+    );
 
     // NODE_NAME (the node label) from the downward API; GOMEMLIMIT from the memory limit.
     let env = c.env.clone().unwrap_or_default();
@@ -782,6 +790,10 @@ fn the_rendered_agent_remote_writes_with_its_labels_and_credentials() {
                 b"",
             )
             .ok()?;
+            // 503 while its storage starts.
+            if r.status != 200 {
+                return None;
+            }
             let body = r.json();
             let n = body["data"]["result"].as_array().map(Vec::len).unwrap_or(0);
             (n == 1).then_some(body)
