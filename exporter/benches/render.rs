@@ -106,6 +106,7 @@ fn main() {
             counters: &counters,
             pushes: (0, 0),
             device: &device,
+            power_mode: None,
         },
     };
     let body = renderer.render(&input);

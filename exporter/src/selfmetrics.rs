@@ -5,8 +5,12 @@
 //! - `edge_metrics_exporter_device_info{model,soc,l4t,jetpack}`: the identity files (an empty
 //!   label where a file is missing or unknown)
 //! - `edge_metrics_exporter_collector_up{collector}`, `…_collector_duration_seconds{collector}`
+//! - `edge_metrics_exporter_power_mode_info{id,name}`: the nvpmodel mode of a fresh sysfs
+//!   reading (absent in tegrastats mode and when the board has none)
 //! - `edge_metrics_exporter_tegrastats_lines_read_total`, `…_parse_errors_total`,
 //!   `…_restarts_total`, `…_last_reading_timestamp_seconds`
+//! - `edge_metrics_exporter_sysfs_read_errors_total`: sysfs/procfs files that existed but
+//!   could not be read or parsed
 //! - `edge_metrics_exporter_config_writes_total{result}`,
 //!   `edge_metrics_exporter_config_server_pushes_total{result}`
 //! - bounds that were hit: `edge_metrics_exporter_invalid_metric_names_total`,
@@ -24,6 +28,8 @@ use edge_metrics_common::limit::ConnectionLimit;
 use crate::collector::{CollectorStatus, INVALID_NAMES};
 use crate::device::Identity;
 use crate::exposition::{escape_label, write_header, write_value};
+use crate::sysfs::fs::read_errors;
+use crate::tegrastats::line::PowerMode;
 use crate::tegrastats::source::SourceStats;
 
 /// This build's version: `git describe` at build time (scripts/build-version.rs), else the
@@ -76,6 +82,8 @@ pub struct SelfInput<'a> {
     pub pushes: (u64, u64),
     /// What the identity files say (`edge_metrics_exporter_device_info`).
     pub device: &'a Identity,
+    /// The power mode of a fresh sysfs reading (`edge_metrics_exporter_power_mode_info`).
+    pub power_mode: Option<&'a PowerMode>,
 }
 
 fn family(out: &mut String, name: &str, help: &str, kind: &str, labels: &str, v: f64) {
@@ -118,6 +126,21 @@ pub fn write_self_metrics(out: &mut String, input: &SelfInput<'_>) {
         ),
         1.0,
     );
+    if let Some(mode) = input.power_mode {
+        family(
+            out,
+            &format!("{P}power_mode_info"),
+            "The nvpmodel power mode in force, read from /var/lib/nvpmodel/status (id) and \
+             /etc/nvpmodel.conf (name, empty when unnamed) in sysfs mode",
+            "gauge",
+            &format!(
+                "{{id=\"{}\",name=\"{}\"}}",
+                mode.id,
+                escape_label(mode.name.as_deref().unwrap_or(""))
+            ),
+            1.0,
+        );
+    }
     let up = format!("{P}collector_up");
     write_header(
         out,
@@ -163,6 +186,14 @@ pub fn write_self_metrics(out: &mut String, input: &SelfInput<'_>) {
         "counter",
         "",
         load(&input.source.restarts),
+    );
+    family(
+        out,
+        &format!("{P}sysfs_read_errors_total"),
+        "sysfs and procfs files that existed but could not be read or parsed",
+        "counter",
+        "",
+        read_errors() as f64,
     );
     if let Some(wall) = input.last_reading {
         let ts = wall
@@ -480,6 +511,7 @@ mod tests {
             counters,
             pushes: (0, 0),
             device: &NO_DEVICE,
+            power_mode: None,
         }
     }
 
@@ -490,6 +522,35 @@ mod tests {
         l4t: String::new(),
         jetpack: String::new(),
     };
+
+    #[test]
+    fn power_mode_info_shows_only_when_a_mode_is_known() {
+        let source = SourceStats::default();
+        let counters = Counters::default();
+        let mut out = String::new();
+        write_self_metrics(&mut out, &input(&source, &counters));
+        assert!(!out.contains("power_mode_info"), "{out}");
+        assert!(
+            out.contains("\nedge_metrics_exporter_sysfs_read_errors_total "),
+            "{out}"
+        );
+        let mode = PowerMode {
+            id: 2,
+            name: Some("MAXN_SUPER".into()),
+        };
+        let mut out = String::new();
+        write_self_metrics(
+            &mut out,
+            &SelfInput {
+                power_mode: Some(&mode),
+                ..input(&source, &counters)
+            },
+        );
+        assert!(
+            out.contains("edge_metrics_exporter_power_mode_info{id=\"2\",name=\"MAXN_SUPER\"} 1\n"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn device_info_escapes_its_labels_and_shows_unknowns_as_empty() {

@@ -546,16 +546,24 @@ impl Owner {
         }
         let values = render::enabled(&self.running.config.metrics, &collected.values);
         let readings = self.pipeline.readings();
+        let latest = readings.latest();
+        // The power mode only from a reading the collector still shows (three intervals).
+        let fresh_for = self.running.config.interval_duration() * 3;
+        let power_mode = latest
+            .as_ref()
+            .filter(|s| s.at.elapsed() <= fresh_for)
+            .and_then(|s| s.line.extras.power_mode.as_ref());
         let body = self.renderer.render(&RenderInput {
             values: &values,
             labels: self.pipeline.labels(),
             own: SelfInput {
                 statuses: &collected.statuses,
                 source: &readings.stats,
-                last_reading: readings.latest().map(|s| s.wall),
+                last_reading: latest.as_ref().map(|s| s.wall),
                 counters: &self.counters,
                 pushes: self.feed.pushes(),
                 device: &self.running.device.identity,
+                power_mode,
             },
         });
         let (status, reason) = render::health_status(&collected.statuses);
