@@ -522,7 +522,8 @@ fn label_set(result: &[Value], label: &str) -> BTreeSet<String> {
 
 /// Three exporters (replayed Orin, Xavier and Nano, distinct hostnames), each with its plug on
 /// one bridge by its name, scraped by a real Prometheus twice: as job `fleet` with the
-/// `cluster`/`site`/`node` labels a remote-write agent adds, and as job `local` without them.
+/// `cluster`/`site`/`node` labels a remote-write agent adds (and, as the agent scrapes its own
+/// node's loopback, the same `instance` for every node), and as job `local` without them.
 /// Every query of the Fleet overview row, with the dashboard's variables filled in as Grafana
 /// would, returns series for all three nodes in both cases; a site narrows it; the variables'
 /// own queries list what is there; and a stopped exporter shows as down under its node's name.
@@ -594,6 +595,7 @@ fn fleet_panels_show_every_node_from_a_real_prometheus() {
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n\
              scrape_configs:\n\
              \x20 - job_name: fleet\n    static_configs:\n{fleet_targets}\
+             \x20   relabel_configs:\n      - target_label: instance\n        replacement: 127.0.0.1:9102\n\
              \x20 - job_name: local\n    static_configs:\n      - targets: [{}]\n",
             local_targets.join(", ")
         ),
