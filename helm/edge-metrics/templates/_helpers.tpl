@@ -96,11 +96,13 @@ shelly.device_id of the merged config, else the node's name.
 {{- $_ := set $t "logfile" $v.tegrastats.logfile -}}
 {{- else if eq $v.tegrastats.mode "replay" -}}
 {{- $_ := set $t "replay" $v.tegrastats.replayFile -}}
+{{- else if eq $v.tegrastats.mode "sysfs" -}}
+{{- $_ := set $t "sysfs" true -}}
 {{- else -}}
-{{- fail (printf "tegrastats.mode must be host, logfile or replay, got %q" $v.tegrastats.mode) -}}
+{{- fail (printf "tegrastats.mode must be host, logfile, replay or sysfs, got %q" $v.tegrastats.mode) -}}
 {{- end -}}
 {{- $_ := set $cfg "tegrastats" $t -}}
-{{- if and $v.device.hostRoot $v.device.hostMounts (not (hasKey $cfg "host_root")) -}}
+{{- if and $v.device.hostRoot (or $v.device.hostMounts (eq $v.tegrastats.mode "sysfs")) (not (hasKey $cfg "host_root")) -}}
 {{- $_ := set $cfg "host_root" $v.device.hostRoot -}}
 {{- end -}}
 {{- toYaml $cfg -}}
