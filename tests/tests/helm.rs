@@ -949,7 +949,7 @@ fn privileged_is_opt_in_and_bad_values_fail_with_a_reason() {
         .err()
         .expect("bogus mode fails");
     assert!(
-        err.contains("tegrastats.mode must be host, logfile or replay"),
+        err.contains("tegrastats.mode must be host, logfile, replay or sysfs"),
         "unhelpful error: {err}"
     );
 }
