@@ -1,5 +1,7 @@
 # edge-metrics-config-server: a static binary FROM scratch, running as an unprivileged numeric
 # user, with its SQLite database in a volume.
+# scripts/images.sh builds the binaries and this image with the tags compose and the chart use
+# and labels from `git describe` (VERSION, REVISION, CREATED). To build it by hand:
 #
 # Build context: a directory holding bin/<arch>/edge-metrics-config-server for each arch (dist/
 # after scripts/build-arm64.sh). The classic builder needs --build-arg TARGETARCH=<amd64|arm64>:

@@ -1,4 +1,6 @@
 # edge-metrics-exporter: a static binary FROM scratch.
+# scripts/images.sh builds the binaries and this image with the tags compose and the chart use
+# and labels from `git describe` (VERSION, REVISION, CREATED). To build it by hand:
 #
 # Build context: a directory holding bin/<arch>/edge-metrics-exporter for each arch, e.g. dist/
 # after scripts/build-arm64.sh (ARCHS="amd64 arm64"). BuildKit/buildx sets TARGETARCH from

@@ -1,4 +1,6 @@
 # shelly-bridge: a static binary FROM scratch, running as an unprivileged numeric user.
+# scripts/images.sh builds the binaries and this image with the tags compose and the chart use
+# and labels from `git describe` (VERSION, REVISION, CREATED). To build it by hand:
 #
 # Build context: a directory holding bin/<arch>/shelly-bridge for each arch (dist/ after
 # scripts/build-arm64.sh). The classic builder needs --build-arg TARGETARCH=<amd64|arm64>:

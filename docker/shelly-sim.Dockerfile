@@ -1,6 +1,8 @@
 # shelly-sim: simulated Shelly plugs for the demo (compose.demo.yaml) and the image tests, as a
 # static binary FROM scratch running as an unprivileged numeric user. Not a production image:
 # the shipped shelly-bridge image does not contain the simulator.
+# scripts/images.sh builds the binaries and this image with the tags compose and the chart use
+# and labels from `git describe` (VERSION, REVISION, CREATED). To build it by hand:
 #
 # Build context: a directory holding bin/<arch>/shelly-sim for each arch (dist/ after
 # scripts/build-arm64.sh). The classic builder needs --build-arg TARGETARCH=<amd64|arm64>:
