@@ -69,6 +69,57 @@ fn exposed_names(device_type: &str, corpus_file: &str) -> BTreeSet<String> {
     names
 }
 
+/// Copies the directory tree `from` into `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every metric name one exporter run on a board fixture tree (`testdata/boards/<tree>`, read
+/// from sysfs) exposes. The tree is copied and its `SECOND_PASS/` files laid over it once the
+/// first names are discovered, so the names that need two reads (CPU usage, RAPL power) are
+/// there too.
+fn board_names(device_type: &str, tree: &str) -> BTreeSet<String> {
+    let dir = TempDir::new(&format!("grafana-{device_type}"));
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    copy_tree(&repo_root().join("testdata/boards").join(tree), &root);
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "device_type: {device_type}\ninterval: 0.2\nport: 0\nreload_port: 0\n\
+             bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\n\
+             hostname: grafana-test\nhost_root: {}\n\
+             shelly:\n  enabled: false\nmetrics: {{}}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let ex = start_exporter(&config, dir.path());
+    let list = || {
+        let r = get(ex.api, "/metrics/list").ok()?;
+        let m = r.json()["metrics"].as_object().cloned().unwrap_or_default();
+        (r.status == 200).then_some(m)
+    };
+    wait_for(Duration::from_secs(20), "board metrics discovered", || {
+        list().filter(|m| !m.is_empty())
+    });
+    copy_tree(&root.join("SECOND_PASS"), &root);
+    let found = wait_for(Duration::from_secs(20), "CPU usage discovered", || {
+        list().filter(|m| m.keys().any(|k| k.ends_with("_cpu_avg_usage_percent")))
+    });
+    found.keys().cloned().collect()
+}
+
 /// One `__name__` matcher or plain metric name found in an expression.
 #[derive(Debug)]
 enum NameUse {
@@ -302,6 +353,18 @@ fn every_dashboard_metric_is_one_the_exporter_exposes() {
         assert!(
             names.iter().any(|n| n.starts_with("jetson_temp_")),
             "{corpus}: no temperatures discovered: {names:?}"
+        );
+        exposed.extend(names);
+    }
+    for (device_type, tree) in [
+        ("raspberry_pi", "raspberry-pi-5"),
+        ("lattepanda", "lattepanda-3-delta"),
+        ("orange_pi", "orange-pi-5"),
+    ] {
+        let names = board_names(device_type, tree);
+        assert!(
+            names.iter().any(|n| n.contains("_temp_")),
+            "{tree}: no temperatures discovered: {names:?}"
         );
         exposed.extend(names);
     }
