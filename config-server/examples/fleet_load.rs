@@ -11,8 +11,10 @@
 //! Before the measured window each device is seeded with one push (not measured; its duration
 //! is printed) under a fleet and a `jetson_orin` layer. Then, for `--seconds` (90): latency per
 //! route (p50/p90/p99/max, from sending to the full answer), achieved rate, errors, requests
-//! that started late, and the server's RSS (VmRSS, VmHWM) and CPU (from `/proc/PID/stat`),
-//! and finally one `GET /devices` of the whole fleet.
+//! that started late, and the server's RSS (VmRSS, VmHWM) and CPU (from `/proc/PID/stat`).
+//! Finally the device list as an operator reads it: every page of `GET /devices` at the
+//! default size (100) and at the largest (1000), and a filtered page; latency per page,
+//! bytes per page, and the server's VmHWM after each walk.
 //!
 //! Usage (`scripts/bench-config-server.sh` builds the release server and runs this):
 //!   fleet_load SERVER_BINARY [--backend sqlite|postgres|both] [--devices N] [--period S]
@@ -284,6 +286,38 @@ fn start_server(binary: &Path, database: &str) -> (Daemon, SocketAddr) {
     (daemon, addr)
 }
 
+/// Walks every page of `GET /devices?{query}` by its `next` cursor: pages, devices, latency
+/// per page, the largest body, and the server's VmHWM after the walk.
+fn walk_pages(addr: SocketAddr, pid: u32, query: &str) {
+    let mut lat = Vec::new();
+    let (mut listed, mut biggest, mut total) = (0u64, 0usize, 0u64);
+    let mut path = format!("/devices?{query}");
+    for _ in 0..100_000 {
+        let t = Instant::now();
+        let r = operator(addr, "GET", &path, "");
+        lat.push(t.elapsed());
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        let v = r.json();
+        listed += v["count"].as_u64().unwrap_or(0);
+        total = v["total"].as_u64().unwrap_or(0);
+        biggest = biggest.max(r.body.len());
+        match v["next"].as_str() {
+            Some(next) => path = format!("/devices?{query}&after={next}"),
+            None => break,
+        }
+    }
+    let pages = lat.len();
+    lat.sort();
+    println!(
+        "GET /devices?{query}: {pages} pages, {listed} of {total} devices listed; per page p50 {} ms, p99 {} ms, max {} ms; largest body {} bytes; VmHWM after {:.1} MiB",
+        ms(percentile(&lat, 0.50)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat.last().copied().unwrap_or_default()),
+        biggest,
+        proc_stats(pid).2 as f64 / 1024.0
+    );
+}
+
 fn run_backend(args: &Args, backend: &str, database: &str) {
     println!("\n== {backend} ({database})");
     let (daemon, addr) = start_server(&args.server, database);
@@ -450,16 +484,11 @@ fn run_backend(args: &Args, backend: &str, database: &str) {
         peak_rss.load(Ordering::Relaxed) as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
-    let t = Instant::now();
-    let r = operator(addr, "GET", "/devices", "");
-    let listed = r.json()["count"].as_u64().unwrap_or(0);
-    println!(
-        "GET /devices: {} devices listed in {} ms ({} bytes); VmHWM after it {:.1} MiB",
-        listed,
-        ms(t.elapsed()),
-        r.body.len(),
-        proc_stats(pid).2 as f64 / 1024.0
-    );
+    for limit in [100, 1000] {
+        walk_pages(addr, pid, &format!("limit={limit}"));
+    }
+    // A filter that matches every device but reads the seen times of each row.
+    walk_pages(addr, pid, "limit=100&device_type=jetson_orin&seen=recent");
     drop(daemon);
 }
 

@@ -20,6 +20,9 @@ use super::{
 
 const BACKEND: &str = "sqlite";
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
 fn q(e: rusqlite::Error) -> StoreError {
     StoreError::Query {
         backend: BACKEND,
@@ -65,6 +68,10 @@ impl SqliteStore {
             }
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
+            // Every statement the server runs stays prepared: about 25 shapes (the IN lists
+            // and listing filters vary), more than rusqlite's default of 16, which would
+            // evict and re-prepare on every push.
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             Ok(())
         };
         setup().map_err(|e| open_err(format!("{e} (is it a SQLite database?)")))?;
