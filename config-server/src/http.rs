@@ -787,23 +787,36 @@ fn devices(app: &App) -> BoxedFilter<(Response,)> {
                 let listing = Listing::parse_query(&query).map_err(ServiceError::BadRequest)?;
                 let now = now_ms();
                 let q = listing.query(now - seen_window_ms());
-                let page = app2.blocking(move |s| service::devices_page(s, &q)).await?;
-                let devices: Vec<Value> =
-                    page.devices.iter().map(|d| device_json(d, now)).collect();
+                let mut page = app2.blocking(move |s| service::devices_page(s, &q)).await?;
                 let next = page.next_after.as_deref().map(listing::cursor);
                 let prev = page.prev_before.as_deref().map(listing::cursor);
-                let mut r = json_reply(
+                let head = json!({
+                    "count": page.devices.len(),
+                    "total": page.total,
+                    "limit": listing.limit,
+                    "next": next,
+                    "prev": prev,
+                    "seen_window_seconds": SEEN_WINDOW.as_secs(),
+                });
+                // Written a device at a time: the page's JSON tree never exists whole.
+                let mut body = head.to_string().into_bytes();
+                body.pop(); // the closing brace
+                body.extend_from_slice(b",\"devices\":[");
+                for (i, d) in page.devices.drain(..).enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    serde_json::to_writer(&mut body, &device_json(&d, now))
+                        .expect("invariant: a serde_json::Value always serialises");
+                }
+                body.extend_from_slice(b"]}");
+                let mut r = warp::reply::with_status(
+                    warp::reply::with_header(body, "content-type", "application/json"),
                     StatusCode::OK,
-                    &json!({
-                        "count": devices.len(),
-                        "total": page.total,
-                        "limit": listing.limit,
-                        "next": next,
-                        "prev": prev,
-                        "seen_window_seconds": SEEN_WINDOW.as_secs(),
-                        "devices": devices,
-                    }),
-                );
+                )
+                .into_response();
+                r.headers_mut()
+                    .insert("cache-control", HeaderValue::from_static("no-store"));
                 let mut links = Vec::new();
                 if let Some(id) = &page.next_after {
                     let q = listing.query_string(&Position::After(id.clone()));
