@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The remote-write outage test, for real: no sample taken while the central store is away is
 # lost.
-#  1. build the amd64 images FROM scratch (the exporter, the bridge, the plug simulator from
-#     dist/bin/amd64, rebuilt by scripts/build-arm64.sh when a source is newer; the Prometheus
-#     agent from Debian's binary, docker/prometheus-agent.Dockerfile);
+#  1. build the amd64 images FROM scratch with the project's Dockerfiles: the exporter, the
+#     bridge and the plug simulator from static dev binaries built into this run's own context
+#     (or RW_BIN_DIR's), the Prometheus agent from Debian's binary
+#     (docker/prometheus-agent.Dockerfile);
 #  2. bring up compose.yaml + compose.demo.yaml + compose.remote-write.yaml: the exporter
 #     replaying testdata/tegrastats/orin-agx-jp6.log, the bridge with a simulated plug, and the
 #     agent scraping both every second, its WAL on the named volume, its config made from
@@ -16,7 +17,8 @@
 #     the samples one per second gives, for a Jetson series and for the plug's wall power. The
 #     percentages are printed, with the agent's memory, CPU and WAL size.
 # Everything listens on 127.0.0.1 (host network) on ports picked free at start, and is torn
-# down on exit. Env: KEEP=1 leaves the stack up; OUTAGE_SECONDS (60).
+# down on exit. About 2 minutes once the dev build is current (the 60 s outage included).
+# Env: KEEP=1 leaves the stack up; OUTAGE_SECONDS (60); RW_BIN_DIR (e.g. dist/bin/amd64).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
