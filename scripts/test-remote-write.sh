@@ -18,7 +18,9 @@
 #     percentages are printed, with the agent's memory, CPU and WAL size.
 # Everything listens on 127.0.0.1 (host network) on ports picked free at start, and is torn
 # down on exit. About 2 minutes once the dev build is current (the 60 s outage included).
-# Env: KEEP=1 leaves the stack up; OUTAGE_SECONDS (60); RW_BIN_DIR (e.g. dist/bin/amd64).
+# Env: KEEP=1 leaves the stack up; OUTAGE_SECONDS (60); RW_BIN_DIR (e.g. dist/bin/amd64);
+# RW_CONTROL=lose-wal runs the control instead: the agent loses its WAL halfway through the
+# outage, and the run passes only if the measurement then falls below 95 %.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -234,8 +236,23 @@ down_at="$(python3 -c 'import time; print(f"{time.time():.3f}")')"
 kill -TERM "$recv_pid"
 wait "$recv_pid" 2>/dev/null || true
 recv_pid=""
+down_at_s="${down_at%.*}"
 log "receiver stopped at $down_at; the link stays down for ${OUTAGE_SECONDS} s"
-sleep "$OUTAGE_SECONDS"   # the outage itself: a deliberate wait
+if [ "${RW_CONTROL:-}" = lose-wal ]; then
+    # The control: halfway through the outage the agent is replaced with an empty WAL, so the
+    # samples of the first half are gone; the measurement must see it.
+    sleep $((OUTAGE_SECONDS / 2))   # the outage itself: a deliberate wait
+    docker-compose -p "$project" "${compose_files[@]}" rm -sf prometheus-agent >/dev/null 2>&1
+    "$DOCKER" volume rm "${project}_prometheus-agent-wal" >/dev/null
+    docker-compose -p "$project" "${compose_files[@]}" up -d --no-build prometheus-agent >/dev/null 2>&1
+    log "control: the agent restarted with an empty WAL halfway through the outage"
+    wait_for "the new agent is ready" 60 curl -fsS --max-time 5 "http://127.0.0.1:$agent_port/-/ready"
+    agent_pid="$("$DOCKER" inspect -f '{{.State.Pid}}' "$(docker-compose -p "$project" "${compose_files[@]}" ps -q prometheus-agent)")"
+    read -r rss_before ticks_before < <(agent_stat)
+    sleep $((down_at_s + OUTAGE_SECONDS - $(date +%s) > 0 ? down_at_s + OUTAGE_SECONDS - $(date +%s) : 0))
+else
+    sleep "$OUTAGE_SECONDS"   # the outage itself: a deliberate wait
+fi
 failed_during="$(agent_metric prometheus_remote_storage_samples_failed_total)"
 pending_during="$(agent_metric prometheus_remote_storage_samples_pending)"
 start_receiver
@@ -269,6 +286,14 @@ printf '  agent: samples pending during the outage %s, failed sends %s (retried)
     "${pending_during%.000}" "${failed_during%.000}" "$catch_up" >&2
 printf '  agent: RSS %s KiB before, %s KiB after (peak %s KiB); CPU %s ticks over outage and catch-up; WAL %s bytes\n\n' \
     "$rss_before" "$rss_after" "$hwm" "$((ticks_after - ticks_before))" "$wal_bytes" >&2
+if [ "${RW_CONTROL:-}" = lose-wal ]; then
+    for pair in "jetson_temp_cpu_celsius:$temp_pct" "power_total_watts:$power_pct"; do
+        awk -v p="${pair#*:}" -v m="$MIN_PERCENT" 'BEGIN { exit !(p < m) }' \
+            || fail "control: ${pair%%:*} shows ${pair#*:} % although the WAL of half the outage was thrown away: the measurement cannot see a loss"
+    done
+    log "ok (control): with the WAL lost the measurement shows ${temp_pct} % and ${power_pct} %, below $MIN_PERCENT %"
+    exit 0
+fi
 for pair in "jetson_temp_cpu_celsius:$temp_pct" "power_total_watts:$power_pct"; do
     awk -v p="${pair#*:}" -v m="$MIN_PERCENT" 'BEGIN { exit !(p >= m) }' \
         || fail "${pair%%:*}: only ${pair#*:} % of the outage window's samples arrived (want >= $MIN_PERCENT %)"
