@@ -5,11 +5,13 @@
 # back.
 #
 # Build context: the directory deploy/prometheus-agent/image-context.sh stages (rootfs/ with
-# /bin/prometheus, the C library and loader `ldd` names, and the CA bundle):
-#   deploy/prometheus-agent/image-context.sh dist/prometheus-agent
+# /bin/prometheus, the loader and C library its ELF header names, and the CA bundle):
+#   deploy/prometheus-agent/image-context.sh dist/prometheus-agent [amd64|arm64]
 #   docker build -f docker/prometheus-agent.Dockerfile -t prometheus-agent dist/prometheus-agent
 #
-# The image is for the builder's architecture (the binary and libraries are the machine's own).
+# The context is for one architecture (this machine's by default; arm64 from Debian's arm64
+# package and libc6:arm64). There is no RUN, so the classic builder builds either; for arm64 it
+# records its own architecture, which docker/set-image-arch.py corrects.
 # The upstream image (quay.io/prometheus/prometheus:v2.x) takes the same arguments instead.
 
 # An empty directory to copy with its owner: a fresh named volume takes the owner of the image's
