@@ -349,4 +349,30 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn boards_run_no_tegrastats_and_a_change_of_board_restarts_the_source() {
+        let c = Config::default();
+        for kind in [
+            DeviceKind::RaspberryPi,
+            DeviceKind::LattePanda,
+            DeviceKind::OrangePi,
+        ] {
+            assert_eq!(source_spec(&c, kind), SourceSpec::Idle, "{kind}");
+        }
+        assert!(matches!(
+            source_spec(&c, DeviceKind::JetsonOrin),
+            SourceSpec::Spawn { .. }
+        ));
+        // Jetson → board stops tegrastats; board → board keeps the (idle) source but rebuilds
+        // the collector; a tegrastats setting does not concern a board.
+        let to_board = diff(&c, &c, (DeviceKind::JetsonOrin, DeviceKind::RaspberryPi));
+        assert!(to_board.source && to_board.collectors, "{to_board:?}");
+        let board_to_board = diff(&c, &c, (DeviceKind::RaspberryPi, DeviceKind::OrangePi));
+        assert!(!board_to_board.source && board_to_board.collectors);
+        let mut replay = c.clone();
+        replay.tegrastats.replay = Some(PathBuf::from("/tmp/x.log"));
+        let pi = (DeviceKind::RaspberryPi, DeviceKind::RaspberryPi);
+        assert_eq!(diff(&c, &replay, pi), Changes::default());
+    }
 }
