@@ -18,7 +18,7 @@ export CARGO_TERM_COLOR=never
 # A clean clone builds everything once: incremental caches would only take disk space.
 [ -n "${CI:-}" ] && export CARGO_INCREMENTAL=0
 
-ALL_STAGES=(setup fmt clippy rust demo proof systemd helm arm64 docker)
+ALL_STAGES=(setup fmt clippy rust demo proof systemd helm arm64 docker remote-write)
 STAGES=("${ALL_STAGES[@]}")
 [ $# -gt 0 ] && STAGES=("$@")
 
@@ -133,6 +133,7 @@ stage() {
         arm64)   run_stage arm64 scripts/test-arm64.sh
                  if [ -n "${CI:-}" ]; then rm -rf target-arm64; fi ;;
         docker)  run_stage docker scripts/test-docker.sh ;;
+        remote-write) run_stage remote-write scripts/test-remote-write.sh ;;
         *) echo "unknown stage $1 (known: ${ALL_STAGES[*]})" >&2; exit 2 ;;
     esac
 }
