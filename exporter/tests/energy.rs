@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{testdata, wait_for, Exporter, Setup, TempDir};
+use common::{orin_corpus, testdata, wait_for, Exporter, FakeHttp, Reply, Request, Setup, TempDir};
 use test_support::prom;
 
 const INTERVAL: f64 = 0.1;
@@ -159,4 +159,42 @@ fn a_negative_idle_rail_is_shown_as_read_and_three_value_rails_are_counted() {
         "{gained} J in {elapsed:.2} s at 4 W"
     );
     assert_eq!(value(&b, "jetson_power_vin_sys_5v0_watts"), Some(4.0));
+}
+
+/// A bridge whose plug has counted `wh` watt-hours.
+fn bridge(wh: f64) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
+    move |request: &Request| {
+        if request.path.starts_with("/metrics") {
+            Reply::json(
+                200,
+                format!(
+                    r#"{{"device_id": "shellyplus1pm-441793ce3f08", "metrics": {{"power_total_watts": 45.3, "power_energy_watt_hours_total": {wh}}}, "timestamp": 1733140800.123}}"#
+                ),
+            )
+        } else {
+            Reply::json(404, r#"{"error": "not found"}"#)
+        }
+    }
+}
+
+#[test]
+fn the_plugs_own_energy_total_is_also_given_in_joules() {
+    let plug = FakeHttp::start(bridge(15761.124));
+    let setup = Setup::new(&orin_corpus(), "");
+    // A fresh install (no metrics map): the plug's joules counter is on by default.
+    let text = setup.config_text("").replace(
+        "shelly:\n  enabled: false\n",
+        &format!("shelly:\n  enabled: true\n  server_url: {}\n", plug.url()),
+    );
+    std::fs::write(&setup.config_path, text).unwrap();
+    let exp = setup.start();
+    let joules = exp.wait_sample("power_energy_joules_total", Duration::from_secs(10));
+    assert!((joules - 15761.124 * 3600.0).abs() < 1e-3, "{joules}");
+    let body = exp.scrape().body;
+    assert!(
+        body.contains("# TYPE power_energy_joules_total counter"),
+        "{body}"
+    );
+    assert!(body
+        .contains("power_energy_joules_total{device_type=\"jetson_orin\",hostname=\"edge-01\"} "));
 }
