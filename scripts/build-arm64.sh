@@ -11,9 +11,10 @@
 # Env: ARCHS (default "arm64"), PROFILE (default release), SKIP_SETUP=1 to skip installs.
 # BUILDER=cross builds static musl binaries with `cross` and the images pinned in Cross.toml
 # instead (the release workflow, where cross's images can be pulled); same output paths.
-# The binaries carry `git describe`'s version and the commit (scripts/build-version.rs); for
-# cross, whose container may lack git, this script passes them as EDGE_METRICS_VERSION and
-# EDGE_METRICS_REVISION (Cross.toml lets them through).
+# The binaries carry `git describe`'s version and the commit (scripts/version.sh, the rule of
+# scripts/build-version.rs), computed once per run and passed to every build as
+# EDGE_METRICS_VERSION and EDGE_METRICS_REVISION (Cross.toml lets them into cross's container,
+# which may have no git).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -21,6 +22,10 @@ ARCHS="${ARCHS:-arm64}"
 PROFILE="${PROFILE:-release}"
 BINS=(edge-metrics-exporter shelly-bridge edge-metrics-config-server shelly-sim)
 log() { printf 'build-arm64.sh: %s\n' "$*" >&2; }
+# One version for every arch of this run: git describe once, handed to each build (a commit
+# landing between the amd64 and the arm64 build must not give them different versions).
+eval "$(bash scripts/version.sh)"
+export EDGE_METRICS_VERSION="$VERSION" EDGE_METRICS_REVISION="$REVISION"
 
 build_one() {
     local arch="$1" triple cargo rustc linker_env=() start
@@ -44,7 +49,7 @@ build_one() {
         [ -x "$tool" ] || { log "error: $tool missing; run scripts/setup/arm64.sh"; exit 1; }
     done
     start=$SECONDS
-    log "building $arch ($triple, profile $PROFILE) with $("$rustc" --version)"
+    log "building $arch ($triple, profile $PROFILE, $VERSION) with $("$rustc" --version)"
     # RUSTFLAGS applies to the target only because --target is given, so build scripts and
     # proc macros stay dynamic host binaries.
     env "${linker_env[@]}" RUSTC="$rustc" RUSTFLAGS="-C target-feature=+crt-static" \
@@ -85,11 +90,9 @@ build_cross() {
         *) log "error: unknown arch '$arch' (use arm64 or amd64)"; exit 64 ;;
     esac
     command -v cross >/dev/null || { log "error: cross missing: cargo install cross --locked --version 0.2.5"; exit 1; }
-    eval "$(bash scripts/version.sh)"
     start=$SECONDS
     log "building $arch ($triple, profile $PROFILE) with cross ($VERSION, $REVISION)"
-    EDGE_METRICS_VERSION="$VERSION" EDGE_METRICS_REVISION="$REVISION" \
-        cross build --locked --profile "$PROFILE" --target "$triple" \
+    cross build --locked --profile "$PROFILE" --target "$triple" \
         -p edge-metrics-exporter -p shelly-bridge -p edge-metrics-config-server -p shelly-sim
     local profdir="$PROFILE"
     [ "$PROFILE" = dev ] && profdir=debug
