@@ -45,8 +45,8 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Starts the exporter on `config` (plus the test's ports, binding and hostname).
-fn start(dir: &TempDir, config: &str) -> Exporter {
+/// Writes config.yaml in `dir`: `config` plus the test's ports, binding and hostname.
+fn write_config(dir: &TempDir, config: &str) -> PathBuf {
     let path = dir.join("config.yaml");
     fs::write(
         &path,
@@ -57,6 +57,12 @@ fn start(dir: &TempDir, config: &str) -> Exporter {
         ),
     )
     .unwrap();
+    path
+}
+
+/// Starts the exporter on `config` (see [`write_config`]).
+fn start(dir: &TempDir, config: &str) -> Exporter {
+    let path = write_config(dir, config);
     let mut cmd = command();
     cmd.arg("--config").arg(&path).env("RUST_LOG", "info");
     Exporter::start(cmd, None)
@@ -289,4 +295,43 @@ fn a_tree_without_readings_goes_stale_after_three_intervals() {
         "a stale reading is not shown:\n{body}"
     );
     assert!(exp.proc.try_wait().is_none(), "the exporter exited");
+}
+
+#[test]
+fn a_reload_switches_between_tegrastats_and_sysfs() {
+    let fixture = testdata("sysfs/orin-nano");
+    let dir = TempDir::new("sysfs-reload");
+    let tegrastats = format!(
+        "host_root: {}\ntegrastats:\n  replay: {}\n",
+        fixture.join("root").display(),
+        fixture.join("tegrastats.log").display()
+    );
+    let sysfs = format!(
+        "host_root: {}\ntegrastats:\n  sysfs: true\n",
+        fixture.join("root").display()
+    );
+    let exp = start(&dir, &tegrastats);
+    assert_eq!(exp.wait_sample("jetson_ram_used_mb", WAIT), 5969.0);
+    let power_mode = "edge_metrics_exporter_power_mode_info{id=\"2\",name=\"MAXN_SUPER\"} 1";
+    assert!(!exp.scrape().body.contains("power_mode_info"));
+
+    write_config(&dir, &sysfs);
+    let r = exp.api("POST", "/reload", &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(WAIT, "the power mode from sysfs", || {
+        exp.scrape().body.contains(power_mode).then_some(())
+    });
+    exp.proc
+        .wait_line(&["Reading Jetson readings from sysfs"], WAIT);
+    assert_eq!(exp.wait_sample("jetson_ram_used_mb", WAIT), 5969.0);
+
+    // And back: the tegrastats reading carries no power mode.
+    write_config(&dir, &tegrastats);
+    let r = exp.api("POST", "/reload", &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(WAIT, "the power mode gone with sysfs", || {
+        (!exp.scrape().body.contains("power_mode_info")).then_some(())
+    });
+    assert_eq!(exp.wait_sample("jetson_ram_used_mb", WAIT), 5969.0);
+    assert_eq!(exp.health()["status"], "healthy", "{}", exp.health());
 }

@@ -351,6 +351,19 @@ mod tests {
     }
 
     #[test]
+    fn sysfs_mode_idles_tegrastats_on_a_jetson_only() {
+        let mut cfg = Config::default();
+        cfg.tegrastats.sysfs = true;
+        assert_eq!(source_spec(&cfg, DeviceKind::JetsonOrin), SourceSpec::Idle);
+        assert_eq!(source_spec(&cfg, DeviceKind::Jetson), SourceSpec::Idle);
+        cfg.tegrastats.sysfs = false;
+        assert_ne!(source_spec(&cfg, DeviceKind::JetsonNano), SourceSpec::Idle);
+        // Turning it on stops tegrastats; the sysfs source itself starts in `apply`.
+        let on = changed(|c| c.tegrastats.sysfs = true);
+        assert!(on.source && !on.shelly, "{on:?}");
+    }
+
+    #[test]
     fn boards_run_no_tegrastats_and_a_change_of_board_restarts_the_source() {
         let c = Config::default();
         for kind in [
