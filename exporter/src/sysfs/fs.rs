@@ -14,8 +14,10 @@ use tracing::debug;
 /// Files that existed but could not be read or parsed, since the process started.
 static READ_ERRORS: AtomicU64 = AtomicU64::new(0);
 
-/// Longest file text read; sysfs attributes are one page at most, procfs tables a few kB.
+/// Longest file text read after the first read; procfs tables are a few kB.
 const MAX_TEXT: u64 = 256 * 1024;
+/// The first read's size: one page, the most a sysfs attribute holds.
+const FIRST_READ: usize = 4096;
 
 /// How many files could not be read or parsed since the process started
 /// (`edge_metrics_exporter_sysfs_read_errors_total`).
@@ -81,13 +83,23 @@ impl Probe {
 /// reports itself (debugfs).
 pub fn probe(path: &Path) -> Probe {
     use std::io::Read as _;
-    let file = match std::fs::File::open(path) {
+    let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) => return probe_error(&e),
     };
-    let mut bytes = Vec::new();
-    if let Err(e) = file.take(MAX_TEXT).read_to_end(&mut bytes) {
-        return probe_error(&e);
+    // A sysfs attribute is produced whole by the first read (one page at most), so a read
+    // that does not fill the buffer is the whole file: one read call instead of a second one
+    // that returns 0. Longer files (procfs tables) are read on to the end.
+    let mut buf = [0u8; FIRST_READ];
+    let n = match file.read(&mut buf) {
+        Ok(n) => n,
+        Err(e) => return probe_error(&e),
+    };
+    let mut bytes = buf[..n].to_vec();
+    if n == FIRST_READ {
+        if let Err(e) = file.take(MAX_TEXT).read_to_end(&mut bytes) {
+            return probe_error(&e);
+        }
     }
     match String::from_utf8(bytes) {
         Ok(text) => Probe::Text(clean(&text).to_owned()),
@@ -300,6 +312,22 @@ mod tests {
         assert_eq!(int(&t.path().join("b")), None);
         assert!(read_errors() > before);
         assert_eq!(probe(&t.path().join("a/b")), Probe::Missing);
+    }
+
+    #[test]
+    fn texts_longer_than_a_page_are_read_whole() {
+        let t = Tree::new("long");
+        for len in [4095, 4096, 4097, 20_000] {
+            let body: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            t.put("f", &body);
+            assert_eq!(
+                text(&t.path().join("f")).map(|s| s.len()),
+                Some(len),
+                "{len}"
+            );
+        }
     }
 
     #[test]
