@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The delivery check for the images and compose files, on a machine without a Jetson:
-#  1. build static binaries for arm64 and amd64 (scripts/build-arm64.sh) and the images per
-#     arch FROM scratch (the two daemons, the config server, and shelly-sim for the simulated
-#     plug); check size (< 15 MB), architecture, user, health check;
+#  1. scripts/images.sh --arch all builds the static binaries and the four images per arch
+#     FROM scratch (the two daemons, the config server, and shelly-sim for the simulated plug);
+#     check size (< 15 MB), architecture, user, health check, and that the OCI labels
+#     (version, revision, created, source) and each binary's --version agree with git;
 #  2. bring up compose.yaml with the arm64 images under qemu emulation, with a fake
 #     tegrastats (an aarch64 glibc program, docker/test/fake-tegrastats.c) bind-mounted exactly
 #     as the real one is, together with the aarch64 loader and libraries where a Jetson has
@@ -15,10 +16,11 @@
 #  3. a real Prometheus on 127.0.0.1 scrapes the exporter and answers the API document's
 #     PromQL examples with data;
 #  4. restart the bridge container and watch the exporter's ShellyCollector come back to 1;
-#  5. bring up compose.demo.yaml (replayed corpus + simulated plug with the demo's token) and
-#     read its metrics and the bridge's /devices.
+#  5. run the demo commands of docs/DEPLOY.md and README.md verbatim (the block after their
+#     `<!-- demo-commands -->` marker): scripts/images.sh, then compose.demo.yaml with the
+#     default image references; its metrics and the plug's power within two minutes.
 # Everything started here is torn down on exit. Ports are picked free at start (host network).
-# Env: SKIP_BUILD=1 reuses dist/bin; KEEP=1 leaves the stack up for inspection.
+# Env: SKIP_BUILD=1 reuses dist/bin (images.sh --no-build); KEEP=1 leaves the stack up for inspection.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -40,7 +42,9 @@ done
 
 tmp="$(mktemp -d /tmp/edge-metrics-docker.XXXXXX)"
 project="emtest$$"
+base_project="$project"
 prom_pid=""
+demo_cleanup=""
 compose_files=()
 teardown() {
     local rc=$?
@@ -51,7 +55,8 @@ teardown() {
     fi
     if [ "${KEEP:-0}" = 1 ]; then log "KEEP=1: left project $project and $tmp"; return; fi
     [ -n "$prom_pid" ] && kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null
-    for p in "$project" "${project}demo"; do
+    [ -n "$demo_cleanup" ] && "$demo_cleanup"
+    for p in "$base_project" "$project"; do
         docker-compose -p "$p" -f compose.yaml -f compose.demo.yaml -f compose.config-server.yaml \
             -f "$tmp/override.yaml" --profile jetson \
             down -v --remove-orphans >/dev/null 2>&1 || true
@@ -75,31 +80,48 @@ wait_for() {
 }
 
 # --- 1. binaries and images -----------------------------------------------------------------
+# scripts/images.sh is the one place that builds them: both arches, the compose/chart default
+# tags (this machine's arch) and :dev-<arch>.
 declare -A build_secs image_bytes
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    for arch in arm64 amd64; do
-        start=$SECONDS
-        ARCHS="$arch" SKIP_SETUP=1 bash scripts/build-arm64.sh
-        build_secs["bin-$arch"]=$((SECONDS - start))
-    done
+start=$SECONDS
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+    SKIP_SETUP=1 bash scripts/images.sh --arch all --no-build
+else
+    SKIP_SETUP=1 bash scripts/images.sh --arch all
 fi
-for arch in arm64 amd64; do
-    for b in edge-metrics-exporter shelly-bridge edge-metrics-config-server shelly-sim; do
-        [ -x "dist/bin/$arch/$b" ] || fail "dist/bin/$arch/$b missing (run scripts/build-arm64.sh)"
-    done
-done
-revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+build_secs[images.sh]=$((SECONDS - start))
+# image_ref NAME ARCH: the per-arch tag images.sh gives NAME (ghcr.io/edge-metrics/NAME:dev-ARCH).
+image_ref() {
+    local var
+    case "$1" in
+        edge-metrics-exporter) var=EXPORTER_IMAGE ;;
+        shelly-bridge) var=BRIDGE_IMAGE ;;
+        edge-metrics-config-server) var=CONFIG_SERVER_IMAGE ;;
+        shelly-sim) var=SIM_IMAGE ;;
+    esac
+    local ref
+    ref="$(grep -ho "\${$var:-[^}]*}" compose.yaml compose.demo.yaml compose.config-server.yaml | head -1)"
+    ref="${ref#*:-}"; ref="${ref%\}}"
+    printf '%s:dev-%s\n' "${ref%:*}" "$2"
+}
+# What git says about the commit the build names, computed here rather than taken from the
+# build script, so the labels and --version are checked against git itself. The commit must be
+# HEAD, or an ancestor of it when a commit landed during the build.
+cargo_version="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' Cargo.toml)"
+want_revision="$("$DOCKER" image inspect -f '{{index .Config.Labels "org.opencontainers.image.revision"}}' "$(image_ref edge-metrics-exporter amd64)")"
+git cat-file -e "$want_revision^{commit}" 2>/dev/null || fail "the images name revision '$want_revision', not a commit here"
+[ "$want_revision" = "$(git rev-parse HEAD)" ] || git merge-base --is-ancestor "$want_revision" HEAD \
+    || fail "the images name commit $want_revision, which is neither HEAD nor before it"
+if described="$(git describe --tags --match 'v[0-9]*' "$want_revision" 2>/dev/null)"; then
+    want_version="${described#v}"
+else
+    want_version="$cargo_version-g$(git rev-parse --short=7 "$want_revision")"
+fi
+want_created="$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ "$want_revision")"
+log "git: version $want_version, revision $want_revision"
 for arch in arm64 amd64; do
     for img in edge-metrics-exporter shelly-bridge edge-metrics-config-server shelly-sim; do
-        tag="$img:test-$arch"
-        start=$SECONDS
-        # The classic builder cannot build FROM scratch for a foreign --platform; it builds
-        # for its own and docker/set-image-arch.py records the target's (docs/DEPLOY.md).
-        "$DOCKER" build -q --build-arg TARGETARCH="$arch" \
-            --build-arg REVISION="$revision" --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-            -f "docker/$img.Dockerfile" -t "$tag" dist >/dev/null
-        python3 docker/set-image-arch.py "$tag" "$arch" >/dev/null
-        build_secs["$tag"]=$((SECONDS - start))
+        tag="$(image_ref "$img" "$arch")"
         size="$("$DOCKER" image inspect -f '{{.Size}}' "$tag")"
         image_bytes["$tag"]=$size
         [ "$size" -lt "$MAX_IMAGE_BYTES" ] || fail "$tag is $size bytes, over 15 MB"
@@ -113,25 +135,41 @@ for arch in arm64 amd64; do
             hc="$("$DOCKER" image inspect -f '{{json .Config.Healthcheck.Test}}' "$tag")"
             [ "$hc" = "[\"CMD\",\"/$img\",\"healthcheck\"]" ] || fail "$tag health check is $hc"
         fi
-        label="$("$DOCKER" image inspect -f '{{index .Config.Labels "org.opencontainers.image.source"}}' "$tag")"
-        [ -n "$label" ] || fail "$tag lacks OCI labels"
+        label() { "$DOCKER" image inspect -f "{{index .Config.Labels \"org.opencontainers.image.$1\"}}" "$tag"; }
+        [ "$(label source)" = "https://github.com/edge-metrics/edge-metrics" ] || fail "$tag: source label is '$(label source)'"
+        [ "$(label version)" = "$want_version" ] || fail "$tag: version label '$(label version)', git says $want_version"
+        [ "$(label revision)" = "$want_revision" ] || fail "$tag: revision label '$(label revision)', git says $want_revision"
+        [ "$(label created)" = "$want_created" ] \
+            || fail "$tag: created label '$(label created)' is not the commit's time ($want_created)"
     done
 done
 for img in shelly-bridge edge-metrics-config-server shelly-sim; do
-    [ "$("$DOCKER" image inspect -f '{{.Config.User}}' "$img:test-arm64")" = "65532:65532" ] \
+    [ "$("$DOCKER" image inspect -f '{{.Config.User}}' "$(image_ref "$img" arm64)")" = "65532:65532" ] \
         || fail "the $img image must run as 65532"
 done
-# The binaries answer --version inside their own image (arm64 through qemu binfmt).
-for arch in amd64 arm64; do
-    v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "edge-metrics-exporter:test-$arch" --version)"
-    log "edge-metrics-exporter:test-$arch --version: $v"
-    v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "shelly-bridge:test-$arch" --version)"
-    log "shelly-bridge:test-$arch --version: $v"
-    v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "edge-metrics-config-server:test-$arch" --version)"
-    log "edge-metrics-config-server:test-$arch --version: $v"
-    v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "shelly-sim:test-$arch" --help | head -1)"
-    log "shelly-sim:test-$arch --help: $v"
+# The default references (compose's and the chart's) name this machine's build.
+native="$(uname -m | sed -e s/x86_64/amd64/ -e s/aarch64/arm64/)"
+for var in EXPORTER_IMAGE BRIDGE_IMAGE CONFIG_SERVER_IMAGE SIM_IMAGE; do
+    ref="$(grep -ho "\${$var:-[^}]*}" compose.yaml compose.demo.yaml compose.config-server.yaml | head -1)"
+    ref="${ref#*:-}"; ref="${ref%\}}"
+    [ "$("$DOCKER" image inspect -f '{{.Id}}' "$ref")" = "$("$DOCKER" image inspect -f '{{.Id}}' "${ref%:*}:dev-$native")" ] \
+        || fail "$ref is not the $native image images.sh built"
+    [ "$("$DOCKER" image inspect -f '{{.Id}}' "${ref%:*}:dev")" = "$("$DOCKER" image inspect -f '{{.Id}}' "$ref")" ] \
+        || fail "${ref%:*}:dev is not $ref"
 done
+# The binaries answer --version inside their own image (arm64 through qemu binfmt), with what
+# git says.
+for arch in amd64 arm64; do
+    for img in edge-metrics-exporter shelly-bridge edge-metrics-config-server; do
+        v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "$(image_ref "$img" "$arch")" --version)"
+        log "$(image_ref "$img" "$arch") --version: $v"
+        [ "$v" = "$img $want_version (revision $want_revision)" ] \
+            || fail "$img ($arch) --version says '$v', git says $want_version, $want_revision"
+    done
+    v="$("$DOCKER" run --rm --platform "linux/$arch" --network none "$(image_ref shelly-sim "$arch")" --help | head -1)"
+    log "shelly-sim ($arch) --help: $v"
+done
+log "ok: images' labels and --version agree with git ($want_version, $want_revision)"
 
 # --- 2. compose.yaml with arm64 images, fake tegrastats, simulated plug ---------------------
 metrics_port="$(free_port)" mgmt_port="$(free_port)" ws_port="$(free_port)" http_port="$(free_port)"
@@ -168,7 +206,7 @@ api_token="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
 cat >"$tmp/override.yaml" <<YAML
 services:
   plug:
-    image: shelly-sim:test-arm64
+    image: $(image_ref shelly-sim arm64)
     network_mode: host
     user: "65532:65532"
     read_only: true
@@ -178,7 +216,7 @@ services:
     healthcheck:
       disable: true
 YAML
-export EXPORTER_IMAGE=edge-metrics-exporter:test-arm64 BRIDGE_IMAGE=shelly-bridge:test-arm64
+export EXPORTER_IMAGE="$(image_ref edge-metrics-exporter arm64)" BRIDGE_IMAGE="$(image_ref shelly-bridge arm64)"
 export EDGE_METRICS_CONFIG_DIR="$tmp/config"
 export SHELLY_WS_PORT="$ws_port" SHELLY_HTTP_PORT="$http_port"
 export TEGRASTATS_BIN="$tmp/tegrastats" TEGRA_LOADER="$aarch64_lib/ld-linux-aarch64.so.1"
@@ -193,7 +231,7 @@ export SHELLY_WS_TOKEN="$plug_token" EDGE_METRICS_API_TOKEN="$api_token"
 cs_port="$(free_port)"
 cs_operator="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 cs_device="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
-export CONFIG_SERVER_IMAGE=edge-metrics-config-server:test-arm64 CONFIG_SERVER_PORT="$cs_port"
+export CONFIG_SERVER_IMAGE="$(image_ref edge-metrics-config-server arm64)" CONFIG_SERVER_PORT="$cs_port"
 export CONFIG_SERVER_OPERATOR_TOKEN="ops:$cs_operator" CONFIG_SERVER_DEVICE_TOKEN="$cs_device"
 compose_files=(-f compose.yaml -f compose.config-server.yaml -f "$tmp/override.yaml")
 docker-compose -p "$project" "${compose_files[@]}" config -q
@@ -231,7 +269,7 @@ rejected() {
     curl -fsS --max-time 5 "http://127.0.0.1:$http_port/bridge/metrics" \
         | grep -E '^shelly_bridge_ws_rejected_total\{reason="token"\} [1-9]'
 }
-"$DOCKER" run --rm --network host --user 65532:65532 shelly-sim:test-amd64 \
+"$DOCKER" run --rm --network host --user 65532:65532 "$(image_ref shelly-sim amd64)" \
     --url "ws://127.0.0.1:$ws_port/intruder" --reconnect never --run-for 5 >/dev/null 2>&1 || true
 wait_for "a plug without the token is refused (401)" 30 rejected
 devices_are e2e-plug || fail "the tokenless plug got registered"
@@ -337,44 +375,100 @@ wait_for "Prometheus sees the recovered plug" 30 promql_nonempty 'edge_metrics_e
 docker-compose -p "$project" "${compose_files[@]}" down -v --remove-orphans >/dev/null 2>&1
 compose_files=()
 
-# --- 5. compose.demo.yaml: replayed corpus and simulated plug --------------------------------
-log "compose.demo.yaml (replay + simulated plug, amd64 images)"
-demo_metrics="$(free_port)" demo_mgmt="$(free_port)"
-mkdir -p "$tmp/demo-config"
-sed -e "s/^port: 9102$/port: $demo_metrics/" -e "s/^reload_port: 9101$/reload_port: $demo_mgmt/" \
-    -e "s|server_url: http://localhost:8766|server_url: http://localhost:$http_port|" \
-    docker/demo/config.yaml >"$tmp/demo-config/config.yaml"
-export EXPORTER_IMAGE=edge-metrics-exporter:test-amd64 BRIDGE_IMAGE=shelly-bridge:test-amd64
-export SIM_IMAGE=shelly-sim:test-amd64
-export EDGE_METRICS_CONFIG_DIR="$tmp/demo-config"
-export DEMO_REPLAY_DIR="$root/testdata/tegrastats"
-# The demo as a user runs it: its own fixed plug token, no API token.
-unset SHELLY_WS_TOKEN EDGE_METRICS_API_TOKEN
+# --- 5. the documented demo, verbatim ------------------------------------------------------
+# docs/DEPLOY.md and README.md mark the demo's commands with `<!-- demo-commands -->` before a
+# ```sh block; both must hold the same block, and it runs here line by line as written, in the
+# repository root, in a clean environment (as a user's shell would be) under its own compose
+# project: scripts/images.sh (whose work is already done above: cargo and docker find nothing to
+# redo), the set-up and `up -d` once each, and every `curl` line polled until its output shows
+# the Jetson metrics and the plug's power (resp. the plug) within two minutes. The demo's ports
+# are fixed (9101, 9102, 8765, 8766): a port in use is waited for, then a failure.
+log "the documented demo commands (docs/DEPLOY.md = README.md), verbatim"
+# demo_block FILE: the ```sh block after the demo-commands marker.
+demo_block() {
+    awk '/^<!-- demo-commands/ { m = 1; next }
+         m == 1 && /^```sh$/ { m = 2; next }
+         m == 2 && /^```$/ { exit }
+         m == 2 { print }' "$1"
+}
+demo_block docs/DEPLOY.md >"$tmp/demo-deploy.sh"
+demo_block README.md >"$tmp/demo-readme.sh"
+[ -s "$tmp/demo-deploy.sh" ] || fail "docs/DEPLOY.md has no <!-- demo-commands --> block"
+cmp -s "$tmp/demo-deploy.sh" "$tmp/demo-readme.sh" \
+    || fail "README.md's demo commands differ from docs/DEPLOY.md's: $(diff "$tmp/demo-deploy.sh" "$tmp/demo-readme.sh" | head -5)"
+grep -qx 'scripts/images.sh[[:space:]]*\(#.*\)\?' "$tmp/demo-deploy.sh" || fail "the demo commands do not start from scripts/images.sh"
+grep -q ' up -d' "$tmp/demo-deploy.sh" || fail "the demo commands have no 'up -d'"
+# port_busy PORT: something accepts connections on 127.0.0.1:PORT.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+ports_free() { local p; for p in 9101 9102 8765 8766; do ! port_busy "$p" || return 1; done; }
+wait_for "the demo's ports 9101, 9102, 8765, 8766 are free" 60 ports_free
+# The user's own .demo (the demo's config dir) is set aside and put back afterwards.
+if [ -e .demo ]; then mv .demo "$tmp/dot-demo-saved"; fi
+demo_project="${project}doc"
+demo_env=(env -i "PATH=$PATH" "HOME=${HOME:-/root}" "COMPOSE_PROJECT_NAME=$demo_project" SKIP_SETUP=1)
+demo_down() {
+    "${demo_env[@]}" docker-compose -f compose.yaml -f compose.demo.yaml down -v --remove-orphans >/dev/null 2>&1 || true
+    rm -rf .demo
+    if [ -e "$tmp/dot-demo-saved" ]; then mv "$tmp/dot-demo-saved" .demo; fi
+}
+demo_cleanup=demo_down
 compose_files=(-f compose.yaml -f compose.demo.yaml)
-project="${project}demo"
-docker-compose -p "$project" "${compose_files[@]}" config -q
-docker-compose -p "$project" "${compose_files[@]}" up -d --no-build
-running="$("$DOCKER" ps --filter "label=com.docker.compose.project=$project" --format '{{.Label "com.docker.compose.service"}}' | sort | tr '\n' ' ')"
-log "demo services running: $running"
+project="$demo_project"
+start=$SECONDS
+checks=0
+while IFS= read -r line; do
+    [ -n "${line// /}" ] || continue
+    case "$line" in
+        curl\ *)
+            checks=$((checks + 1))
+            # What the line must show: the demo's Jetson metrics and plug power, or the plug.
+            case "$line" in
+                *9102/metrics*) want=('^jetson_temp_cpu_celsius\{.*hostname="edge-demo"' '^power_total_watts\{.*hostname="edge-demo"') ;;
+                *8766/devices*) want=('"edge-demo"') ;;
+                *) fail "no expectation for the documented command: $line" ;;
+            esac
+            deadline=$((start + 120))
+            while :; do
+                out="$("${demo_env[@]}" bash -c "$line" 2>&1 || true)"
+                ok=1
+                for w in "${want[@]}"; do grep -Eq "$w" <<<"$out" || ok=0; done
+                [ "$ok" = 1 ] && break
+                [ "$SECONDS" -lt "$deadline" ] || fail "within 2 minutes of the demo's start, '$line' printed: ${out:0:400}"
+                sleep 1
+            done
+            log "ok ($((SECONDS - start)) s): $line"
+            log "  -> $(head -c 300 <<<"$out" | tr '\n' ' ')"
+            ;;
+        *)
+            log "\$ $line"
+            "${demo_env[@]}" bash -euo pipefail -c "$line" >"$tmp/demo-step.log" 2>&1 \
+                || { tail -20 "$tmp/demo-step.log" >&2; fail "the documented command failed: $line"; }
+            [[ $line == scripts/images.sh* ]] && start=$SECONDS
+            ;;
+    esac
+done <"$tmp/demo-deploy.sh"
+[ "$checks" -ge 2 ] || fail "the demo commands should scrape the metrics and list the plug (found $checks curl lines)"
+running="$("$DOCKER" ps --filter "label=com.docker.compose.project=$demo_project" --format '{{.Label "com.docker.compose.service"}}' | sort | tr '\n' ' ')"
 [ "$running" = "exporter-demo plug shelly-bridge " ] || fail "demo should run exporter-demo, plug and shelly-bridge (not the Jetson exporter), got: $running"
-metrics_port="$demo_metrics"
-wait_for "demo: replayed tegrastats data" 60 has_metric jetson_temp_cpu_celsius 'hostname="edge-demo"'
-wait_for "demo: simulated plug power" 60 has_metric power_total_watts 'hostname="edge-demo"'
-docker-compose -p "$project" "${compose_files[@]}" logs --no-color shelly-bridge >"$tmp/demo-bridge.log"
+native="$(uname -m | sed -e s/x86_64/amd64/ -e s/aarch64/arm64/)"
+for svc in exporter-demo shelly-bridge plug; do
+    ctr="$("${demo_env[@]}" docker-compose -f compose.yaml -f compose.demo.yaml ps -q "$svc")"
+    img="$("$DOCKER" inspect -f '{{.Config.Image}}' "$ctr")"
+    [[ $img == ghcr.io/edge-metrics/*:"$cargo_version" ]] || fail "demo $svc runs $img, not the default reference"
+done
+"${demo_env[@]}" docker-compose -f compose.yaml -f compose.demo.yaml logs --no-color shelly-bridge >"$tmp/demo-bridge.log"
 grep 'Bridge ready\..*plug_auth="token"' "$tmp/demo-bridge.log" >/dev/null \
     || fail "the demo bridge runs without a plug token"
-devices_are edge-demo || fail "demo: /devices does not list edge-demo (the plug needs the demo token)"
-log "ok: demo plug connected with the demo token"
-docker-compose -p "$project" "${compose_files[@]}" down -v --remove-orphans >/dev/null 2>&1
+log "ok: the documented demo serves metrics and the plug's power $((SECONDS - start)) s after its start ($native images)"
+demo_down
+demo_cleanup=""
 compose_files=()
 
 # --- summary ------------------------------------------------------------------------------------
-log "image sizes and build times:"
+log "image sizes:"
 for k in "${!image_bytes[@]}"; do
-    printf '  %-36s %s MB  docker build %s s\n' "$k" "$(awk "BEGIN { printf \"%.2f\", ${image_bytes[$k]} / 1e6 }")" "${build_secs[$k]}" >&2
+    printf '  %-52s %s MB\n' "$k" "$(awk "BEGIN { printf \"%.2f\", ${image_bytes[$k]} / 1e6 }")" >&2
 done
-for k in bin-arm64 bin-amd64; do
-    [ -n "${build_secs[$k]:-}" ] && printf '  %-36s cargo build %s s\n' "$k" "${build_secs[$k]}" >&2
-done
+printf '  %-52s %s s\n' "scripts/images.sh --arch all (binaries + images)" "${build_secs[images.sh]}" >&2
 printf '  %-36s %s s\n' "config server checks (stage 2)" "$cs_secs" >&2
 log "ok"
