@@ -54,6 +54,9 @@ case "$cmd" in
     assets)
         out="${1:?usage: release.sh assets DIR}"
         mkdir -p "$out"
+        # Named for what the binaries say they are (the tag's version in the release job).
+        line="$(dist/bin/amd64/edge-metrics-exporter --version)" || die "dist/bin/amd64/edge-metrics-exporter --version failed"
+        VERSION="$(awk '{ print $2 }' <<<"$line")"
         for arch in amd64 arm64; do
             for b in edge-metrics-exporter shelly-bridge edge-metrics-config-server; do
                 [ -x "dist/bin/$arch/$b" ] || die "dist/bin/$arch/$b missing (scripts/build-arm64.sh)"
