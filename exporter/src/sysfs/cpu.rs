@@ -8,11 +8,16 @@ use super::fs::{self, Root};
 /// Where the cores are.
 pub const CPUS: &str = "/sys/devices/system/cpu";
 
-/// The core numbers that exist (`cpu<N>` directories), ascending.
+/// The most cores a reading holds (Linux's largest `NR_CPUS` is 8192); a directory with a
+/// higher number is not a core of any board this runs on and is left out.
+pub const MAX_CORES: u32 = 8192;
+
+/// The core numbers that exist (`cpu<N>` directories, N below [`MAX_CORES`]), ascending.
 pub fn cores(root: &Root) -> Vec<u32> {
     let mut out: Vec<u32> = fs::entries(&root.join(CPUS), "cpu")
         .into_iter()
         .filter_map(|(name, _)| fs::index_after(&name, "cpu"))
+        .filter(|n| *n < MAX_CORES)
         .collect();
     out.sort_unstable();
     out
@@ -72,7 +77,8 @@ mod tests {
             .put(&format!("{c}/cpu10/online"), "1\n")
             .put(&format!("{c}/cpu2/online"), "maybe\n")
             .put(&format!("{c}/cpufreq/policy0/x"), "")
-            .put(&format!("{c}/online"), "0-1,10\n");
+            .put(&format!("{c}/online"), "0-1,10\n")
+            .put(&format!("{c}/cpu999999999/online"), "1\n");
         assert_eq!(cores(&t.root()), [0, 1, 2, 10]);
         assert_eq!(online(&t.root(), 0), Some(true));
         assert_eq!(online(&t.root(), 1), Some(false));

@@ -58,8 +58,10 @@ pub fn parse_stat(text: &str) -> BTreeMap<u32, CpuTimes> {
         out.insert(
             core,
             CpuTimes {
-                busy: user + nice + system + irq + softirq + steal,
-                idle: idle + iowait,
+                busy: [user, nice, system, irq, softirq, steal]
+                    .into_iter()
+                    .fold(0u64, u64::saturating_add),
+                idle: idle.saturating_add(iowait),
             },
         );
     }
@@ -175,7 +177,7 @@ pub fn parse_buddyinfo(text: &str) -> Vec<u64> {
             if out.len() <= order {
                 out.resize(order + 1, 0);
             }
-            out[order] += n;
+            out[order] = out[order].saturating_add(n);
         }
     }
     out
@@ -216,6 +218,23 @@ mod tests {
             }
         );
         assert_eq!(cores[&3], CpuTimes { busy: 6, idle: 4 });
+    }
+
+    #[test]
+    fn huge_counters_saturate_instead_of_overflowing() {
+        let max = u64::MAX;
+        let cores = parse_stat(&format!("cpu0 {max} {max} 1 {max} {max} 0 0 0\n"));
+        assert_eq!(
+            cores[&0],
+            CpuTimes {
+                busy: max,
+                idle: max
+            }
+        );
+        assert_eq!(
+            parse_buddyinfo(&format!("Node 0, zone A {max}\nNode 0, zone B 5\n")),
+            [max]
+        );
     }
 
     #[test]
