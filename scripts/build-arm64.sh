@@ -4,7 +4,7 @@
 # ARCHS="amd64 arm64", for linux/amd64 too) without `cross`:
 #   arm64: Debian's rustc-web/cargo-web with libstd-rust-web-dev:arm64, linked by
 #          aarch64-linux-gnu-gcc (scripts/setup/arm64.sh installs them);
-#   amd64: the machine's default toolchain.
+#   amd64: the machine's default toolchain; so is arm64 on an aarch64 machine (a Jetson).
 # Both link glibc statically (-C target-feature=+crt-static) so they run FROM scratch; the
 # config server's SQLite is compiled in (rusqlite `bundled`) by the same cross C compiler.
 # Output: dist/bin/<arch>/{edge-metrics-exporter,shelly-bridge,edge-metrics-config-server,shelly-sim}. Target dirs: target-dist-<arch>.
@@ -30,7 +30,15 @@ export EDGE_METRICS_VERSION="$VERSION" EDGE_METRICS_REVISION="$REVISION"
 build_one() {
     local arch="$1" triple cargo rustc linker_env=() start
     if [ "${BUILDER:-cargo}" = cross ]; then build_cross "$arch"; return; fi
+    local native
+    case "$(uname -m)" in aarch64|arm64) native=arm64 ;; x86_64) native=amd64 ;; *) native="" ;; esac
     case "$arch" in
+        "$native")
+            # This machine's own arch (amd64 on a PC, arm64 on a Jetson): its default toolchain.
+            case "$arch" in arm64) triple=aarch64-unknown-linux-gnu ;; *) triple=x86_64-unknown-linux-gnu ;; esac
+            cargo="$(command -v cargo || true)"
+            rustc="$(command -v rustc || true)"
+            ;;
         arm64)
             [ "${SKIP_SETUP:-0}" = 1 ] || bash scripts/setup/arm64.sh
             triple=aarch64-unknown-linux-gnu
@@ -46,7 +54,7 @@ build_one() {
         *) log "error: unknown arch '$arch' (use arm64 or amd64)"; exit 64 ;;
     esac
     for tool in "$cargo" "$rustc"; do
-        [ -x "$tool" ] || { log "error: $tool missing; run scripts/setup/arm64.sh"; exit 1; }
+        [ -n "$tool" ] && [ -x "$tool" ] || { log "error: cargo/rustc missing (rustup, or scripts/setup/arm64.sh for the cross build)"; exit 1; }
     done
     start=$SECONDS
     log "building $arch ($triple, profile $PROFILE, $VERSION) with $("$rustc" --version)"
