@@ -27,33 +27,23 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+mod chart;
+
+use chart::{chart_dir, container, helm};
 use e2e::proof::repo_root;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, EnvVar, PersistentVolumeClaim, PodSpec, Probe, Secret, Service, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::Deserialize;
 use serde_yaml::Value;
 use test_support::{Bridge, Daemon, Exporter, FakeHttp, Reply};
-
-fn chart_dir() -> PathBuf {
-    repo_root().join("helm/edge-metrics")
-}
 
 /// Finds a tool from `env_var`, else `fallback`: a failure when it is missing, `None` only when
 /// `EDGE_METRICS_ALLOW_SKIP` names it (its variable's name in lower case, e.g. `helm`).
 fn tool(env_var: &str, fallback: PathBuf, install: &str) -> Option<PathBuf> {
     let name = env_var.to_ascii_lowercase();
     test_support::require::tool_at(&name, Some(env_var), &fallback, install)
-}
-
-fn helm() -> Option<PathBuf> {
-    tool(
-        "HELM",
-        repo_root().join(".tools/bin/helm"),
-        "scripts/setup/helm.sh",
-    )
 }
 
 fn promtool() -> Option<PathBuf> {
@@ -146,45 +136,14 @@ fn template(helm: &Path, values: &[&str], sets: &[&str]) -> Result<Rendered, Str
     render(helm, values, sets, None)
 }
 
-/// `helm template` with `-f ci/<values>` and `--set`s; with `kubeconfig`, as `--dry-run=server`
-/// against that cluster, so `lookup` sees what it holds.
+/// `helm template` (see [`chart::render`]) as the rendered manifests.
 fn render(
     helm: &Path,
     values: &[&str],
     sets: &[&str],
     kubeconfig: Option<&Path>,
 ) -> Result<Rendered, String> {
-    let mut cmd = Command::new(helm);
-    cmd.arg("template")
-        .arg("em")
-        .arg(chart_dir())
-        .args(["--namespace", "monitoring"]);
-    if let Some(kc) = kubeconfig {
-        cmd.arg("--dry-run=server").arg("--kubeconfig").arg(kc);
-    }
-    for v in values {
-        cmd.arg("-f").arg(chart_dir().join("ci").join(v));
-    }
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    let out = cmd.output().expect("helm runs");
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let text = String::from_utf8(out.stdout).expect("helm prints UTF-8");
-    let docs = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).expect("helm output is YAML"))
-        .filter(|v| !v.is_null())
-        .collect();
-    Ok(Rendered { docs })
-}
-
-fn container<'a>(pod: &'a PodSpec, name: &str) -> &'a Container {
-    pod.containers
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no container {name}"))
+    chart::render(helm, values, sets, kubeconfig).map(|docs| Rendered { docs })
 }
 
 fn port(c: &Container, name: &str) -> i32 {

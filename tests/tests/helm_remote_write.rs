@@ -21,11 +21,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use e2e::proof::repo_root;
+mod chart;
+
+use chart::{chart_dir, container, helm};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Secret, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::Deserialize;
 use serde_yaml::Value;
 use test_support::{wait_for, TempDir};
 
@@ -37,19 +38,6 @@ const PASSWORD: &str = "ci-only-password";
 const PASSWORD_BCRYPT: &str = "$2b$04$XhHYJukn4WZ/1W/Wiy0aSOVeTTmR9cJQ1B0xLoGp9SKc4DfQHpRCm";
 /// `Basic` + base64 of USERNAME:PASSWORD, for our queries to the receiver.
 const BASIC: &str = "Basic ZWRnZS1mbGVldDpjaS1vbmx5LXBhc3N3b3Jk";
-
-fn chart_dir() -> PathBuf {
-    repo_root().join("helm/edge-metrics")
-}
-
-fn helm() -> Option<PathBuf> {
-    test_support::require::tool_at(
-        "helm",
-        Some("HELM"),
-        &repo_root().join(".tools/bin/helm"),
-        "scripts/setup/helm.sh",
-    )
-}
 
 fn prom_tool(name: &str) -> Option<PathBuf> {
     let var = name.to_ascii_uppercase();
@@ -63,25 +51,7 @@ fn prom_tool(name: &str) -> Option<PathBuf> {
 
 /// The documents of one `helm template` run, or helm's error output.
 fn render(helm: &Path, values: &[&str], sets: &[&str]) -> Result<Vec<Value>, String> {
-    let mut cmd = Command::new(helm);
-    cmd.args(["template", "em"])
-        .arg(chart_dir())
-        .args(["--namespace", "monitoring"]);
-    for v in values {
-        cmd.arg("-f").arg(chart_dir().join("ci").join(v));
-    }
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    let out = cmd.output().expect("helm runs");
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let text = String::from_utf8(out.stdout).expect("helm prints UTF-8");
-    Ok(serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).expect("helm output is YAML"))
-        .filter(|v| !v.is_null())
-        .collect())
+    chart::render(helm, values, sets, None)
 }
 
 /// The one document of `kind` named `name`, as the API type.
@@ -114,14 +84,6 @@ fn pod_of(ds: &DaemonSet) -> PodSpec {
         .as_ref()
         .and_then(|s| s.template.spec.clone())
         .expect("the DaemonSet has a pod spec")
-}
-
-fn container<'a>(pod: &'a PodSpec, name: &str) -> &'a Container {
-    pod.containers
-        .iter()
-        .chain(pod.init_containers.iter().flatten())
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no container {name}"))
 }
 
 fn args(c: &Container) -> Vec<String> {
