@@ -405,16 +405,41 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Whether the database answers a trivial query.
     fn ping(&self) -> Result<(), StoreError>;
+    /// [`Store::transaction`] for bookkeeping whose loss in a power cut harms nothing (a
+    /// device's fetch: when it fetched and which version it got). A backend may commit it
+    /// without waiting for the disk; a crash of the server process still loses nothing.
+    fn bookkeeping(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.transaction(work)
+    }
 }
 
 /// Runs `work` in one transaction of `store` and returns what it returns. `work` answers
 /// `Ok(Err(e))` to refuse without writing: the transaction is rolled back and `e` returned.
 pub fn with_tx<T, E>(
     store: &dyn Store,
+    work: impl FnMut(&mut dyn Tx) -> Result<Result<T, E>, StoreError>,
+) -> Result<Result<T, E>, StoreError> {
+    run_tx(store, false, work)
+}
+
+/// [`with_tx`] as [`Store::bookkeeping`].
+pub fn with_bookkeeping_tx<T, E>(
+    store: &dyn Store,
+    work: impl FnMut(&mut dyn Tx) -> Result<Result<T, E>, StoreError>,
+) -> Result<Result<T, E>, StoreError> {
+    run_tx(store, true, work)
+}
+
+fn run_tx<T, E>(
+    store: &dyn Store,
+    bookkeeping: bool,
     mut work: impl FnMut(&mut dyn Tx) -> Result<Result<T, E>, StoreError>,
 ) -> Result<Result<T, E>, StoreError> {
     let mut out: Option<Result<T, E>> = None;
-    let result = store.transaction(&mut |tx| {
+    let mut run = |tx: &mut dyn Tx| {
         let r = work(tx)?;
         let refused = r.is_err();
         out = Some(r);
@@ -423,7 +448,12 @@ pub fn with_tx<T, E>(
         } else {
             Ok(())
         }
-    });
+    };
+    let result = if bookkeeping {
+        store.bookkeeping(&mut run)
+    } else {
+        store.transaction(&mut run)
+    };
     match (result, out) {
         (Ok(()), Some(r)) => Ok(r),
         (Err(StoreError::Rollback), Some(r @ Err(_))) => Ok(r),

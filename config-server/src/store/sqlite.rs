@@ -134,12 +134,23 @@ impl Store for SqliteStore {
         work: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        run(&mut conn, work)
+    }
+
+    /// `synchronous=NORMAL` for this one commit: its WAL frames reach the disk with the next
+    /// `FULL` commit or checkpoint instead of before the answer. A `kill -9` loses nothing
+    /// (the frames are in the file); a power cut may lose the fetches since the last sync.
+    fn bookkeeping(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(q)?;
-        let mut t = SqliteTx { tx: &tx };
-        work(&mut t)?; // dropping `tx` rolls back
-        tx.commit().map_err(q)
+        let result = run(&mut conn, work);
+        // Back to FULL whatever happened: every other transaction waits for the disk.
+        let restored = conn.pragma_update(None, "synchronous", "FULL").map_err(q);
+        result.and(restored)
     }
 
     fn ping(&self) -> Result<(), StoreError> {
@@ -148,6 +159,19 @@ impl Store for SqliteStore {
             .map(|_| ())
             .map_err(q)
     }
+}
+
+/// One `BEGIN IMMEDIATE` transaction on `conn`: committed when `work` succeeds.
+fn run(
+    conn: &mut Connection,
+    work: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(q)?;
+    let mut t = SqliteTx { tx: &tx };
+    work(&mut t)?; // dropping `tx` rolls back
+    tx.commit().map_err(q)
 }
 
 struct SqliteTx<'a> {
@@ -559,5 +583,39 @@ impl Tx for SqliteTx<'_> {
             )
             .map(|(a, b)| (a.max(0).unsigned_abs(), b.max(0).unsigned_abs()))
             .map_err(q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synchronous(store: &SqliteStore) -> i64 {
+        let conn = store.conn.lock().unwrap();
+        conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn bookkeeping_skips_the_sync_for_its_own_commit_only() {
+        let dir = test_support::TempDir::new("sqlite-sync");
+        let store = SqliteStore::open(&dir.join("db.sqlite")).unwrap();
+        const FULL: i64 = 2;
+        assert_eq!(synchronous(&store), FULL);
+        let mut seen = None;
+        store
+            .bookkeeping(&mut |tx| {
+                seen = Some(tx.revision()?);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, Some(0));
+        assert_eq!(synchronous(&store), FULL, "back to FULL after it");
+        // A bookkeeping transaction that fails restores FULL too, and reports the failure.
+        let e = store
+            .bookkeeping(&mut |_| Err(StoreError::Rollback))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Rollback), "{e:?}");
+        assert_eq!(synchronous(&store), FULL);
     }
 }
