@@ -18,7 +18,7 @@ export CARGO_TERM_COLOR=never
 # A clean clone builds everything once: incremental caches would only take disk space.
 [ -n "${CI:-}" ] && export CARGO_INCREMENTAL=0
 
-ALL_STAGES=(setup fmt clippy rust demo proof systemd helm arm64 docker remote-write)
+ALL_STAGES=(setup fmt clippy rust demo proof systemd helm arm64 package docker remote-write)
 STAGES=("${ALL_STAGES[@]}")
 [ $# -gt 0 ] && STAGES=("$@")
 
@@ -132,6 +132,8 @@ stage() {
         # In CI the aarch64 test build is not needed after its stage; the images need the room.
         arm64)   run_stage arm64 scripts/test-arm64.sh
                  if [ -n "${CI:-}" ]; then rm -rf target-arm64; fi ;;
+        # Before docker: it builds the release binaries that the images then reuse.
+        package) run_stage package scripts/test-package.sh ;;
         docker)  run_stage docker scripts/test-docker.sh ;;
         remote-write) run_stage remote-write scripts/test-remote-write.sh ;;
         *) echo "unknown stage $1 (known: ${ALL_STAGES[*]})" >&2; exit 2 ;;
