@@ -39,7 +39,7 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use crate::auth::{AuthError, Caller, Tokens};
-use crate::listing::{self, Listing};
+use crate::listing::{self, seen_window_ms, Listing, SEEN_WINDOW};
 use crate::page::{self, Pages};
 use crate::service::{self, Layer, Seen, ServiceError};
 use crate::stats::{DeviceCounts, Stats};
@@ -48,8 +48,6 @@ use crate::time::{now_ms, rfc3339};
 
 /// Largest request body (the exporter's client reads at most this much too).
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
-/// A device that fetched or pushed within this window counts as seen.
-pub const SEEN_WINDOW: Duration = Duration::from_secs(300);
 /// How long `/health` and `/metrics` wait for the database.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest piece of request text an error message repeats.
@@ -748,7 +746,7 @@ fn device_json(d: &service::DeviceSummary, now: i64) -> Value {
     let row: &DeviceRow = &d.row;
     let ts = |t: Option<i64>| t.map(rfc3339);
     let last_seen = row.last_fetch_at.max(row.last_push_at);
-    let window = i64::try_from(SEEN_WINDOW.as_millis()).unwrap_or(i64::MAX);
+    let window = seen_window_ms();
     let (layer, layer_version) = match &d.layer {
         Some((body, rev)) => (body.clone(), Some(*rev)),
         None => (Value::Null, None),
@@ -842,11 +840,6 @@ fn devices(app: &App) -> BoxedFilter<(Response,)> {
 /// The raw query string, empty when there is none.
 fn optional_raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
-}
-
-/// [`SEEN_WINDOW`] in milliseconds.
-pub fn seen_window_ms() -> i64 {
-    i64::try_from(SEEN_WINDOW.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// POST and DELETE /devices/{device}/token
@@ -944,7 +937,7 @@ fn metrics(app: &App) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with(app))
         .then(|app: App| async move {
-            let since = now_ms() - i64::try_from(SEEN_WINDOW.as_millis()).unwrap_or(0);
+            let since = now_ms() - seen_window_ms();
             let probe = app.blocking(move |s| service::count_devices(s, since));
             let counts = match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
                 Ok(Ok((seen_recently, known))) => Some(DeviceCounts {

@@ -12,11 +12,20 @@
 //! - `seen`: `recent` (fetched or pushed in the last 5 minutes) or `quiet` (not, or never).
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use crate::service::{self, DeviceQuery, DEFAULT_PAGE, MAX_PAGE};
 use crate::store::{DeviceFilter, Position};
 
 /// The query's parameter names, for messages.
+/// A device that fetched or pushed within this window counts as seen (`seen=recent`).
+pub const SEEN_WINDOW: Duration = Duration::from_secs(300);
+
+/// [`SEEN_WINDOW`] in milliseconds.
+pub fn seen_window_ms() -> i64 {
+    i64::try_from(SEEN_WINDOW.as_millis()).unwrap_or(i64::MAX)
+}
+
 const NAMES: &str = "limit, after, before, device_type, seen";
 
 /// A cursor for the page boundary at device `id`.

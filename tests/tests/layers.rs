@@ -40,6 +40,7 @@ const CONFIG_SERVER: &[&[&str]] = &[
     &["auth", "merge", "stats", "time"],
     &["store"],
     &["settings", "service"],
+    &["listing"],
     &["page"],
     &["http"],
 ];

@@ -269,7 +269,7 @@ pub struct Loaded {
 }
 
 fn load(store: &dyn Store, listing: &Listing, now: i64) -> Result<Loaded, ServiceError> {
-    let since = now - crate::http::seen_window_ms();
+    let since = now - crate::listing::seen_window_ms();
     let page = service::devices_page(store, &listing.query(since))?;
     let fleet = service::get_layer(store, &Layer::Fleet)?;
     let types = service::layer_types()
