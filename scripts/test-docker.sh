@@ -24,8 +24,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-log() { printf '[%(%H:%M:%S)T] test-docker.sh: %s\n' -1 "$*" >&2; }
-fail() { log "FAIL: $*"; exit 1; }
+# shellcheck source=check-lib.sh
+. scripts/check-lib.sh
 DOCKER=/usr/bin/docker
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 MAX_IMAGE_BYTES=$((15 * 1000 * 1000))
@@ -65,19 +65,6 @@ teardown() {
     exit "$rc"
 }
 trap teardown EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# wait_for DESC SECONDS CMD...: retries CMD every 0.5 s until it succeeds or time runs out.
-wait_for() {
-    local desc="$1" secs="$2"; shift 2
-    local deadline=$((SECONDS + secs))
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for $desc"
-        sleep 0.5
-    done
-    log "ok: $desc"
-}
 
 # --- 1. binaries and images -----------------------------------------------------------------
 # scripts/images.sh is the one place that builds them: both arches, the compose/chart default

@@ -23,8 +23,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # shellcheck source=setup/lib.sh
 . scripts/setup/lib.sh
-log() { printf '[%(%H:%M:%S)T] test-package.sh: %s\n' -1 "$*" >&2; }
-fail() { log "FAIL: $*"; exit 1; }
+# shellcheck source=check-lib.sh
+. scripts/check-lib.sh
 CACHE_DIR="${EDGE_METRICS_CACHE_DIR:-/var/cache/edge-metrics}"
 SUITE=bookworm
 started=$SECONDS

@@ -26,8 +26,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # shellcheck source=setup/lib.sh
 . scripts/setup/lib.sh
-log() { printf '[%(%H:%M:%S)T] test-remote-write.sh: %s\n' -1 "$*" >&2; }
-fail() { log "FAIL: $*"; exit 1; }
+# shellcheck source=check-lib.sh
+. scripts/check-lib.sh
 DOCKER=/usr/bin/docker
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 OUTAGE_SECONDS="${OUTAGE_SECONDS:-60}"
@@ -69,19 +69,6 @@ teardown() {
     exit "$rc"
 }
 trap teardown EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# wait_for DESC SECONDS CMD...: retries CMD every 0.5 s until it succeeds or time runs out.
-wait_for() {
-    local desc="$1" secs="$2"; shift 2
-    local deadline=$((SECONDS + secs))
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for $desc"
-        sleep 0.5
-    done
-    log "ok: $desc"
-}
 
 # --- 1. binaries and images -----------------------------------------------------------------
 # Static binaries for the FROM scratch images, as scripts/build-arm64.sh makes them (glibc

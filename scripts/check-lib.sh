@@ -1,0 +1,19 @@
+# What the shell checks share (test-docker.sh, test-remote-write.sh, test-package.sh): sourced.
+# Timestamped log lines named after the calling script, failing with a reason, a free loopback
+# port, and a bounded wait on an observable condition.
+
+log() { printf '[%(%H:%M:%S)T] %s: %s\n' -1 "${0##*/}" "$*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_for DESC SECONDS CMD...: retries CMD every 0.5 s until it succeeds or time runs out.
+wait_for() {
+    local desc="$1" secs="$2"; shift 2
+    local deadline=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for $desc"
+        sleep 0.5
+    done
+    log "ok: $desc"
+}
