@@ -275,7 +275,36 @@ pub enum Position {
     Before(String),
 }
 
-/// A query parameter of [`device_listing_sql`].
+/// A row count as SQL's integer type.
+pub(crate) fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The columns of a `devices` row, in the order both backends read them.
+pub(crate) const DEVICE_COLUMNS: &str = "device, device_type, exporter_version, first_seen_at, \
+     last_fetch_at, last_push_at, fetched_rev";
+
+/// The query of one page of devices (`filter`, `position`, at most `limit` rows) with its
+/// parameters, and whether the rows come newest first and must be reversed (a page before a
+/// cursor is read backwards so that `LIMIT` keeps the rows next to it).
+pub(crate) fn device_page_query(
+    filter: &DeviceFilter,
+    position: &Position,
+    limit: usize,
+    placeholder: fn(usize) -> String,
+) -> (String, Vec<SqlParam>, bool) {
+    let (clause, mut params) = device_where(filter, position, placeholder);
+    let backwards = matches!(position, Position::Before(_));
+    let order = if backwards { "DESC" } else { "ASC" };
+    params.push(SqlParam::Int(limit_i64(limit)));
+    let sql = format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices{clause} ORDER BY device {order} LIMIT {}",
+        placeholder(params.len())
+    );
+    (sql, params, backwards)
+}
+
+/// A query parameter of [`device_page_query`] and [`device_where`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum SqlParam {
     Text(String),

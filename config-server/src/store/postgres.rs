@@ -20,8 +20,9 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row};
 
 use super::{
-    device_where, parse_json, pending_migrations, redact, DeviceFilter, DeviceRow, Document,
-    HistoryEntry, Position, SqlParam, Store, StoreError, Tx, SCHEMA_TABLE,
+    device_page_query, device_where, limit_i64, parse_json, pending_migrations, redact,
+    DeviceFilter, DeviceRow, Document, HistoryEntry, Position, SqlParam, Store, StoreError, Tx,
+    DEVICE_COLUMNS, SCHEMA_TABLE,
 };
 
 const BACKEND: &str = "postgres";
@@ -287,9 +288,6 @@ fn to_history(row: &Row) -> Result<HistoryEntry, StoreError> {
     ))
 }
 
-const DEVICE_COLUMNS: &str = "device, device_type, exporter_version, first_seen_at, \
-     last_fetch_at, last_push_at, fetched_rev";
-
 fn to_device(row: &Row) -> DeviceRow {
     DeviceRow {
         device: row.get(0),
@@ -312,10 +310,6 @@ fn sql_values(params: &[SqlParam]) -> Vec<Box<dyn ToSql + Sync>> {
             }
         })
         .collect()
-}
-
-fn limit_i64(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 impl Tx for PgTx<'_, '_> {
@@ -505,20 +499,12 @@ impl Tx for PgTx<'_, '_> {
         position: &Position,
         limit: usize,
     ) -> Result<Vec<DeviceRow>, StoreError> {
-        let (clause, mut params) = device_where(filter, position, |n| format!("${n}"));
-        let order = match position {
-            Position::Before(_) => "DESC",
-            _ => "ASC",
-        };
-        params.push(SqlParam::Int(limit_i64(limit)));
-        let sql = format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices{clause} ORDER BY device {order} LIMIT ${}",
-            params.len()
-        );
+        let (sql, params, backwards) =
+            device_page_query(filter, position, limit, |n| format!("${n}"));
         let values = sql_values(&params);
         let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref()).collect();
         let mut rows: Vec<DeviceRow> = self.rows(&sql, &refs)?.iter().map(to_device).collect();
-        if order == "DESC" {
+        if backwards {
             rows.reverse();
         }
         Ok(rows)

@@ -14,8 +14,9 @@ use std::sync::{Mutex, PoisonError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    device_where, history_from_row, parse_json, pending_migrations, DeviceFilter, DeviceRow,
-    Document, HistoryEntry, Position, RawHistory, SqlParam, Store, StoreError, Tx, SCHEMA_TABLE,
+    device_page_query, device_where, history_from_row, limit_i64, parse_json, pending_migrations,
+    DeviceFilter, DeviceRow, Document, HistoryEntry, Position, RawHistory, SqlParam, Store,
+    StoreError, Tx, DEVICE_COLUMNS, SCHEMA_TABLE,
 };
 
 const BACKEND: &str = "sqlite";
@@ -222,9 +223,6 @@ fn history_of(row: &Row<'_>) -> rusqlite::Result<RawHistory> {
     ))
 }
 
-const DEVICE_COLUMNS: &str = "device, device_type, exporter_version, first_seen_at, \
-     last_fetch_at, last_push_at, fetched_rev";
-
 fn device_of(row: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     Ok(DeviceRow {
         device: row.get(0)?,
@@ -250,10 +248,6 @@ fn value(p: &SqlParam) -> rusqlite::types::Value {
         SqlParam::Text(t) => t.clone().into(),
         SqlParam::Int(i) => (*i).into(),
     }
-}
-
-fn limit_i64(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 impl Tx for SqliteTx<'_> {
@@ -477,16 +471,8 @@ impl Tx for SqliteTx<'_> {
         position: &Position,
         limit: usize,
     ) -> Result<Vec<DeviceRow>, StoreError> {
-        let (clause, mut params) = device_where(filter, position, |n| format!("?{n}"));
-        let order = match position {
-            Position::Before(_) => "DESC",
-            _ => "ASC",
-        };
-        params.push(SqlParam::Int(limit_i64(limit)));
-        let sql = format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices{clause} ORDER BY device {order} LIMIT ?{}",
-            params.len()
-        );
+        let (sql, params, backwards) =
+            device_page_query(filter, position, limit, |n| format!("?{n}"));
         let mut stmt = self.tx.prepare_cached(&sql).map_err(q)?;
         let mut rows = stmt
             .query_map(
@@ -496,7 +482,7 @@ impl Tx for SqliteTx<'_> {
             .map_err(q)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(q)?;
-        if order == "DESC" {
+        if backwards {
             rows.reverse();
         }
         Ok(rows)
