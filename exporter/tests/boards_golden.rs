@@ -20,7 +20,7 @@ use edge_metrics_exporter::collector::{help_text, Values};
 use edge_metrics_exporter::device::{Device, DeviceKind};
 use edge_metrics_exporter::energy::EnergyMeter;
 use edge_metrics_exporter::sysfs::fs::Root;
-use test_support::TempDir;
+use test_support::{copy_tree, TempDir};
 
 const UPDATE_COMMAND: &str =
     "UPDATE_GOLDEN=1 cargo test -p edge-metrics-exporter --test boards_golden";
@@ -50,19 +50,6 @@ const TREES: &[(&str, Board, DeviceKind, &str)] = &[
 
 fn boards_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/boards")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn render(out: &mut String, title: &str, values: &Values) {

@@ -21,7 +21,7 @@ use std::time::Instant;
 use edge_metrics_exporter::collector::jetson::{help_text, line_values};
 use edge_metrics_exporter::sysfs::fs::{read_errors, Root};
 use edge_metrics_exporter::sysfs::jetson::Reader;
-use test_support::TempDir;
+use test_support::{copy_tree, TempDir};
 
 const UPDATE_COMMAND: &str =
     "UPDATE_GOLDEN=1 cargo test -p edge-metrics-exporter --test sysfs_golden";
@@ -58,20 +58,6 @@ fn fixtures() -> PathBuf {
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/sysfs")
-}
-
-/// Copies a directory tree (files and directories only; fixtures hold no links).
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else {
-            fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
 }
 
 fn render(model: &str, note: &str, failures: &mut Vec<String>) -> String {

@@ -12,11 +12,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{command, testdata, wait_for, Exporter, TempDir};
 use edge_metrics_exporter::collector::jetson::read_line;
+use test_support::copy_tree;
 
 /// Series only the sysfs mode has: fields tegrastats does not print (docs/METRICS.md).
 const SYSFS_ONLY: &[&str] = &[
@@ -31,19 +32,6 @@ const SYSFS_ONLY: &[&str] = &[
 const TEGRASTATS_ONLY: &[&str] = &["jetson_emc_usage_percent", "jetson_gpu_freq1_mhz"];
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else {
-            fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
 
 /// Writes config.yaml in `dir`: `config` plus the test's ports, binding and hostname.
 fn write_config(dir: &TempDir, config: &str) -> PathBuf {

@@ -31,5 +31,5 @@ pub use daemon::{Bridge, Daemon, Exporter};
 pub use fake_http::{FakeHttp, Reply, Request};
 pub use http::Response;
 pub use prom::{sample, scrape};
-pub use temp::TempDir;
+pub use temp::{copy_tree, TempDir};
 pub use wait::{try_wait_for, wait_for, wait_for_async, TimedOut};

@@ -22,7 +22,7 @@ use e2e::proof::{corpus, repo_root, start_exporter};
 use regex::Regex;
 use serde_json::Value;
 use test_support::http::get;
-use test_support::{wait_for, TempDir};
+use test_support::{copy_tree, wait_for, TempDir};
 
 /// Readings the exporter takes from the plug through shelly-bridge (API document, Shelly
 /// integration): exposed only while a plug is connected.
@@ -67,20 +67,6 @@ fn exposed_names(device_type: &str, corpus_file: &str) -> BTreeSet<String> {
         names.insert(name.to_string());
     }
     names
-}
-
-/// Copies the directory tree `from` into `to`.
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Every metric name one exporter run on a board fixture tree (`testdata/boards/<tree>`, read
