@@ -69,6 +69,65 @@ pub fn shown(arg: &lexopt::Arg<'_>) -> String {
     }
 }
 
+/// What a daemon's first argument decides before its own flags are read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Front {
+    /// Run `subcommand` (the default when none is named) with the remaining arguments.
+    Run {
+        /// One of the subcommands the daemon offered, or its default.
+        subcommand: &'static str,
+        /// The arguments after the subcommand.
+        args: Vec<OsString>,
+    },
+    /// Help or version was asked for and printed: exit 0.
+    Done,
+}
+
+/// A daemon's command-line front door, shared so every binary answers `--help`, `--version`
+/// and its subcommands the same way.
+#[derive(Debug, Clone, Copy)]
+pub struct FrontDoor<'a> {
+    /// The program's name, as `--version` prints it.
+    pub name: &'a str,
+    /// The text `--help` prints.
+    pub usage: &'a str,
+    /// The version and git revision (from the build script, `scripts/build-version.rs`).
+    pub version: (&'a str, &'a str),
+    /// Subcommands that may come first; the first one is the default.
+    pub subcommands: &'static [&'static str],
+}
+
+impl FrontDoor<'_> {
+    /// Reads the first argument: a subcommand, `help`/`-h`/`--help` (help anywhere wins, even
+    /// after a flag that is wrong) or `-V`/`--version` first. Prints help or the version itself.
+    pub fn read(&self, mut args: Vec<OsString>) -> Front {
+        let first = args.first().and_then(|a| a.to_str()).map(str::to_owned);
+        let named = first
+            .as_deref()
+            .and_then(|f| self.subcommands.iter().find(|s| **s == f));
+        let subcommand = match (named, first.as_deref()) {
+            (Some(sub), _) => {
+                args.remove(0);
+                *sub
+            }
+            (None, Some("help")) => {
+                print!("{}", self.usage);
+                return Front::Done;
+            }
+            (None, Some("-V" | "--version")) => {
+                println!("{} {} (revision {})", self.name, self.version.0, self.version.1);
+                return Front::Done;
+            }
+            (None, _) => self.subcommands[0],
+        };
+        if args.iter().any(|a| a == "-h" || a == "--help") {
+            print!("{}", self.usage);
+            return Front::Done;
+        }
+        Front::Run { subcommand, args }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +178,56 @@ mod tests {
         assert_eq!(shown(&lexopt::Arg::Long("url")), "--url");
         assert_eq!(shown(&lexopt::Arg::Short('c')), "-c");
         assert_eq!(shown(&lexopt::Arg::Value("x".into())), "x");
+    }
+
+    fn door() -> FrontDoor<'static> {
+        FrontDoor {
+            name: "daemon",
+            usage: "usage\n",
+            version: ("0.1.0", "abc"),
+            subcommands: &["serve", "healthcheck"],
+        }
+    }
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_front_door_picks_the_subcommand_or_the_default() {
+        assert_eq!(
+            door().read(args(&["healthcheck", "--port", "1"])),
+            Front::Run {
+                subcommand: "healthcheck",
+                args: args(&["--port", "1"])
+            }
+        );
+        assert_eq!(
+            door().read(args(&["--port", "1"])),
+            Front::Run {
+                subcommand: "serve",
+                args: args(&["--port", "1"])
+            }
+        );
+        assert_eq!(
+            door().read(Vec::new()),
+            Front::Run {
+                subcommand: "serve",
+                args: Vec::new()
+            }
+        );
+    }
+
+    #[test]
+    fn help_anywhere_and_version_first_end_the_run() {
+        assert_eq!(door().read(args(&["--port", "--help"])), Front::Done);
+        assert_eq!(door().read(args(&["serve", "-h"])), Front::Done);
+        assert_eq!(door().read(args(&["help"])), Front::Done);
+        assert_eq!(door().read(args(&["--version"])), Front::Done);
+        // A version flag after a subcommand is that subcommand's to judge.
+        assert!(matches!(
+            door().read(args(&["serve", "--version"])),
+            Front::Run { subcommand: "serve", .. }
+        ));
     }
 }

@@ -4,11 +4,10 @@
 //! when the database cannot be opened or the port bound).
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use edge_metrics_common::cli::EXIT_USAGE;
+use edge_metrics_common::cli::{Front, FrontDoor, EXIT_USAGE};
 use edge_metrics_common::{healthcheck, init_tracing};
 use edge_metrics_config_server::settings::Settings;
 
@@ -34,30 +33,17 @@ Logging: RUST_LOG (default info). Docs: docs/CONFIG-SERVER.md
 ";
 
 fn main() -> ExitCode {
-    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let sub = match args.first().and_then(|a| a.to_str()) {
-        Some("serve") | Some("healthcheck") => args.remove(0),
-        Some("-h") | Some("--help") | Some("help") => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some("-V") | Some("--version") => {
-            // Version and git revision from the build script (scripts/build-version.rs).
-            println!(
-                "{NAME} {} (revision {})",
-                env!("EDGE_METRICS_VERSION"),
-                env!("EDGE_METRICS_REVISION")
-            );
-            return ExitCode::SUCCESS;
-        }
-        _ => OsString::from("serve"),
+    let door = FrontDoor {
+        name: NAME,
+        usage: USAGE,
+        version: (env!("EDGE_METRICS_VERSION"), env!("EDGE_METRICS_REVISION")),
+        subcommands: &["serve", "healthcheck"],
     };
-    // Help anywhere wins, even after a flag that is wrong.
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
+    let (sub, args) = match door.read(std::env::args_os().skip(1).collect()) {
+        Front::Run { subcommand, args } => (subcommand, args),
+        Front::Done => return ExitCode::SUCCESS,
+    };
+    let env: HashMap<String, String> = std::env::vars().collect();
     let settings = match Settings::from_args(args, &env) {
         Ok(s) => s,
         Err(e) => {

@@ -3,11 +3,10 @@
 //! binary, which the shipped bridge does not contain.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use edge_metrics_common::cli::EXIT_USAGE;
+use edge_metrics_common::cli::{Front, FrontDoor, EXIT_USAGE};
 use edge_metrics_common::{healthcheck, init_tracing};
 use shelly_bridge::config::BridgeConfig;
 use shelly_bridge::StartError;
@@ -48,34 +47,21 @@ const SIMULATE_MOVED: &str = "shelly-bridge simulate: the plug simulator is its 
 run `shelly-sim` with the same options";
 
 fn main() -> ExitCode {
-    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let sub = match args.first().and_then(|a| a.to_str()) {
-        Some("serve") | Some("healthcheck") | Some("simulate") => args.remove(0),
-        Some("-h") | Some("--help") | Some("help") => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some("-V") | Some("--version") => {
-            // Version and git revision from the build script (scripts/build-version.rs).
-            println!(
-                "shelly-bridge {} (revision {})",
-                env!("EDGE_METRICS_VERSION"),
-                env!("EDGE_METRICS_REVISION")
-            );
-            return ExitCode::SUCCESS;
-        }
-        _ => OsString::from("serve"),
+    let door = FrontDoor {
+        name: "shelly-bridge",
+        usage: USAGE,
+        version: (env!("EDGE_METRICS_VERSION"), env!("EDGE_METRICS_REVISION")),
+        subcommands: &["serve", "healthcheck", "simulate"],
+    };
+    let (sub, args) = match door.read(std::env::args_os().skip(1).collect()) {
+        Front::Run { subcommand, args } => (subcommand, args),
+        Front::Done => return ExitCode::SUCCESS,
     };
     if sub == "simulate" {
         eprintln!("{SIMULATE_MOVED}");
         return ExitCode::from(EXIT_USAGE);
     }
-    // Help anywhere wins, even after a flag that is wrong.
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
+    let env: HashMap<String, String> = std::env::vars().collect();
     let hostname = edge_metrics_common::hostname(&env);
     let config = match BridgeConfig::from_args(args, &env, &hostname) {
         Ok(c) => c,
