@@ -96,7 +96,6 @@ fn golden_text(dir: &str, board: Board, about: &str) -> String {
 
 #[test]
 fn board_trees_match_golden_files() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let mut dirs: Vec<String> = std::fs::read_dir(boards_dir())
         .unwrap()
         .filter_map(Result::ok)
@@ -122,34 +121,7 @@ fn board_trees_match_golden_files() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/golden/boards")
             .join(format!("{dir}.golden"));
-        if update {
-            std::fs::write(&path, &text).unwrap();
-            continue;
-        }
-        match std::fs::read_to_string(&path) {
-            Ok(want) if want == text => {}
-            Ok(want) => {
-                let diff: Vec<String> = want
-                    .lines()
-                    .zip(text.lines())
-                    .filter(|(a, b)| a != b)
-                    .take(10)
-                    .map(|(a, b)| format!("- {a}\n+ {b}"))
-                    .collect();
-                failures.push(format!(
-                    "{dir}: differs from {} ({} vs {} lines):\n{}",
-                    path.display(),
-                    want.lines().count(),
-                    text.lines().count(),
-                    diff.join("\n")
-                ));
-            }
-            Err(e) => failures.push(format!("{dir}: no golden file {}: {e}", path.display())),
-        }
+        failures.extend(test_support::golden::check(&path, &text, UPDATE_COMMAND));
     }
-    assert!(
-        failures.is_empty(),
-        "{}\nIf the change is intended: {UPDATE_COMMAND}",
-        failures.join("\n\n")
-    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

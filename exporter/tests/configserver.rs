@@ -870,37 +870,18 @@ struct Pki {
 }
 
 fn make_pki(names: &[&str]) -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
-        KeyUsagePurpose, SanType,
-    };
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "edge-metrics config server test CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
-    leaf.subject_alt_names = names
-        .iter()
-        .map(|name| match name.parse() {
-            Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName((*name).try_into().unwrap()),
-        })
-        .collect();
-    let leaf = leaf.signed_by(&key, &ca).unwrap();
+    let pki = test_support::pki::make("edge-metrics config server test CA", names);
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("config-server-ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(pki.key_der.into());
     let server = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone()], key)
+    .with_single_cert(vec![pki.cert_der.into()], key)
     .unwrap();
     Pki {
         server: Arc::new(server),

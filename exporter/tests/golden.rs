@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use edge_metrics_exporter::collector::jetson::{help_text, read_line, Model};
 use edge_metrics_exporter::tegrastats::parse::parse_line;
+use test_support::golden;
 
 const UPDATE_COMMAND: &str = "UPDATE_GOLDEN=1 cargo test -p edge-metrics-exporter --test golden";
 
@@ -158,57 +159,8 @@ fn render(stem: &str, model: Model, note: &str, text: &str, failures: &mut Vec<S
     out
 }
 
-/// A line diff (longest common subsequence), changed lines with two lines of context.
-fn diff(want: &str, got: &str) -> String {
-    let a: Vec<&str> = want.lines().collect();
-    let b: Vec<&str> = got.lines().collect();
-    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let mut ops: Vec<(char, &str)> = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            ops.push((' ', a[i]));
-            i += 1;
-            j += 1;
-        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            ops.push(('-', a[i]));
-            i += 1;
-        } else {
-            ops.push(('+', b[j]));
-            j += 1;
-        }
-    }
-    let near_change = |k: usize| {
-        ops[k.saturating_sub(2)..(k + 3).min(ops.len())]
-            .iter()
-            .any(|(op, _)| *op != ' ')
-    };
-    let mut out = String::new();
-    let mut skipped = false;
-    for (k, (op, text)) in ops.iter().enumerate() {
-        if near_change(k) {
-            let _ = writeln!(out, "{op} {text}");
-            skipped = false;
-        } else if !skipped {
-            out.push_str("  ...\n");
-            skipped = true;
-        }
-    }
-    out
-}
-
 #[test]
 fn corpus_matches_golden_files() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let corpus = corpus_dir();
     let entries = fs::read_dir(&corpus)
         .unwrap_or_else(|e| panic!("corpus directory {} is missing: {e}", corpus.display()));
@@ -240,23 +192,7 @@ fn corpus_matches_golden_files() {
         lines += text.lines().count();
         let got = render(stem, *model, note, &text, &mut failures);
         let golden = golden_dir().join(format!("{stem}.log.golden"));
-        if update {
-            fs::create_dir_all(golden_dir()).unwrap();
-            fs::write(&golden, &got).unwrap();
-            continue;
-        }
-        match fs::read_to_string(&golden) {
-            Ok(want) if want == got => {}
-            Ok(want) => failures.push(format!(
-                "{} differs (- golden, + now):\n{}\nIf the change is intended, run: {UPDATE_COMMAND}",
-                golden.display(),
-                diff(&want, &got)
-            )),
-            Err(e) => failures.push(format!(
-                "{} cannot be read ({e}); create it with: {UPDATE_COMMAND}",
-                golden.display()
-            )),
-        }
+        failures.extend(golden::check(&golden, &got, UPDATE_COMMAND));
     }
     for (stem, _, _) in CASES {
         if !stems.contains(*stem) {
@@ -286,10 +222,4 @@ fn corpus_matches_golden_files() {
         failures.len(),
         failures.join("\n\n")
     );
-}
-
-#[test]
-fn diff_shows_changed_lines() {
-    let d = diff("a\nb\nc\n", "a\nx\nc\n");
-    assert_eq!(d, "  a\n- b\n+ x\n  c\n");
 }

@@ -104,7 +104,6 @@ fn render(model: &str, note: &str, failures: &mut Vec<String>) -> String {
 
 #[test]
 fn fixture_trees_match_golden_files() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let mut found = BTreeSet::new();
     for entry in fs::read_dir(fixtures()).expect("testdata/sysfs is missing") {
         let entry = entry.unwrap();
@@ -121,22 +120,7 @@ fn fixture_trees_match_golden_files() {
     for (model, note) in CASES {
         let got = render(model, note, &mut failures);
         let golden = golden_dir().join(format!("{model}.golden"));
-        if update {
-            fs::create_dir_all(golden_dir()).unwrap();
-            fs::write(&golden, &got).unwrap();
-            continue;
-        }
-        match fs::read_to_string(&golden) {
-            Ok(want) if want == got => {}
-            Ok(want) => failures.push(format!(
-                "{} differs:\n--- golden\n{want}\n--- now\n{got}\nIf intended, run: {UPDATE_COMMAND}",
-                golden.display()
-            )),
-            Err(e) => failures.push(format!(
-                "{} cannot be read ({e}); create it with: {UPDATE_COMMAND}",
-                golden.display()
-            )),
-        }
+        failures.extend(test_support::golden::check(&golden, &got, UPDATE_COMMAND));
     }
     for entry in fs::read_dir(golden_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();

@@ -210,29 +210,15 @@ struct Pki {
 }
 
 fn make_pki(dir: &Path) -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
-        KeyUsagePurpose, SanType,
-    };
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "edge-metrics test CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    let leaf = leaf.signed_by(&key, &ca).unwrap();
+    let pki = test_support::pki::make("edge-metrics test CA", &["localhost", "127.0.0.1"]);
     let cert = dir.join("bridge.crt");
-    let key_path = dir.join("bridge.key");
-    std::fs::write(&cert, leaf.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let key = dir.join("bridge.key");
+    std::fs::write(&cert, &pki.cert_pem).unwrap();
+    std::fs::write(&key, &pki.key_pem).unwrap();
     Pki {
-        ca_der: ca.der().clone(),
+        ca_der: pki.ca_der.into(),
         cert,
-        key: key_path,
+        key,
     }
 }
 

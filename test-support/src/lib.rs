@@ -19,8 +19,10 @@
 pub mod bins;
 pub mod daemon;
 pub mod fake_http;
+pub mod golden;
 pub mod http;
 pub mod pg;
+pub mod pki;
 pub mod prom;
 pub mod require;
 pub mod temp;
