@@ -22,12 +22,7 @@ fn choose_hostname(kernel: Option<String>, env: &HashMap<String, String>) -> Str
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use test_support::env;
 
     #[test]
     fn kernel_then_variable_then_localhost() {

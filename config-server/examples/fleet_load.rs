@@ -235,22 +235,12 @@ fn operator(
 
 /// (utime + stime in clock ticks, VmRSS KiB, VmHWM KiB) of `pid`.
 fn proc_stats(pid: u32) -> (u64, u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |field: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    (ticks, kib("VmRSS:"), kib("VmHWM:"))
+    use test_support::procfs::{cpu_ticks, status_kib};
+    (
+        cpu_ticks(pid),
+        status_kib(pid, "VmRSS:"),
+        status_kib(pid, "VmHWM:"),
+    )
 }
 
 fn clock_ticks() -> f64 {

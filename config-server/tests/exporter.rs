@@ -140,14 +140,7 @@ fn an_exporter_on_auto_reports_its_type_and_gets_that_types_defaults() {
     assert_eq!(seen["layer"]["device_type"], "auto", "its setting: {seen}");
 
     // The operator switches a metric on for every Orin: the device on auto gets it.
-    let list = exporter.api("GET", "/metrics/list", &[], None).json();
-    let metric = list["metrics"]
-        .as_object()
-        .expect("/metrics/list has a metrics map")
-        .iter()
-        .find(|(_, on)| **on == json!(false))
-        .map(|(name, _)| name.clone())
-        .unwrap_or_else(|| panic!("no discovered metric is off: {list}"));
+    let metric = exporter.metric_off();
     let r = server.put(
         "/defaults/jetson_orin",
         &json!({"metrics": { &metric: true }}),

@@ -325,14 +325,7 @@ fn an_operator_switches_a_metric_in_the_browser_and_the_exporter_follows() {
             .then_some(())
     });
     // A metric the exporter discovered but does not expose.
-    let list = exporter.api("GET", "/metrics/list", &[], None).json();
-    let metric = list["metrics"]
-        .as_object()
-        .expect("/metrics/list has a metrics map")
-        .iter()
-        .find(|(_, on)| **on == json!(false))
-        .map(|(name, _)| name.clone())
-        .unwrap_or_else(|| panic!("no discovered metric is off: {list}"));
+    let metric = exporter.metric_off();
     assert!(
         test_support::sample(&exporter.scrape().body, &metric).is_none(),
         "{metric} is off"

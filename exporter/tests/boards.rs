@@ -138,12 +138,7 @@ fn a_named_board_type_reads_its_tree_without_tegrastats() {
 fn a_board_on_a_tree_without_its_sensors_says_so_once_and_serves_the_rest() {
     // A Raspberry Pi 4 tree with the identity files and /proc/meminfo only: no INA chip.
     let setup = setup("auto", "../devices/raspberry-pi-4");
-    let text = std::fs::read_to_string(&setup.config_path).unwrap();
-    std::fs::write(
-        &setup.config_path,
-        text.replace("interval: 1\n", "interval: 0.2\n"),
-    )
-    .unwrap();
+    setup.set_interval(0.2);
     let exp = setup.start();
     exp.wait_sample("rpi_ram_used_mb", Duration::from_secs(10));
     let health = exp.health();

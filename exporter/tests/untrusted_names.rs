@@ -119,12 +119,7 @@ fn a_bridge_that_makes_up_names_fills_metrics_only_to_the_limit() {
     let setup = Setup::new(&orin_corpus(), "");
     with_bridge(&setup, &bridge.url());
     // Short cycles, so the limit is reached within a few seconds.
-    let text = std::fs::read_to_string(&setup.config_path).unwrap();
-    std::fs::write(
-        &setup.config_path,
-        text.replace("interval: 1\n", "interval: 0.2\n"),
-    )
-    .unwrap();
+    setup.set_interval(0.2);
     let exp = setup.start();
     let total = "edge_metrics_exporter_discovery_dropped_total{limit=\"total\"}";
     let r = wait_for(Duration::from_secs(30), "the total limit hit", || {

@@ -526,12 +526,7 @@ mod tests {
         }
     }
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use test_support::env;
 
     const SECRET: &str = "0123456789abcdef-token";
 

@@ -273,6 +273,18 @@ impl Exporter {
         self.api("GET", "/health", &[], None).json()
     }
 
+    /// A metric `/metrics/list` shows as discovered but switched off; panics when there is none.
+    pub fn metric_off(&self) -> String {
+        let list = self.api("GET", "/metrics/list", &[], None).json();
+        list["metrics"]
+            .as_object()
+            .expect("/metrics/list has a metrics map")
+            .iter()
+            .find(|(_, on)| **on == serde_json::Value::Bool(false))
+            .map(|(name, _)| name.clone())
+            .unwrap_or_else(|| panic!("no discovered metric is off: {list}"))
+    }
+
     /// Waits until `/metrics` has a sample of `name` (any labels); returns its value.
     pub fn wait_sample(&self, name: &str, timeout: Duration) -> f64 {
         wait_for(timeout, &format!("a sample of {name}"), || {

@@ -23,6 +23,7 @@ pub mod golden;
 pub mod http;
 pub mod pg;
 pub mod pki;
+pub mod procfs;
 pub mod prom;
 pub mod require;
 pub mod temp;
@@ -35,3 +36,12 @@ pub use http::Response;
 pub use prom::{sample, scrape};
 pub use temp::{copy_tree, TempDir};
 pub use wait::{try_wait_for, wait_for, wait_for_async, TimedOut};
+
+/// An environment as the daemons read it (name → value), from pairs: tests pass a map rather
+/// than changing the process's own variables.
+pub fn env(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -48,7 +48,8 @@ pub fn start_bridge(log_dir: &Path, name: &str, extra: &[&str]) -> Bridge {
 
 /// Writes an exporter config.yaml in `dir` with loopback ports 0, the given `tegrastats:`
 /// section body (indented two spaces) and extra top-level YAML; returns its path. Shelly is
-/// off unless `extra` has its own `shelly:` section (a missing bridge makes /health degraded).
+/// off unless `extra` has its own `shelly:` section (a missing bridge makes /health degraded),
+/// and the hostname is `proof` unless `extra` names one.
 pub fn exporter_config(dir: &Path, tegrastats: &str, extra: &str) -> PathBuf {
     exporter_config_every(dir, 0.2, tegrastats, extra)
 }
@@ -56,29 +57,25 @@ pub fn exporter_config(dir: &Path, tegrastats: &str, extra: &str) -> PathBuf {
 /// [`exporter_config`] with a reading every `interval` seconds instead of every 0.2 s.
 pub fn exporter_config_every(dir: &Path, interval: f64, tegrastats: &str, extra: &str) -> PathBuf {
     let path = dir.join("config.yaml");
-    let shelly = if extra.lines().any(|l| l.starts_with("shelly:")) {
-        ""
-    } else {
-        "shelly:\n  enabled: false\n"
+    let unless_given = |key: &str, default: &'static str| {
+        if extra.lines().any(|l| l.starts_with(key)) {
+            ""
+        } else {
+            default
+        }
     };
+    let shelly = unless_given("shelly:", "shelly:\n  enabled: false\n");
+    let hostname = unless_given("hostname:", "hostname: proof\n");
     let text = format!(
         "device_type: jetson_orin\ninterval: {interval}\nport: 0\nreload_port: 0\n\
-         bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: proof\n\
+         bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\n{hostname}\
          {shelly}tegrastats:\n  {tegrastats}\n{extra}"
     );
     std::fs::write(&path, text).expect("config is writable");
     path
 }
 
-/// A numeric field of `/proc/<pid>/status` (e.g. `VmRSS:`, in KiB), 0 when absent.
-pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
+pub use test_support::procfs::status_kib as proc_status_kib;
 
 /// Resident set size of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> u64 {

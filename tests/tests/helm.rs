@@ -1601,50 +1601,86 @@ fn fake_api(secrets: Arc<Mutex<BTreeMap<String, String>>>) -> FakeHttp {
     })
 }
 
+/// A Kubernetes API for `helm template --dry-run=server` ([`fake_api`]) and a kubeconfig that
+/// points at it, in a directory of its own.
+struct FakeCluster {
+    /// Secret name → its JSON: what the cluster holds.
+    store: Arc<Mutex<BTreeMap<String, String>>>,
+    api: FakeHttp,
+    kubeconfig: PathBuf,
+    _dir: test_support::TempDir,
+}
+
+impl FakeCluster {
+    fn start(label: &str) -> FakeCluster {
+        let dir = test_support::TempDir::new(label);
+        let store = Arc::new(Mutex::new(BTreeMap::new()));
+        let api = fake_api(store.clone());
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\n\
+                 clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
+                 users: [{{name: u, user: {{}}}}]\n\
+                 contexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\n\
+                 current-context: c\n",
+                api.url()
+            ),
+        )
+        .unwrap();
+        FakeCluster {
+            store,
+            api,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    /// Stores the Secrets `names` as `install` rendered them, as after `helm install`.
+    fn adopt<N: AsRef<str>>(&self, install: &Rendered, names: &[N]) {
+        for name in names {
+            let name = name.as_ref();
+            let doc = install.secret_doc(name).expect("rendered");
+            self.store
+                .lock()
+                .unwrap()
+                .insert(name.to_string(), serde_json::to_string(&doc).unwrap());
+        }
+    }
+}
+
+/// The `token` key of each of the Secrets `names` in `r`.
+fn tokens_of<N: AsRef<str>>(r: &Rendered, names: &[N]) -> Vec<String> {
+    let secrets = r.secrets();
+    names
+        .iter()
+        .map(|n| secret_text(&secrets[n.as_ref()], "token"))
+        .collect()
+}
+
 #[test]
 fn generated_tokens_survive_an_upgrade() {
     let Some(helm) = helm() else { return };
-    let dir = test_support::TempDir::new("helm-cluster");
-    let store = Arc::new(Mutex::new(BTreeMap::new()));
-    let api = fake_api(store.clone());
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\n\
-             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
-             users: [{{name: u, user: {{}}}}]\n\
-             contexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\n\
-             current-context: c\n",
-            api.url()
-        ),
-    )
-    .unwrap();
+    let cluster = FakeCluster::start("helm-cluster");
+    let kubeconfig = &cluster.kubeconfig;
     let names = ["em-edge-metrics-api-token", "em-edge-metrics-ws-token"];
     let sets = ["management.bindAddress=0.0.0.0"];
-    let tokens = |r: &Rendered| -> Vec<String> {
-        let secrets = r.secrets();
-        names
-            .iter()
-            .map(|n| secret_text(&secrets[*n], "token"))
-            .collect()
-    };
 
-    let install = render(&helm, &[], &sets, Some(&kubeconfig)).expect("install renders");
-    let first = tokens(&install);
-    // The cluster now holds both Secrets, as after `helm install`.
-    for name in names {
-        let doc = install.secret_doc(name).expect("rendered");
-        store
-            .lock()
-            .unwrap()
-            .insert(name.to_string(), serde_json::to_string(&doc).unwrap());
-    }
-    let upgrade = render(&helm, &[], &sets, Some(&kubeconfig)).expect("upgrade renders");
-    assert_eq!(tokens(&upgrade), first, "an upgrade changed a token");
+    let install = render(&helm, &[], &sets, Some(kubeconfig)).expect("install renders");
+    let first = tokens_of(&install, &names);
+    cluster.adopt(&install, &names);
+    let upgrade = render(&helm, &[], &sets, Some(kubeconfig)).expect("upgrade renders");
+    assert_eq!(
+        tokens_of(&upgrade, &names),
+        first,
+        "an upgrade changed a token"
+    );
     for name in names {
         assert!(
-            api.requests()
+            cluster
+                .api
+                .requests()
                 .iter()
                 .any(|r| r.path == format!("/api/v1/namespaces/monitoring/secrets/{name}")),
             "helm never asked the cluster for {name}"
@@ -1658,7 +1694,7 @@ fn generated_tokens_survive_an_upgrade() {
             "management.bindAddress=0.0.0.0",
             "bridge.wsToken.existingSecret=em-edge-metrics-ws-token",
         ],
-        Some(&kubeconfig),
+        Some(kubeconfig),
     )
     .expect("renders");
     assert_eq!(
@@ -1667,8 +1703,11 @@ fn generated_tokens_survive_an_upgrade() {
     );
 
     // A fresh cluster gets new tokens.
-    store.lock().unwrap().clear();
-    let fresh = tokens(&render(&helm, &[], &sets, Some(&kubeconfig)).expect("renders"));
+    cluster.store.lock().unwrap().clear();
+    let fresh = tokens_of(
+        &render(&helm, &[], &sets, Some(kubeconfig)).expect("renders"),
+        &names,
+    );
     for (new, old) in fresh.iter().zip(&first) {
         assert_ne!(new, old, "a fresh install reused a token");
     }
@@ -2360,46 +2399,19 @@ fn config_server_on_postgres_takes_its_url_and_tokens_from_given_secrets() {
 #[test]
 fn config_server_tokens_survive_an_upgrade() {
     let Some(helm) = helm() else { return };
-    let dir = test_support::TempDir::new("helm-cs-cluster");
-    let store = Arc::new(Mutex::new(BTreeMap::new()));
-    let api = fake_api(store.clone());
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\n\
-             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
-             users: [{{name: u, user: {{}}}}]\n\
-             contexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\n\
-             current-context: c\n",
-            api.url()
-        ),
-    )
-    .unwrap();
+    let cluster = FakeCluster::start("helm-cs-cluster");
+    let kubeconfig = Some(cluster.kubeconfig.as_path());
     let names = [
         format!("{CS_NAME}-operator-token"),
         format!("{CS_NAME}-device-token"),
     ];
     let values = ["config-server-sqlite-values.yaml"];
-    let tokens = |r: &Rendered| -> Vec<String> {
-        let secrets = r.secrets();
-        names
-            .iter()
-            .map(|n| secret_text(&secrets[n], "token"))
-            .collect()
-    };
-    let install = render(&helm, &values, &[], Some(&kubeconfig)).expect("install renders");
-    let first = tokens(&install);
-    for name in &names {
-        let doc = install.secret_doc(name).expect("rendered");
-        store
-            .lock()
-            .unwrap()
-            .insert(name.clone(), serde_json::to_string(&doc).unwrap());
-    }
-    let upgrade = render(&helm, &values, &[], Some(&kubeconfig)).expect("upgrade renders");
+    let install = render(&helm, &values, &[], kubeconfig).expect("install renders");
+    let first = tokens_of(&install, &names);
+    cluster.adopt(&install, &names);
+    let upgrade = render(&helm, &values, &[], kubeconfig).expect("upgrade renders");
     assert_eq!(
-        tokens(&upgrade),
+        tokens_of(&upgrade, &names),
         first,
         "an upgrade changed a Config Server token"
     );

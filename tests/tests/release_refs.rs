@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::proof::{corpus, repo_root, start_exporter};
+use e2e::proof::{corpus, exporter_config_every, repo_root, start_exporter};
 use test_support::{bin, command, require, run_to_end, TempDir};
 
 /// Where the images live, as users pull them.
@@ -295,17 +295,12 @@ fn version_and_build_info_agree_with_git_describe() {
 
     // The exporter's build_info carries the same two values.
     let tmp = TempDir::new("release-refs");
-    let config = tmp.join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "device_type: jetson_orin\ninterval: 1\nport: 0\nreload_port: 0\n\
-             bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: edge-01\n\
-             tegrastats:\n  replay: {}\nshelly:\n  enabled: false\nmetrics: {{}}\n",
-            corpus("orin-agx-jp5.log").display()
-        ),
-    )
-    .unwrap();
+    let config = exporter_config_every(
+        tmp.path(),
+        1.0,
+        &format!("replay: {}", corpus("orin-agx-jp5.log").display()),
+        "metrics: {}\n",
+    );
     let exporter = start_exporter(&config, tmp.path());
     let body = exporter.scrape().body;
     let want = format!(

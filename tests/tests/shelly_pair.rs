@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use e2e::proof::{corpus, start_bridge, start_exporter};
+use e2e::proof::{corpus, exporter_config_every, start_bridge, start_exporter};
 use test_support::{sample, scrape, wait_for, TempDir};
 
 #[test]
@@ -28,21 +28,18 @@ fn simulated_plug_power_reaches_prometheus_through_bridge_and_exporter() {
     );
     bridge.wait_devices(1, t);
 
-    let config = tmp.join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "device_type: jetson_orin\ninterval: 1\nport: 0\nreload_port: 0\n\
-             bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: edge-01\n\
-             tegrastats:\n  replay: {}\n\
+    let config = exporter_config_every(
+        tmp.path(),
+        1.0,
+        &format!("replay: {}", corpus("orin-agx-jp5.log").display()),
+        &format!(
+            "hostname: edge-01\n\
              shelly:\n  enabled: true\n  server_url: http://{}\n  device_id: edge-01\n\
              metrics:\n  power_total_watts: true\n  power_voltage_volts: true\n  \
              power_current_amps: true\n",
-            corpus("orin-agx-jp5.log").display(),
             bridge.http
         ),
-    )
-    .unwrap();
+    );
     let exporter = start_exporter(&config, tmp.path());
 
     let text = wait_for(

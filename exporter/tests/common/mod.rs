@@ -120,6 +120,15 @@ impl Setup {
         std::fs::write(&self.config_path, self.config_text(extra)).unwrap();
     }
 
+    /// Rewrites config.yaml's `interval: 1` as `interval: <seconds>`, for tests that need
+    /// many cycles in a few seconds.
+    pub fn set_interval(&self, seconds: f64) {
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        assert!(text.contains("interval: 1\n"), "no `interval: 1` in:\n{text}");
+        let text = text.replace("interval: 1\n", &format!("interval: {seconds}\n"));
+        std::fs::write(&self.config_path, text).unwrap();
+    }
+
     /// Switches the fake tegrastats (`normal`, `garbage`, `newrail`, `silent`, `exit`).
     pub fn control(&self, mode: &str) {
         std::fs::write(self.dir.path().join("control"), mode).unwrap();
