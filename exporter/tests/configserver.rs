@@ -270,15 +270,22 @@ fn with_interval(secs: f64) -> Arc<Config> {
     })
 }
 
-#[tokio::test]
-async fn sync_retries_until_the_server_comes_back_and_sends_only_the_newest() {
+/// A client for a loopback address nothing listens on yet (the test binds it later), retrying
+/// after `initial_ms` and at most every `max_ms`.
+async fn client_to_nobody(initial_ms: u64, max_ms: u64) -> (SocketAddr, Client) {
     let addr = free_port().await;
     let c = Client::new(&format!("http://{addr}"), Duration::from_millis(500))
         .unwrap()
         .with_backoff(Backoff {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(200),
+            initial: Duration::from_millis(initial_ms),
+            max: Duration::from_millis(max_ms),
         });
+    (addr, c)
+}
+
+#[tokio::test]
+async fn sync_retries_until_the_server_comes_back_and_sends_only_the_newest() {
+    let (addr, c) = client_to_nobody(50, 200).await;
     let stats = c.stats();
     let (tx, rx) = watch::channel(with_interval(1.0));
     let shutdown = CancellationToken::new();
@@ -507,13 +514,7 @@ async fn sync_logs_a_failure_once_per_change_of_state() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let addr = free_port().await;
-    let c = Client::new(&format!("http://{addr}"), Duration::from_millis(500))
-        .unwrap()
-        .with_backoff(Backoff {
-            initial: Duration::from_millis(10),
-            max: Duration::from_millis(20),
-        });
+    let (addr, c) = client_to_nobody(10, 20).await;
     let stats = c.stats();
     let (tx, rx) = watch::channel(with_interval(1.0));
     let shutdown = CancellationToken::new();

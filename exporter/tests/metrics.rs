@@ -140,13 +140,8 @@ fn a_reading_is_served_when_it_arrives_not_at_the_next_interval() {
         &setup,
         "echo 'RAM 1000/8000MB'\nsleep 6\nstamp second\necho 'RAM 2000/8000MB'\n",
     );
-    std::fs::write(
-        &setup.config_path,
-        setup
-            .config_text("metrics:\n  jetson_ram_used_mb: true\n")
-            .replace("interval: 1\n", "interval: 10\n"),
-    )
-    .unwrap();
+    setup.write_config("metrics:\n  jetson_ram_used_mb: true\n");
+    setup.set_interval(10.0);
     let exp = setup.start();
     assert_eq!(wait_sample(&exp, USED), 1000.0);
     let second = wait_for(Duration::from_secs(20), "the second reading", || {
@@ -171,13 +166,8 @@ fn a_first_reading_after_the_start_up_cycle_is_not_held_back() {
         &setup,
         "sleep 1\nstamp first\necho 'RAM 1000/8000MB'\nsleep 6\nstamp second\necho 'RAM 2000/8000MB'\n",
     );
-    std::fs::write(
-        &setup.config_path,
-        setup
-            .config_text("metrics:\n  jetson_ram_used_mb: true\n")
-            .replace("interval: 1\n", "interval: 10\n"),
-    )
-    .unwrap();
+    setup.write_config("metrics:\n  jetson_ram_used_mb: true\n");
+    setup.set_interval(10.0);
     let exp = setup.start();
     assert_eq!(wait_sample(&exp, USED), 1000.0);
     let first = since_stamp(&setup, "first");
