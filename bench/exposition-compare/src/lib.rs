@@ -1,7 +1,7 @@
 //! One Orin + Shelly snapshot rendered to Prometheus text three ways, for the decision record
 //! docs/decisions/exposition.md:
 //!
-//! - [`handwritten`]: the exporter's own renderer (a copy of its render loop);
+//! - [`handwritten`]: the exporter's own renderer, linked from its library;
 //! - [`prom`]: the `prometheus` crate (a `GaugeVec` per family in a `Registry`, `TextEncoder`);
 //! - [`client`]: the `prometheus-client` crate (`Family<Labels, Gauge<f64, AtomicU64>>`,
 //!   `encoding::prometheus_text::encode`, format 0.0.4 like the exporter's).
