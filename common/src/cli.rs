@@ -115,7 +115,10 @@ impl FrontDoor<'_> {
                 return Front::Done;
             }
             (None, Some("-V" | "--version")) => {
-                println!("{} {} (revision {})", self.name, self.version.0, self.version.1);
+                println!(
+                    "{} {} (revision {})",
+                    self.name, self.version.0, self.version.1
+                );
                 return Front::Done;
             }
             (None, _) => self.subcommands[0],
@@ -227,7 +230,10 @@ mod tests {
         // A version flag after a subcommand is that subcommand's to judge.
         assert!(matches!(
             door().read(args(&["serve", "--version"])),
-            Front::Run { subcommand: "serve", .. }
+            Front::Run {
+                subcommand: "serve",
+                ..
+            }
         ));
     }
 }

@@ -124,7 +124,10 @@ impl Setup {
     /// many cycles in a few seconds.
     pub fn set_interval(&self, seconds: f64) {
         let text = std::fs::read_to_string(&self.config_path).unwrap();
-        assert!(text.contains("interval: 1\n"), "no `interval: 1` in:\n{text}");
+        assert!(
+            text.contains("interval: 1\n"),
+            "no `interval: 1` in:\n{text}"
+        );
         let text = text.replace("interval: 1\n", &format!("interval: {seconds}\n"));
         std::fs::write(&self.config_path, text).unwrap();
     }
