@@ -7,6 +7,7 @@
 #   DURATION=20 scripts/bench-exporter.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/check-lib.sh
 DURATION=${DURATION:-60}
 CORPUS=${CORPUS:-testdata/tegrastats/orin-agx-jp6.log}
 
@@ -21,14 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat > "$dir/config.yaml" <<YAML
-device_type: jetson_orin
-interval: 1
-port: 0
-reload_port: 0
-bind_address: 127.0.0.1
-reload_bind_address: 127.0.0.1
-hostname: bench-01
+{ exporter_yaml bench-01; cat <<YAML; } >"$dir/config.yaml"
 shelly:
   enabled: false
 tegrastats:

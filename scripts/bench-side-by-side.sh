@@ -57,14 +57,7 @@ start_side() { # side dir
     pids+=($!)
     wait_for "$side plug connected" 10 sh -c "curl -sf 'http://$http/devices' | grep -q edge-01" \
         || { cat "$d/bridge.log" "$d/sim.log"; fail "$side plug did not connect"; }
-    cat >"$d/config.yaml" <<YAML
-device_type: jetson_orin
-interval: 1
-port: 0
-reload_port: 0
-bind_address: 127.0.0.1
-reload_bind_address: 127.0.0.1
-hostname: edge-01
+    { exporter_yaml edge-01; cat <<YAML; } >"$d/config.yaml"
 tegrastats:
   replay: $CORPUS
 shelly:

@@ -17,3 +17,10 @@ wait_for() {
     done
     log "ok: $desc"
 }
+
+# exporter_yaml HOSTNAME: the lines a local exporter config.yaml starts with: an AGX Orin read
+# every second, both servers on 127.0.0.1 on ports the kernel picks (read them from the log).
+exporter_yaml() {
+    printf 'device_type: jetson_orin\ninterval: 1\nport: 0\nreload_port: 0\n'
+    printf 'bind_address: 127.0.0.1\nreload_bind_address: 127.0.0.1\nhostname: %s\n' "$1"
+}
