@@ -18,6 +18,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# shellcheck source=build-lib.sh
+. scripts/build-lib.sh
 ARCHS="${ARCHS:-arm64}"
 PROFILE="${PROFILE:-release}"
 BINS=(edge-metrics-exporter shelly-bridge edge-metrics-config-server shelly-sim)
@@ -31,7 +33,7 @@ build_one() {
     local arch="$1" triple cargo rustc linker_env=() start
     if [ "${BUILDER:-cargo}" = cross ]; then build_cross "$arch"; return; fi
     local native
-    case "$(uname -m)" in aarch64|arm64) native=arm64 ;; x86_64) native=amd64 ;; *) native="" ;; esac
+    native="$(native_arch)" || native=""
     case "$arch" in
         "$native")
             # This machine's own arch (amd64 on a PC, arm64 on a Jetson): its default toolchain.

@@ -39,11 +39,9 @@ DOCKER="${DOCKER:-/usr/bin/docker}"
 export DOCKER_BUILDKIT=0
 IMAGES=(edge-metrics-exporter shelly-bridge edge-metrics-config-server shelly-sim)
 
-case "$(uname -m)" in
-    x86_64|amd64) native=amd64 ;;
-    aarch64|arm64) native=arm64 ;;
-    *) die "unsupported machine $(uname -m): build with --arch amd64 or arm64" ;;
-esac
+# shellcheck source=build-lib.sh
+. scripts/build-lib.sh
+native="$(native_arch)" || die "unsupported machine $(uname -m): build with --arch amd64 or arm64"
 arch_opt="$native" build=1 push=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -55,23 +53,14 @@ while [ $# -gt 0 ]; do
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
-case "$arch_opt" in
-    amd64|arm64) archs=("$arch_opt") ;;
-    all) archs=(amd64 arm64) ;;
-    *) die "--arch must be amd64, arm64 or all, not '$arch_opt'" ;;
-esac
+arch_words="$(arch_list "$arch_opt")" || die "--arch must be amd64, arm64 or all, not '$arch_opt'"
+read -ra archs <<<"$arch_words"
 # The architecture the default tags point at.
 default_arch="${archs[0]}"
 for a in "${archs[@]}"; do [ "$a" = "$native" ] && default_arch="$native"; done
 
 # default_ref VARIABLE: the default image reference compose gives ${VARIABLE:-...}.
-default_ref() {
-    local ref
-    ref="$(grep -ho "\${$1:-[^}]*}" compose.yaml compose.demo.yaml compose.config-server.yaml | head -1)"
-    ref="${ref#*:-}"; ref="${ref%\}}"
-    [ -n "$ref" ] || die "no default for \${$1} in the compose files"
-    printf '%s\n' "$ref"
-}
+default_ref() { compose_default_ref "$1" || die "no default for \${$1} in the compose files"; }
 declare -A ref_of=(
     [edge-metrics-exporter]="$(default_ref EXPORTER_IMAGE)"
     [shelly-bridge]="$(default_ref BRIDGE_IMAGE)"

@@ -33,6 +33,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 log() { printf 'package.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=build-lib.sh
+. scripts/build-lib.sh
 PKG=edge-metrics
 BINS=(edge-metrics-exporter shelly-bridge)
 
@@ -47,11 +49,8 @@ while [ $# -gt 0 ]; do
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
-case "$arch_opt" in
-    amd64|arm64) archs=("$arch_opt") ;;
-    all) archs=(amd64 arm64) ;;
-    *) die "--arch must be amd64, arm64 or all, not '$arch_opt'" ;;
-esac
+arch_words="$(arch_list "$arch_opt")" || die "--arch must be amd64, arm64 or all, not '$arch_opt'"
+read -ra archs <<<"$arch_words"
 command -v dpkg-deb >/dev/null || die "dpkg-deb not found (Debian package dpkg)"
 if [ -n "$version" ] && ! [[ $version =~ ^[0-9][A-Za-z0-9.+~]*$ ]]; then
     die "--version '$version' is not a Debian upstream version (digits first, then A-Z a-z 0-9 . + ~)"

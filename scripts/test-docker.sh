@@ -26,6 +26,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # shellcheck source=check-lib.sh
 . scripts/check-lib.sh
+# shellcheck source=build-lib.sh
+. scripts/build-lib.sh
 DOCKER=/usr/bin/docker
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 MAX_IMAGE_BYTES=$((15 * 1000 * 1000))
@@ -87,8 +89,7 @@ image_ref() {
         shelly-sim) var=SIM_IMAGE ;;
     esac
     local ref
-    ref="$(grep -ho "\${$var:-[^}]*}" compose.yaml compose.demo.yaml compose.config-server.yaml | head -1)"
-    ref="${ref#*:-}"; ref="${ref%\}}"
+    ref="$(compose_default_ref "$var")" || fail "no default for \${$var} in the compose files"
     printf '%s:dev-%s\n' "${ref%:*}" "$2"
 }
 # What git says about the commit the build names, computed here rather than taken from the
@@ -135,10 +136,9 @@ for img in shelly-bridge edge-metrics-config-server shelly-sim; do
         || fail "the $img image must run as 65532"
 done
 # The default references (compose's and the chart's) name this machine's build.
-native="$(uname -m | sed -e s/x86_64/amd64/ -e s/aarch64/arm64/)"
+native="$(native_arch)" || fail "unsupported machine $(uname -m)"
 for var in EXPORTER_IMAGE BRIDGE_IMAGE CONFIG_SERVER_IMAGE SIM_IMAGE; do
-    ref="$(grep -ho "\${$var:-[^}]*}" compose.yaml compose.demo.yaml compose.config-server.yaml | head -1)"
-    ref="${ref#*:-}"; ref="${ref%\}}"
+    ref="$(compose_default_ref "$var")" || fail "no default for \${$var} in the compose files"
     [ "$("$DOCKER" image inspect -f '{{.Id}}' "$ref")" = "$("$DOCKER" image inspect -f '{{.Id}}' "${ref%:*}:dev-$native")" ] \
         || fail "$ref is not the $native image images.sh built"
     [ "$("$DOCKER" image inspect -f '{{.Id}}' "${ref%:*}:dev")" = "$("$DOCKER" image inspect -f '{{.Id}}' "$ref")" ] \
@@ -437,7 +437,7 @@ done <"$tmp/demo-deploy.sh"
 [ "$checks" -ge 2 ] || fail "the demo commands should scrape the metrics and list the plug (found $checks curl lines)"
 running="$("$DOCKER" ps --filter "label=com.docker.compose.project=$demo_project" --format '{{.Label "com.docker.compose.service"}}' | sort | tr '\n' ' ')"
 [ "$running" = "exporter-demo plug shelly-bridge " ] || fail "demo should run exporter-demo, plug and shelly-bridge (not the Jetson exporter), got: $running"
-native="$(uname -m | sed -e s/x86_64/amd64/ -e s/aarch64/arm64/)"
+native="$(native_arch)" || fail "unsupported machine $(uname -m)"
 for svc in exporter-demo shelly-bridge plug; do
     ctr="$("${demo_env[@]}" docker-compose -f compose.yaml -f compose.demo.yaml ps -q "$svc")"
     img="$("$DOCKER" inspect -f '{{.Config.Image}}' "$ctr")"
